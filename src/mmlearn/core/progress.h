@@ -1,0 +1,37 @@
+// A progress bar for long work, on stderr: done/total, rate, elapsed, ETA and live fields such as the loss.
+// On a terminal it redraws one line; otherwise (logs, CI) it prints a line every few seconds.
+//
+//   mmlearn::Progress bar("train", total_steps, "step");
+//   for (...) { ...; bar.update(step, {{"loss", loss}}); }
+//   bar.finish();
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace mmlearn {
+
+class Progress {
+ public:
+  Progress(std::string label, int64_t total, std::string unit = "it");
+  ~Progress();
+  void update(int64_t done, const std::vector<std::pair<std::string, double>>& fields = {});
+  void finish();
+  // Globally silence bars (e.g. under --quiet, or in tests).
+  static void set_enabled(bool enabled);
+
+ private:
+  void draw(bool final);
+  std::string label_, unit_;
+  int64_t total_, done_ = 0, start_done_ = -1;
+  std::vector<std::pair<std::string, double>> fields_;
+  std::chrono::steady_clock::time_point start_, last_draw_;
+  bool tty_, finished_ = false;
+};
+
+std::string format_duration(double seconds);
+
+}  // namespace mmlearn

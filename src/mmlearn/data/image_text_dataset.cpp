@@ -1,0 +1,64 @@
+#include "mmlearn/data/image_text_dataset.h"
+
+#include <ATen/Parallel.h>
+
+#include <optional>
+
+#include "mmlearn/core/error.h"
+#include "mmlearn/core/progress.h"
+#include "mmlearn/vision/image_processor.h"
+
+namespace mmlearn::data {
+
+ImageTextDataset load_image_text(const std::filesystem::path& path, const text::BpeTokenizer& tokenizer,
+                                 const ImageTextOptions& options) {
+  Manifest manifest = read_manifest(path);
+  const int64_t n = static_cast<int64_t>(manifest.records.size());
+  const int64_t S = options.image_size, T = options.context_length;
+  auto images = torch::empty({n, 3, S, S}, torch::kUInt8);
+  auto ids = torch::empty({n, T}, torch::kLong);
+  std::vector<std::optional<std::string>> errors(n);
+
+  Progress bar("load " + path.filename().string(), n, "rec");
+  std::atomic<int64_t> done{0};
+  at::parallel_for(0, n, 16, [&](int64_t begin, int64_t end) {
+    for (int64_t i = begin; i < end; ++i) {
+      const Record& r = manifest.records[i];
+      try {
+        const std::string text = string_field(manifest, r, "text");
+        const std::string image = string_field(manifest, r, "image");
+        images[i].copy_(load_image_tensor(manifest.resolve(image), S, options.decode));
+        auto row = tokenizer.encode_for_model(text, static_cast<int>(T));
+        std::copy(row.begin(), row.end(), ids[i].data_ptr<int64_t>());
+      } catch (const std::exception& e) {
+        std::string what = e.what();
+        errors[i] = what.rfind(path.string(), 0) == 0 ? what : manifest.where(r) + ": " + what;
+      }
+      ++done;
+    }
+    if (at::get_thread_num() == 0) bar.update(done);
+  });
+  bar.update(n);
+  bar.finish();
+
+  ImageTextDataset ds;
+  ds.manifest.path = manifest.path;
+  std::vector<int64_t> keep;
+  for (int64_t i = 0; i < n; ++i) {
+    if (errors[i]) {
+      if (!options.skip_bad_records) throw Error(*errors[i]);
+      ++ds.skipped;
+      if (ds.skip_reasons.size() < 5) ds.skip_reasons.push_back(*errors[i]);
+      continue;
+    }
+    keep.push_back(i);
+    ds.texts.push_back(manifest.records[i].json["text"].get<std::string>());
+    ds.manifest.records.push_back(std::move(manifest.records[i]));
+  }
+  auto index = torch::tensor(keep, torch::kLong);
+  ds.images = keep.size() == static_cast<size_t>(n) ? images : images.index_select(0, index);
+  ds.ids = keep.size() == static_cast<size_t>(n) ? ids : ids.index_select(0, index);
+  return ds;
+}
+
+}  // namespace mmlearn::data

@@ -1,0 +1,532 @@
+#include "mmlearn/data/shapes.h"
+
+#include <algorithm>
+#include <array>
+#include <atomic>
+#include <chrono>
+#include <cmath>
+#include <condition_variable>
+#include <cstdio>
+#include <exception>
+#include <fstream>
+#include <mutex>
+#include <nlohmann/json.hpp>
+#include <string_view>
+#include <thread>
+
+#include "mmlearn/core/atomic_file.h"
+#include "mmlearn/core/error.h"
+#include "mmlearn/data/image_io.h"
+
+namespace mmlearn::data {
+namespace fs = std::filesystem;
+using Json = nlohmann::ordered_json;
+
+const std::vector<std::string>& shape_names() {
+  static const std::vector<std::string> names = {"circle", "square", "triangle", "diamond", "star"};
+  return names;
+}
+const std::vector<std::string>& color_names() {
+  static const std::vector<std::string> names = {"red", "green", "blue", "yellow", "purple", "orange"};
+  return names;
+}
+const std::vector<std::string>& size_names() {
+  static const std::vector<std::string> names = {"small", "large"};
+  return names;
+}
+const std::vector<std::string>& texture_names() {
+  static const std::vector<std::string> names = {"solid", "striped", "dotted"};
+  return names;
+}
+
+namespace {
+
+// Shape indices, matching shape_names().
+enum ShapeKind { kCircle, kSquare, kTriangle, kDiamond, kStar };
+enum TextureKind { kSolid, kStriped, kDotted };
+
+// Base colours, matching color_names(): far apart in hue so that per-object jitter never makes one look like
+// another (orange sits between red and yellow in green only, and keeps a wide margin to both).
+constexpr std::array<std::array<double, 3>, 6> kPalette = {{
+    {220, 40, 40},   // red
+    {40, 190, 60},   // green
+    {50, 90, 235},   // blue
+    {235, 215, 40},  // yellow
+    {150, 60, 200},  // purple
+    {245, 135, 25},  // orange
+}};
+
+constexpr int kPngLevel = 3;           // images are regenerable: favour speed over a few percent of size
+constexpr int64_t kChunkRecords = 32;  // unit of work for a thread; records are written in index order
+
+// splitmix64 (Steele, Lea, Flood 2014): a stable mixing function, so that record i of a split has the same
+// random stream on every platform and for every thread count. The std:: distributions are not used because
+// their algorithms are implementation-defined.
+constexpr uint64_t kGolden = 0x9e3779b97f4a7c15ULL;
+
+uint64_t mix64(uint64_t z) {
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+  return z ^ (z >> 31);
+}
+
+class Rng {
+ public:
+  explicit Rng(uint64_t seed) : state_(seed) {}
+
+  uint64_t next() { return mix64(state_ += kGolden); }
+  // Uniform integer in [0, n) by multiply-shift (Lemire); the bias, n / 2^64, is immaterial here.
+  int below(int n) { return int((static_cast<unsigned __int128>(next()) * uint64_t(n)) >> 64); }
+  double uniform() { return double(next() >> 11) * 0x1.0p-53; }  // [0, 1) with 53 random bits
+  double uniform(double lo, double hi) { return lo + (hi - lo) * uniform(); }
+  bool chance(double p) { return uniform() < p; }
+
+ private:
+  uint64_t state_;
+};
+
+struct Split {
+  const char* name;
+  uint64_t tag;  // distinct per split so that train and test streams differ
+};
+
+uint64_t record_seed(uint64_t seed, const Split& split, int64_t index) {
+  return mix64(mix64(mix64(seed + kGolden) ^ split.tag) + uint64_t(index) * kGolden);
+}
+
+struct Object {
+  int shape, color, size, texture;
+  double cx, cy, radius;  // pixels; the image spans [0, S) on both axes
+  std::array<double, 3> rgb;
+  double dir_x, dir_y, period, phase_x, phase_y;  // texture pattern
+};
+
+struct Scene {
+  std::vector<Object> objects;
+  std::array<double, 3> background;
+};
+
+struct Point {
+  double x, y;
+};
+
+// Unit-radius outlines (y down): the triangle points up, the star has five points up.
+struct Outlines {
+  std::array<Point, 3> triangle;
+  std::array<Point, 10> star;
+  Outlines() {
+    const double pi = std::acos(-1.0);
+    for (int k = 0; k < 3; ++k) {
+      const double a = -pi / 2 + k * 2 * pi / 3;
+      triangle[k] = {1.12 * std::cos(a), 1.12 * std::sin(a) + 0.1};  // shifted down: looks centred
+    }
+    for (int k = 0; k < 10; ++k) {
+      const double a = -pi / 2 + k * pi / 5, r = k % 2 == 0 ? 1.1 : 0.48;
+      star[k] = {r * std::cos(a), r * std::sin(a) + 0.05};
+    }
+  }
+};
+
+const Outlines& outlines() {
+  static const Outlines instance;
+  return instance;
+}
+
+// Even-odd rule; also correct for the concave star.
+template <size_t N>
+bool in_polygon(const std::array<Point, N>& p, double u, double v) {
+  bool in = false;
+  for (size_t i = 0, j = N - 1; i < N; j = i++) {
+    if ((p[i].y > v) != (p[j].y > v) && u < (p[j].x - p[i].x) * (v - p[i].y) / (p[j].y - p[i].y) + p[i].x) {
+      in = !in;
+    }
+  }
+  return in;
+}
+
+bool inside(int shape, double u, double v) {
+  switch (shape) {
+    case kCircle:
+      return u * u + v * v <= 1.0;
+    case kSquare:
+      return std::abs(u) <= 0.84 && std::abs(v) <= 0.84;  // similar area to the circle
+    case kTriangle:
+      return in_polygon(outlines().triangle, u, v);
+    case kDiamond:
+      return std::abs(u) + std::abs(v) <= 1.08;
+    default:
+      return in_polygon(outlines().star, u, v);
+  }
+}
+
+// The pattern darkens the object's own colour, so that a textured object keeps its hue.
+bool in_pattern(const Object& o, double dx, double dy) {
+  if (o.texture == kStriped) {
+    const double t = (dx * o.dir_x + dy * o.dir_y) / o.period + o.phase_x;
+    return t - std::floor(t) < 0.5;
+  }
+  if (o.texture == kDotted) {
+    const double gx = dx / o.period + o.phase_x, gy = dy / o.period + o.phase_y;
+    const double fx = gx - std::floor(gx) - 0.5, fy = gy - std::floor(gy) - 0.5;
+    return fx * fx + fy * fy < 0.25 * 0.25;
+  }
+  return false;
+}
+
+// Coverage from 4x4 samples per pixel gives antialiased edges; only the object's bounding box is visited.
+void draw(const Object& o, int size, uint8_t* rgb) {
+  constexpr double kReach = 1.12;  // no outline extends beyond this many radii from the centre
+  const double extent = o.radius * kReach + 1;
+  const int x0 = std::max(0, int(std::floor(o.cx - extent))), x1 = std::min(size - 1, int(o.cx + extent));
+  const int y0 = std::max(0, int(std::floor(o.cy - extent))), y1 = std::min(size - 1, int(o.cy + extent));
+  const double inv_r = 1.0 / o.radius, reach2 = (kReach + 1.0 * inv_r) * (kReach + 1.0 * inv_r);
+  for (int py = y0; py <= y1; ++py) {
+    for (int px = x0; px <= x1; ++px) {
+      const double dx = px + 0.5 - o.cx, dy = py + 0.5 - o.cy;
+      if ((dx * dx + dy * dy) * inv_r * inv_r > reach2) continue;
+      int hits = 0;
+      for (int sy = 0; sy < 4; ++sy) {
+        const double v = (py + (sy + 0.5) / 4 - o.cy) * inv_r;
+        for (int sx = 0; sx < 4; ++sx) hits += inside(o.shape, (px + (sx + 0.5) / 4 - o.cx) * inv_r, v);
+      }
+      if (hits == 0) continue;
+      const double alpha = hits / 16.0, shade = in_pattern(o, dx, dy) ? 0.5 : 1.0;
+      uint8_t* pixel = rgb + (size_t(py) * size + px) * 3;
+      for (int c = 0; c < 3; ++c) {
+        const double value = pixel[c] + (o.rgb[c] * shade - pixel[c]) * alpha;
+        pixel[c] = uint8_t(std::clamp(value + 0.5, 0.0, 255.0));
+      }
+    }
+  }
+}
+
+Scene make_scene(Rng& rng, int size, int max_objects) {
+  Scene scene;
+  // A dark neutral background with a mild per-image tone, so no object colour is ever the background.
+  const double base = rng.uniform(28, 62);
+  for (double& c : scene.background) c = base + rng.uniform(-6, 6);
+
+  const int n = 1 + rng.below(max_objects);
+  for (int i = 0; i < n; ++i) {
+    Object o{};
+    o.shape = rng.below(5);
+    o.color = rng.below(6);
+    o.size = rng.below(2);
+    o.texture = rng.below(3);
+    o.radius = (o.size == 0 ? 0.11 : 0.2) * size * rng.uniform(0.94, 1.06);
+    const double brightness = rng.uniform(0.84, 1.08);
+    for (int c = 0; c < 3; ++c)
+      o.rgb[c] = std::clamp(kPalette[o.color][c] * brightness + rng.uniform(-12, 12), 0.0, 255.0);
+    static constexpr double kDirections[4][2] = {
+        {1, 0}, {0, 1}, {0.70710678, 0.70710678}, {0.70710678, -0.70710678}};
+    const int dir = rng.below(4);
+    o.dir_x = kDirections[dir][0];
+    o.dir_y = kDirections[dir][1];
+    // Patterns stay coarse enough on small objects that the silhouette still reads.
+    o.period = o.texture == kDotted ? std::max(4.5, o.radius * 0.6) : std::max(3.0, o.radius * 0.5);
+    o.phase_x = rng.uniform();
+    o.phase_y = rng.uniform();
+    // Bounded rejection sampling: centres far enough apart that objects at most touch; an object that finds
+    // no place is dropped (rare), and n_objects in the record says what was drawn.
+    const double margin = o.radius * 1.1 + 1;
+    bool placed = false;
+    for (int attempt = 0; attempt < 64 && !placed; ++attempt) {
+      o.cx = rng.uniform(margin, size - margin);
+      o.cy = rng.uniform(margin, size - margin);
+      placed = std::all_of(scene.objects.begin(), scene.objects.end(), [&](const Object& other) {
+        const double dx = o.cx - other.cx, dy = o.cy - other.cy, min_dist = 0.92 * (o.radius + other.radius);
+        return dx * dx + dy * dy >= min_dist * min_dist;
+      });
+    }
+    if (placed) scene.objects.push_back(o);
+  }
+  return scene;
+}
+
+Image render(const Scene& scene, int size, Rng& rng) {
+  Image image{size, size, std::vector<uint8_t>(size_t(size) * size * 3)};
+  uint8_t* p = image.rgb.data();
+  for (size_t i = 0; i < size_t(size) * size; ++i, p += 3) {
+    const uint64_t noise = rng.next();  // 3 bytes of it: independent noise in [-6, 6] per channel
+    for (int c = 0; c < 3; ++c) {
+      const double value = scene.background[c] + double(int((noise >> (8 * c)) & 0xff) % 13 - 6);
+      p[c] = uint8_t(std::clamp(value + 0.5, 0.0, 255.0));
+    }
+  }
+  for (const Object& o : scene.objects) draw(o, size, image.rgb.data());
+  return image;
+}
+
+// ---- Captions and questions
+
+std::string with_article(const std::string& phrase) {
+  const bool vowel = !phrase.empty() && std::string_view("aeiou").find(phrase[0]) != std::string_view::npos;
+  return (vowel ? "an " : "a ") + phrase;
+}
+
+// "small striped red circle"; the texture word only when asked for.
+std::string describe(const Object& o, bool texture) {
+  return str_cat(size_names()[o.size], " ", texture ? texture_names()[o.texture] + " " : "",
+                 color_names()[o.color], " ", shape_names()[o.shape]);
+}
+
+// Where `a` is relative to `b`, along the axis where their centres differ most.
+std::string relation(const Object& a, const Object& b, bool long_form) {
+  const double dx = a.cx - b.cx, dy = a.cy - b.cy;
+  if (std::abs(dx) >= std::abs(dy)) {
+    const char* side = dx < 0 ? "left of" : "right of";
+    return long_form ? str_cat("to the ", side) : side;
+  }
+  return dy < 0 ? "above" : "below";
+}
+
+std::string position_phrase(const Object& o, int size) {
+  const double x = o.cx / size, y = o.cy / size;
+  const int col = x < 1.0 / 3 ? 0 : x > 2.0 / 3 ? 2 : 1, row = y < 1.0 / 3 ? 0 : y > 2.0 / 3 ? 2 : 1;
+  static const char* kPhrases[3][3] = {{"at the top left", "at the top", "at the top right"},
+                                       {"on the left", "in the center", "on the right"},
+                                       {"at the bottom left", "at the bottom", "at the bottom right"}};
+  return kPhrases[row][col];
+}
+
+std::string caption(const Scene& scene, int size, Rng& rng) {
+  std::vector<const Object*> order;
+  for (const Object& o : scene.objects) order.push_back(&o);
+  for (size_t i = order.size(); i > 1; --i) std::swap(order[i - 1], order[size_t(rng.below(int(i)))]);
+  std::vector<std::string> parts;
+  for (const Object* o : order) parts.push_back(with_article(describe(*o, rng.chance(0.25))));
+
+  if (order.size() == 1) {
+    const Object& o = *order[0];
+    const std::string where = rng.chance(0.3) ? " " + position_phrase(o, size) : "";
+    switch (rng.below(6)) {
+      case 0:
+        return parts[0] + where;
+      case 1: {
+        const bool texture = rng.chance(0.25);
+        return str_cat(with_article(str_cat(texture ? texture_names()[o.texture] + " " : "",
+                                            color_names()[o.color], " ", shape_names()[o.shape])),
+                       " that is ", size_names()[o.size]);
+      }
+      case 2:
+        return "there is " + parts[0] + where;
+      case 3:
+        return "a picture of " + parts[0] + where;
+      case 4:
+        return "a photo of " + parts[0] + where;
+      default:
+        return parts[0] + " on a dark background";
+    }
+  }
+  if (order.size() == 2) {
+    const std::string rel = relation(*order[0], *order[1], rng.chance(0.5));
+    switch (rng.below(5)) {
+      case 0:
+        return str_cat(parts[0], " ", rel, " ", parts[1]);
+      case 1:
+        return str_cat("there is ", parts[0], " ", rel, " ", parts[1]);
+      case 2:
+        return str_cat(parts[0], " and ", parts[1]);
+      case 3:
+        return str_cat("a picture of ", parts[0], " and ", parts[1]);
+      default:
+        return str_cat("two objects: ", parts[0], " and ", parts[1]);
+    }
+  }
+  const std::string list = str_cat(parts[0], ", ", parts[1], " and ", parts[2]);
+  switch (rng.below(4)) {
+    case 0:
+      return list;
+    case 1:
+      return "there are " + list;
+    case 2:
+      return "a picture of " + list;
+    default:
+      return "three objects: " + list;
+  }
+}
+
+Json questions(const Scene& scene, Rng& rng) {
+  const auto& objects = scene.objects;
+  Json qa = Json::array();
+  auto add = [&](std::string question, std::string answer) {
+    qa.push_back(Json{{"question", std::move(question)}, {"answer", std::move(answer)}});
+  };
+  for (const Object& o : objects) {
+    const auto same_shape =
+        std::count_if(objects.begin(), objects.end(), [&](auto& x) { return x.shape == o.shape; });
+    if (same_shape == 1)
+      add(str_cat("what color is the ", shape_names()[o.shape], "?"), color_names()[o.color]);
+  }
+  for (const Object& o : objects) {
+    const auto same_color =
+        std::count_if(objects.begin(), objects.end(), [&](auto& x) { return x.color == o.color; });
+    if (same_color == 1)
+      add(str_cat("what shape is the ", color_names()[o.color], " object?"), shape_names()[o.shape]);
+  }
+  add("how many objects are there?", std::to_string(objects.size()));
+  if (objects.size() == 2) {
+    const int ref = rng.below(2);
+    const Object &a = objects[size_t(1 - ref)], &b = objects[size_t(ref)];
+    // Identical descriptions would make "the large blue square" ambiguous.
+    if (describe(a, false) != describe(b, false)) {
+      add(str_cat("what is ", relation(a, b, false), " the ", describe(b, false), "?"),
+          with_article(describe(a, false)));
+    }
+  }
+  return qa;
+}
+
+double round3(double v) { return std::round(v * 1000.0) / 1000.0; }
+
+std::string index_name(int64_t index) {
+  char buffer[32];
+  std::snprintf(buffer, sizeof buffer, "%06lld", static_cast<long long>(index));
+  return buffer;
+}
+
+// Renders record `index` of `split`, writes its PNG and returns its manifest line.
+std::string make_record(const fs::path& out_dir, const ShapesConfig& config, const Split& split,
+                        int64_t index) {
+  Rng rng(record_seed(config.seed, split, index));
+  const Scene scene = make_scene(rng, config.image_size, config.max_objects);
+  const Image image = render(scene, config.image_size, rng);
+  const std::string image_path = str_cat("images/", split.name, "/", index_name(index), ".png");
+  const std::string png = encode_png(image, kPngLevel);
+  {
+    std::ofstream file(out_dir / image_path, std::ios::binary);
+    file.write(png.data(), std::streamsize(png.size()));
+    check(file.good(), "cannot write ", (out_dir / image_path).string(), " (is the disk full?)");
+  }
+
+  Json record;
+  record["id"] = str_cat(split.name, "-", index_name(index));
+  record["image"] = image_path;
+  record["text"] = caption(scene, config.image_size, rng);
+  Json objects = Json::array();
+  for (const Object& o : scene.objects) {
+    objects.push_back(Json{{"shape", shape_names()[o.shape]},
+                           {"color", color_names()[o.color]},
+                           {"size", size_names()[o.size]},
+                           {"texture", texture_names()[o.texture]},
+                           {"x", round3(o.cx / config.image_size)},
+                           {"y", round3(o.cy / config.image_size)}});
+  }
+  record["objects"] = std::move(objects);
+  record["n_objects"] = scene.objects.size();
+  if (scene.objects.size() == 1) {
+    const Object& o = scene.objects[0];
+    record["labels"] = Json{
+        {"color", color_names()[o.color]}, {"shape", shape_names()[o.shape]}, {"size", size_names()[o.size]}};
+  }
+  record["qa"] = questions(scene, rng);
+  return record.dump() + "\n";
+}
+
+// Generates one split with `threads` workers over chunks of records; the calling thread writes finished
+// chunks to the manifest in index order, so the file does not depend on scheduling.
+void generate_split(const fs::path& out_dir, const ShapesConfig& config, const Split& split, int64_t n,
+                    int threads, const std::function<void(int64_t)>& on_written) {
+  fs::create_directories(out_dir / "images" / split.name);
+  AtomicFile manifest(out_dir / str_cat(split.name, ".jsonl"));
+  const int64_t n_chunks = (n + kChunkRecords - 1) / kChunkRecords;
+  std::vector<std::string> results(static_cast<size_t>(n_chunks));
+  std::vector<char> ready(static_cast<size_t>(n_chunks), 0);
+  std::mutex mutex;
+  std::condition_variable cv;
+  std::exception_ptr error;
+  std::atomic<int64_t> next_chunk{0};
+  std::atomic<bool> stop{false};
+
+  auto worker = [&] {
+    for (int64_t c; !stop && (c = next_chunk++) < n_chunks;) {
+      std::string text;
+      try {
+        for (int64_t i = c * kChunkRecords; i < std::min(n, (c + 1) * kChunkRecords); ++i) {
+          text += make_record(out_dir, config, split, i);
+        }
+      } catch (...) {
+        std::lock_guard lock(mutex);
+        if (!error) error = std::current_exception();
+        stop = true;
+        cv.notify_all();
+        return;
+      }
+      std::lock_guard lock(mutex);
+      results[size_t(c)] = std::move(text);
+      ready[size_t(c)] = 1;
+      cv.notify_all();
+    }
+  };
+
+  std::vector<std::thread> pool;
+  auto join_all = [&] {
+    stop = stop || error != nullptr;
+    for (auto& t : pool) t.join();
+    pool.clear();
+  };
+  try {
+    for (int t = 0; t < std::min<int64_t>(threads, std::max<int64_t>(n_chunks, 1)); ++t)
+      pool.emplace_back(worker);
+    for (int64_t c = 0; c < n_chunks; ++c) {
+      std::string text;
+      {
+        std::unique_lock lock(mutex);
+        cv.wait(lock, [&] { return ready[size_t(c)] || error; });
+        if (error) break;
+        text = std::move(results[size_t(c)]);
+        results[size_t(c)] = std::string();
+      }
+      manifest.write(text);
+      if (on_written) on_written(std::min(n, (c + 1) * kChunkRecords));
+    }
+  } catch (...) {
+    stop = true;
+    join_all();
+    throw;
+  }
+  join_all();
+  if (error) std::rethrow_exception(error);
+  manifest.commit();
+}
+
+void validate(const ShapesConfig& config) {
+  check(config.n_train >= 0, "shapes: n_train must be >= 0 (got ", config.n_train, ")");
+  check(config.n_test >= 0, "shapes: n_test must be >= 0 (got ", config.n_test, ")");
+  check(config.image_size >= 16 && config.image_size <= 1024,
+        "shapes: image_size must be in [16, 1024] (got ", config.image_size, ")");
+  check(config.max_objects >= 1 && config.max_objects <= 3, "shapes: max_objects must be in [1, 3] (got ",
+        config.max_objects, ")");
+  check(config.threads >= 0, "shapes: threads must be >= 0, 0 meaning all cores (got ", config.threads, ")");
+  check(config.n_train + config.n_test <= 100'000'000, "shapes: n_train + n_test must be <= 100000000");
+}
+
+}  // namespace
+
+ShapesSummary generate_shapes(const fs::path& out_dir, const ShapesConfig& config,
+                              const std::function<void(int64_t done, int64_t total)>& progress) {
+  validate(config);
+  const auto start = std::chrono::steady_clock::now();
+  const int threads =
+      config.threads > 0 ? config.threads : int(std::max(1u, std::thread::hardware_concurrency()));
+  const int64_t total = config.n_train + config.n_test;
+  fs::create_directories(out_dir);
+
+  static constexpr Split kTrain{"train", 0x747261696eULL}, kTest{"test", 0x74657374ULL};
+  generate_split(out_dir, config, kTrain, config.n_train, threads, [&](int64_t done) {
+    if (progress) progress(done, total);
+  });
+  generate_split(out_dir, config, kTest, config.n_test, threads, [&](int64_t done) {
+    if (progress) progress(config.n_train + done, total);
+  });
+
+  Json classes;
+  classes["template"] = "a {size} {color} {shape}";
+  classes["attributes"] = Json{{"color", color_names()}, {"shape", shape_names()}, {"size", size_names()}};
+  write_file_atomic(out_dir / "classes.json", classes.dump(2) + "\n");
+
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  return {total, seconds};
+}
+
+}  // namespace mmlearn::data

@@ -1,0 +1,52 @@
+// "shapes": the synthetic image-text world that ships with mmlearn, small enough to train a CLIP-style model
+// on CPU in minutes. Each scene holds 1..max_objects objects (shape x colour x size x texture) drawn with
+// antialiased edges on a dark, noisy background; each record pairs the image with a caption from a small
+// grammar with paraphrases, the object list, class labels (single-object scenes) and question/answer pairs.
+//
+// Layout written under out_dir:
+//   train.jsonl, test.jsonl     one record per line: id, image, text, objects, n_objects, [labels], qa
+//   images/train/000000.png     paths in records are relative to the manifest
+//   classes.json                {"template": "a {size} {color} {shape}", "attributes": {...}} for zero-shot
+//
+// Output is a pure function of the config (seed, sizes): byte-identical across runs and thread counts.
+//
+//   mmlearn::data::ShapesConfig config{.n_train = 2000, .n_test = 200, .seed = 7};
+//   auto summary = mmlearn::data::generate_shapes("data/shapes", config, [](int64_t done, int64_t total) {
+//     std::fprintf(stderr, "\r%lld/%lld records", (long long)done, (long long)total);
+//   });
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <functional>
+#include <string>
+#include <vector>
+
+namespace mmlearn::data {
+
+struct ShapesConfig {
+  int64_t n_train = 10000, n_test = 1000;
+  uint64_t seed = 0;
+  int image_size = 64;  // side in pixels, [16, 1024]
+  int max_objects = 3;  // [1, 3]; the count per scene is uniform in [1, max_objects]
+  int threads = 0;      // 0 = hardware concurrency; never changes the output
+};
+
+struct ShapesSummary {
+  int64_t records;  // train + test
+  double seconds;
+};
+
+// Generates the dataset into out_dir (created if missing). Manifests and classes.json are written atomically;
+// images are plain files (they are regenerable). `progress` is called on the calling thread.
+// Throws mmlearn::Error on an invalid config or an IO failure.
+ShapesSummary generate_shapes(const std::filesystem::path& out_dir, const ShapesConfig& config,
+                              const std::function<void(int64_t done, int64_t total)>& progress = {});
+
+// The vocabulary, in the order used by classes.json (evaluation builds prompts from it).
+const std::vector<std::string>& shape_names();    // circle, square, triangle, diamond, star
+const std::vector<std::string>& color_names();    // red, green, blue, yellow, purple, orange
+const std::vector<std::string>& size_names();     // small, large
+const std::vector<std::string>& texture_names();  // solid, striped, dotted
+
+}  // namespace mmlearn::data

@@ -1,0 +1,154 @@
+#include "mmlearn/eval/clip_eval.h"
+
+#include <torch/nn/functional.h>
+
+#include "mmlearn/core/atomic_file.h"
+#include "mmlearn/core/error.h"
+#include "mmlearn/models/clip_pretrained.h"
+
+namespace mmlearn {
+using nlohmann::json;
+namespace F = torch::nn::functional;
+
+torch::Tensor embed_images(Clip& model, const torch::Tensor& images_u8, int64_t batch_size) {
+  torch::NoGradGuard no_grad;
+  std::vector<torch::Tensor> out;
+  for (int64_t i = 0; i < images_u8.size(0); i += batch_size) {
+    auto batch = images_u8.slice(0, i, std::min(i + batch_size, images_u8.size(0)));
+    out.push_back(model->encode_image(model->normalize_pixels(batch)));
+  }
+  return out.empty() ? torch::empty({0, model->config.embed_dim}) : torch::cat(out);
+}
+
+torch::Tensor embed_texts(Clip& model, const torch::Tensor& ids, int64_t batch_size) {
+  torch::NoGradGuard no_grad;
+  std::vector<torch::Tensor> out;
+  for (int64_t i = 0; i < ids.size(0); i += batch_size)
+    out.push_back(model->encode_text(ids.slice(0, i, std::min(i + batch_size, ids.size(0)))));
+  return out.empty() ? torch::empty({0, model->config.embed_dim}) : torch::cat(out);
+}
+
+namespace {
+
+// For each query row of `scores` [Q, C], the rank of the best-ranked relevant candidate; relevant[q] lists them.
+json recall_at(const torch::Tensor& scores, const std::vector<std::vector<int64_t>>& relevant,
+               const std::vector<int64_t>& ks) {
+  auto order = scores.argsort(1, /*descending=*/true);
+  auto rank_of = torch::empty_like(order);
+  rank_of.scatter_(1, order, torch::arange(scores.size(1)).expand_as(order).contiguous());
+  auto ranks = rank_of.accessor<int64_t, 2>();
+  std::vector<int64_t> hits(ks.size(), 0);
+  for (int64_t q = 0; q < scores.size(0); ++q) {
+    int64_t best = scores.size(1);
+    for (int64_t c : relevant[q]) best = std::min(best, ranks[q][c]);
+    for (size_t k = 0; k < ks.size(); ++k) hits[k] += best < ks[k];
+  }
+  json out;
+  for (size_t k = 0; k < ks.size(); ++k)
+    out["R@" + std::to_string(ks[k])] = scores.size(0) ? double(hits[k]) / scores.size(0) : 0.0;
+  return out;
+}
+
+}  // namespace
+
+json retrieval_metrics(const torch::Tensor& image_embeds, const torch::Tensor& text_embeds,
+                       const std::vector<std::string>& texts, const std::vector<int64_t>& ks) {
+  const int64_t n = image_embeds.size(0);
+  check(text_embeds.size(0) == n && static_cast<int64_t>(texts.size()) == n, "retrieval needs paired embeddings");
+  std::map<std::string, std::vector<int64_t>> by_text;
+  for (int64_t i = 0; i < n; ++i) by_text[texts[i]].push_back(i);
+  std::vector<std::vector<int64_t>> relevant(n);
+  for (int64_t i = 0; i < n; ++i) relevant[i] = by_text[texts[i]];
+  auto scores = torch::matmul(image_embeds, text_embeds.t());
+  return {{"image_to_text", recall_at(scores, relevant, ks)},
+          {"text_to_image", recall_at(scores.t().contiguous(), relevant, ks)},
+          {"n", n}};
+}
+
+ZeroShotClasses read_zero_shot_classes(const std::filesystem::path& path) {
+  json j;
+  try {
+    j = json::parse(read_file(path));
+  } catch (const json::exception& e) {
+    throw Error(str_cat(path.string(), ": not valid JSON (", e.what(), ")"));
+  }
+  check(j.is_object() && j.contains("template") && j["template"].is_string(), path.string(),
+        ": missing string field \"template\"");
+  check(j.contains("attributes") && j["attributes"].is_object(), path.string(),
+        ": missing object field \"attributes\"");
+  ZeroShotClasses classes;
+  classes.template_text = j["template"].get<std::string>();
+  for (auto it = j["attributes"].begin(); it != j["attributes"].end(); ++it) {
+    check(it.value().is_array() && !it.value().empty(), path.string(), ": attributes.", it.key(),
+          " must be a non-empty list of strings");
+    std::vector<std::string> values;
+    for (const auto& v : it.value()) {
+      check(v.is_string(), path.string(), ": attributes.", it.key(), " must hold strings");
+      values.push_back(v.get<std::string>());
+    }
+    check(classes.template_text.find("{" + it.key() + "}") != std::string::npos, path.string(),
+          ": template has no slot {", it.key(), "}");
+    classes.attributes.emplace_back(it.key(), std::move(values));
+  }
+  return classes;
+}
+
+torch::Tensor zero_shot_weights(Clip& model, const text::BpeTokenizer& tokenizer, const ZeroShotClasses& classes,
+                                const std::string& attribute) {
+  auto target = std::find_if(classes.attributes.begin(), classes.attributes.end(),
+                             [&](const auto& a) { return a.first == attribute; });
+  check(target != classes.attributes.end(), "no zero-shot attribute \"", attribute, "\"");
+  std::vector<torch::Tensor> weights;
+  for (const std::string& value : target->second) {
+    // Every combination of the other attributes' values, with this attribute fixed.
+    std::vector<std::string> prompts{classes.template_text};
+    for (const auto& [name, values] : classes.attributes) {
+      const std::string slot = "{" + name + "}";
+      std::vector<std::string> next;
+      for (const auto& prompt : prompts)
+        for (const auto& v : (name == attribute ? std::vector<std::string>{value} : values)) {
+          std::string filled = prompt;
+          for (size_t at; (at = filled.find(slot)) != std::string::npos;) filled.replace(at, slot.size(), v);
+          next.push_back(filled);
+        }
+      prompts = std::move(next);
+    }
+    auto embeds = embed_texts(model, tokenize_batch(tokenizer, prompts, model->config.text.context_length));
+    weights.push_back(F::normalize(embeds.mean(0), F::NormalizeFuncOptions().dim(0)));
+  }
+  return torch::stack(weights);
+}
+
+json evaluate_clip(Clip& model, const text::BpeTokenizer& tokenizer, const data::ImageTextDataset& ds,
+                   const std::filesystem::path& classes_path) {
+  model->eval();
+  auto image_embeds = embed_images(model, ds.images);
+  auto text_embeds = embed_texts(model, ds.ids);
+  json result{{"retrieval", retrieval_metrics(image_embeds, text_embeds, ds.texts)}};
+  if (classes_path.empty() || !std::filesystem::exists(classes_path)) return result;
+
+  const ZeroShotClasses classes = read_zero_shot_classes(classes_path);
+  json zero_shot = json::object(), counts = json::object();
+  for (const auto& [attribute, values] : classes.attributes) {
+    std::vector<int64_t> rows, labels;
+    for (int64_t i = 0; i < ds.size(); ++i) {
+      const json& r = ds.manifest.records[i].json;
+      if (!r.contains("labels") || !r["labels"].contains(attribute)) continue;
+      auto it = std::find(values.begin(), values.end(), r["labels"][attribute].get<std::string>());
+      check(it != values.end(), ds.manifest.where(ds.manifest.records[i]), ": label ", attribute, "=",
+            r["labels"][attribute].dump(), " is not among the classes in ", classes_path.string());
+      rows.push_back(i);
+      labels.push_back(it - values.begin());
+    }
+    if (rows.empty()) continue;
+    auto weights = zero_shot_weights(model, tokenizer, classes, attribute);
+    auto predicted = torch::matmul(image_embeds.index_select(0, torch::tensor(rows)), weights.t()).argmax(1);
+    zero_shot[attribute] = predicted.eq(torch::tensor(labels)).to(torch::kDouble).mean().item<double>();
+    counts[attribute] = rows.size();
+  }
+  result["zero_shot"] = zero_shot;
+  result["zero_shot_n"] = counts;
+  return result;
+}
+
+}  // namespace mmlearn

@@ -1,0 +1,176 @@
+#include "mmlearn/models/clip.h"
+
+#include "mmlearn/core/error.h"
+
+namespace mmlearn {
+using nlohmann::json;
+
+nlohmann::json to_json(const ClipConfig& c) {
+  return json{
+      {"model_type", "clip"},
+      {"preset", c.preset},
+      {"embed_dim", c.embed_dim},
+      {"activation", to_string(c.activation)},
+      {"layer_norm_eps", c.layer_norm_eps},
+      {"logit_scale_init", c.logit_scale_init},
+      {"image_mean", c.image_mean},
+      {"image_std", c.image_std},
+      {"vision",
+       {{"image_size", c.vision.image_size},
+        {"patch_size", c.vision.patch_size},
+        {"width", c.vision.width},
+        {"layers", c.vision.layers},
+        {"heads", c.vision.heads},
+        {"mlp_ratio", c.vision.mlp_ratio}}},
+      {"text",
+       {{"context_length", c.text.context_length},
+        {"vocab_size", c.text.vocab_size},
+        {"width", c.text.width},
+        {"layers", c.text.layers},
+        {"heads", c.text.heads},
+        {"mlp_ratio", c.text.mlp_ratio},
+        {"eot_token_id", c.text.eot_token_id}}},
+  };
+}
+
+namespace {
+
+// Reads json[key] into out when present, naming the field on a type error.
+template <typename T>
+void read_field(const json& j, const char* key, T& out, const std::string& where) {
+  if (!j.contains(key)) return;
+  try {
+    out = j.at(key).get<T>();
+  } catch (const json::exception&) {
+    throw Error(str_cat(where, ": field \"", key, "\" has the wrong type (", j.at(key).dump(), ")"));
+  }
+}
+
+}  // namespace
+
+ClipConfig clip_config_from_json(const json& j, const std::string& where) {
+  check(j.is_object(), where, ": config must be a JSON object");
+  if (j.contains("model_type"))
+    check(j["model_type"] == "clip", where, ": model_type ", j["model_type"].dump(), " is not a CLIP model");
+  ClipConfig c;
+  read_field(j, "preset", c.preset, where);
+  read_field(j, "embed_dim", c.embed_dim, where);
+  std::string activation = to_string(c.activation);
+  read_field(j, "activation", activation, where);
+  try {
+    c.activation = parse_activation(activation);
+  } catch (const Error& e) {
+    throw Error(str_cat(where, ": field \"activation\": ", e.what()));
+  }
+  read_field(j, "layer_norm_eps", c.layer_norm_eps, where);
+  read_field(j, "logit_scale_init", c.logit_scale_init, where);
+  read_field(j, "image_mean", c.image_mean, where);
+  read_field(j, "image_std", c.image_std, where);
+  if (j.contains("vision")) {
+    const json& v = j["vision"];
+    const std::string w = where + " (vision)";
+    read_field(v, "image_size", c.vision.image_size, w);
+    read_field(v, "patch_size", c.vision.patch_size, w);
+    read_field(v, "width", c.vision.width, w);
+    read_field(v, "layers", c.vision.layers, w);
+    read_field(v, "heads", c.vision.heads, w);
+    read_field(v, "mlp_ratio", c.vision.mlp_ratio, w);
+  }
+  if (j.contains("text")) {
+    const json& t = j["text"];
+    const std::string w = where + " (text)";
+    read_field(t, "context_length", c.text.context_length, w);
+    read_field(t, "vocab_size", c.text.vocab_size, w);
+    read_field(t, "width", c.text.width, w);
+    read_field(t, "layers", c.text.layers, w);
+    read_field(t, "heads", c.text.heads, w);
+    read_field(t, "mlp_ratio", c.text.mlp_ratio, w);
+    read_field(t, "eot_token_id", c.text.eot_token_id, w);
+  }
+  auto positive = [&](int64_t value, const char* field) {
+    check(value > 0, where, ": field \"", field, "\" must be positive, got ", value);
+  };
+  positive(c.embed_dim, "embed_dim");
+  positive(c.vision.image_size, "vision.image_size");
+  positive(c.vision.patch_size, "vision.patch_size");
+  positive(c.vision.width, "vision.width");
+  positive(c.vision.heads, "vision.heads");
+  positive(c.text.context_length, "text.context_length");
+  positive(c.text.vocab_size, "text.vocab_size");
+  positive(c.text.width, "text.width");
+  positive(c.text.heads, "text.heads");
+  check(c.vision.image_size % c.vision.patch_size == 0, where, ": vision.image_size ", c.vision.image_size,
+        " is not a multiple of vision.patch_size ", c.vision.patch_size);
+  check(c.vision.width % c.vision.heads == 0, where, ": vision.width is not divisible by vision.heads");
+  check(c.text.width % c.text.heads == 0, where, ": text.width is not divisible by text.heads");
+  return c;
+}
+
+namespace {
+
+ClipConfig vit_preset(const char* name, int64_t embed, int64_t image, int64_t patch, int64_t vwidth,
+                      int64_t vlayers, int64_t twidth, int64_t tlayers) {
+  ClipConfig c;
+  c.preset = name;
+  c.embed_dim = embed;
+  c.activation = Activation::quick_gelu;  // the OpenAI weights' activation
+  c.vision = {.image_size = image, .patch_size = patch, .width = vwidth, .layers = vlayers, .heads = vwidth / 64};
+  c.text = {.context_length = 77, .vocab_size = 49408, .width = twidth, .layers = tlayers, .heads = twidth / 64};
+  return c;
+}
+
+std::vector<ClipConfig> presets() {
+  ClipConfig tiny;
+  tiny.preset = "clip-tiny";
+  tiny.embed_dim = 128;
+  tiny.vision = {.image_size = 64, .patch_size = 8, .width = 128, .layers = 4, .heads = 4};
+  // vocab_size is set from the tokenizer when training starts.
+  tiny.text = {.context_length = 32, .vocab_size = 1024, .width = 128, .layers = 3, .heads = 4,
+               .eot_token_id = 1023};
+  return {
+      tiny,
+      vit_preset("clip-vit-b-32", 512, 224, 32, 768, 12, 512, 12),
+      vit_preset("clip-vit-b-16", 512, 224, 16, 768, 12, 512, 12),
+      vit_preset("clip-vit-l-14", 768, 224, 14, 1024, 24, 768, 12),
+      vit_preset("clip-vit-l-14-336", 768, 336, 14, 1024, 24, 768, 12),
+  };
+}
+
+}  // namespace
+
+ClipConfig clip_preset(const std::string& name) {
+  for (const auto& c : presets())
+    if (c.preset == name) return c;
+  std::string known;
+  for (const auto& n : clip_preset_names()) known += (known.empty() ? "" : ", ") + n;
+  throw Error(str_cat("unknown preset \"", name, "\" (known: ", known, "; `mmlearn models` lists them)"));
+}
+
+std::vector<std::string> clip_preset_names() {
+  std::vector<std::string> names;
+  for (const auto& c : presets()) names.push_back(c.preset);
+  return names;
+}
+
+ClipImpl::ClipImpl(const ClipConfig& c) : config(c) {
+  visual = register_module("visual", VisionTransformer(c.vision, c.embed_dim, c.activation, c.layer_norm_eps));
+  text = register_module("text", TextTransformer(c.text, c.embed_dim, c.activation, c.layer_norm_eps));
+  logit_scale = register_parameter("logit_scale", torch::full({}, c.logit_scale_init));
+}
+
+torch::Tensor ClipImpl::encode_image(const torch::Tensor& pixels) {
+  return torch::nn::functional::normalize(visual(pixels).pooled, torch::nn::functional::NormalizeFuncOptions().dim(-1));
+}
+
+torch::Tensor ClipImpl::encode_text(const torch::Tensor& ids) {
+  return torch::nn::functional::normalize(text(ids).pooled, torch::nn::functional::NormalizeFuncOptions().dim(-1));
+}
+
+torch::Tensor ClipImpl::normalize_pixels(const torch::Tensor& images_u8) const {
+  auto opts = torch::TensorOptions().dtype(torch::kFloat32).device(images_u8.device());
+  auto mean = torch::tensor(std::vector<double>(config.image_mean.begin(), config.image_mean.end()), opts).view({1, 3, 1, 1});
+  auto std = torch::tensor(std::vector<double>(config.image_std.begin(), config.image_std.end()), opts).view({1, 3, 1, 1});
+  return (images_u8.to(torch::kFloat32) / 255.0 - mean) / std;
+}
+
+}  // namespace mmlearn

@@ -1,0 +1,59 @@
+#include "mmlearn/models/clip_pretrained.h"
+
+#include "mmlearn/core/atomic_file.h"
+#include "mmlearn/core/checkpoint.h"
+#include "mmlearn/core/error.h"
+
+namespace mmlearn {
+namespace fs = std::filesystem;
+
+namespace {
+const char* kFiles[] = {"config.json", "model.safetensors", "vocab.json", "merges.txt"};
+}
+
+void save_clip(const fs::path& dir, const Clip& model, const text::BpeTokenizer& tokenizer) {
+  fs::create_directories(dir);
+  write_file_atomic(dir / "config.json", to_json(model->config).dump(2) + "\n");
+  save_parameters(*model, dir / "model.safetensors", {{"format", "pt"}, {"producer", "mmlearn"}});
+  tokenizer.save(dir);
+}
+
+ClipConfig load_clip_config(const fs::path& dir) {
+  check(fs::is_directory(dir), "model ", dir.string(), " is not a directory (expected a model directory with ",
+        "config.json, model.safetensors, vocab.json, merges.txt)");
+  for (const char* name : kFiles)
+    check(fs::exists(dir / name), "model directory ", dir.string(), " has no ", name,
+          " (a model directory holds config.json, model.safetensors, vocab.json and merges.txt)");
+  const fs::path path = dir / "config.json";
+  nlohmann::json json;
+  try {
+    json = nlohmann::json::parse(read_file(path));
+  } catch (const nlohmann::json::exception& e) {
+    throw Error(str_cat(path.string(), ": not valid JSON (", e.what(), ")"));
+  }
+  return clip_config_from_json(json, path.string());
+}
+
+ClipBundle load_clip(const fs::path& dir) {
+  ClipConfig config = load_clip_config(dir);
+  ClipBundle bundle{Clip(config), text::BpeTokenizer::load(dir)};
+  check(bundle.tokenizer.vocab_size() <= config.text.vocab_size, dir.string(), ": tokenizer has ",
+        bundle.tokenizer.vocab_size(), " tokens but the model's vocab_size is ", config.text.vocab_size);
+  check(bundle.tokenizer.eot_id() == config.text.eot_token_id, dir.string(), ": tokenizer end-of-text id ",
+        bundle.tokenizer.eot_id(), " differs from config text.eot_token_id ", config.text.eot_token_id);
+  load_parameters(*bundle.model, dir / "model.safetensors");
+  bundle.model->eval();
+  return bundle;
+}
+
+torch::Tensor tokenize_batch(const text::BpeTokenizer& tokenizer, const std::vector<std::string>& texts,
+                             int64_t context_length) {
+  auto ids = torch::empty({static_cast<int64_t>(texts.size()), context_length}, torch::kLong);
+  for (size_t i = 0; i < texts.size(); ++i) {
+    auto row = tokenizer.encode_for_model(texts[i], static_cast<int>(context_length));
+    std::copy(row.begin(), row.end(), ids[static_cast<int64_t>(i)].data_ptr<int64_t>());
+  }
+  return ids;
+}
+
+}  // namespace mmlearn

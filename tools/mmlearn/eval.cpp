@@ -1,0 +1,53 @@
+#include <iostream>
+#include <nlohmann/json.hpp>
+
+#include "commands.h"
+#include "mmlearn/core/error.h"
+#include "mmlearn/data/image_text_dataset.h"
+#include "mmlearn/eval/clip_eval.h"
+#include "mmlearn/models/clip_pretrained.h"
+
+namespace mmlearn::cli {
+
+void add_eval(CLI::App& app) {
+  auto* cmd = app.add_subcommand("eval", "evaluate a model on a manifest: retrieval R@K, zero-shot accuracy");
+  struct Args {
+    std::string model, data, classes;
+    bool json = false, strict = false;
+  };
+  auto a = std::make_shared<Args>();
+  cmd->add_option("--model", a->model, "model directory")->required();
+  cmd->add_option("--data", a->data, "manifest (.jsonl), or a directory holding test.jsonl")->required();
+  cmd->add_option("--classes", a->classes, "zero-shot classes file (default: classes.json beside the manifest)");
+  cmd->add_flag("--strict", a->strict, "fail on the first bad record instead of skipping it");
+  cmd->add_flag("--json", a->json, "JSON on stdout");
+  cmd->callback([a] {
+    auto clip = load_clip(a->model);
+    auto manifest = data::find_manifest(a->data, "test");
+    data::ImageTextOptions options{.image_size = clip.model->config.vision.image_size,
+                                   .context_length = clip.model->config.text.context_length,
+                                   .skip_bad_records = !a->strict};
+    auto ds = data::load_image_text(manifest, clip.tokenizer, options);
+    check(ds.size() > 0, manifest.string(), ": no usable records to evaluate");
+    auto classes = a->classes.empty() ? manifest.parent_path() / "classes.json" : std::filesystem::path(a->classes);
+    check(a->classes.empty() || std::filesystem::exists(classes), "classes file ", classes.string(), " not found");
+    auto metrics = evaluate_clip(clip.model, clip.tokenizer, ds, classes);
+    metrics["skipped_records"] = ds.skipped;
+    if (a->json) {
+      std::cout << metrics.dump() << "\n";
+      return;
+    }
+    std::cout << "records: " << ds.size() << " (" << ds.skipped << " skipped)\n";
+    for (const char* dir : {"image_to_text", "text_to_image"}) {
+      const auto& m = metrics["retrieval"][dir];
+      std::printf("%-14s R@1 %5.1f%%  R@5 %5.1f%%  R@10 %5.1f%%\n", dir, 100 * m["R@1"].get<double>(),
+                  100 * m["R@5"].get<double>(), 100 * m["R@10"].get<double>());
+    }
+    if (metrics.contains("zero_shot"))
+      for (auto it = metrics["zero_shot"].begin(); it != metrics["zero_shot"].end(); ++it)
+        std::printf("zero-shot %-8s %5.1f%%  (%lld images)\n", it.key().c_str(), 100 * it.value().get<double>(),
+                    (long long)metrics["zero_shot_n"][it.key()].get<int64_t>());
+  });
+}
+
+}  // namespace mmlearn::cli

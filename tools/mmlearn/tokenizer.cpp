@@ -1,0 +1,74 @@
+#include <iostream>
+#include <nlohmann/json.hpp>
+
+#include "commands.h"
+#include "mmlearn/core/error.h"
+#include "mmlearn/core/progress.h"
+#include "mmlearn/data/manifest.h"
+#include "mmlearn/models/clip_pretrained.h"
+#include "mmlearn/text/bpe.h"
+
+namespace mmlearn::cli {
+
+void add_tokenizer(CLI::App& app) {
+  auto* tok = app.add_subcommand("tokenizer", "learn tokenizers");
+  tok->require_subcommand(1);
+  auto* train = tok->add_subcommand("train", "learn a byte-level BPE vocabulary from a manifest's text");
+  struct Args {
+    std::string data, out;
+    int64_t vocab_size = 1024, min_frequency = 2;
+  };
+  auto a = std::make_shared<Args>();
+  train->add_option("--data", a->data, "manifest (.jsonl) or directory holding train.jsonl")->required();
+  train->add_option("--out", a->out, "directory to write vocab.json + merges.txt into")->required();
+  train->add_option("--vocab-size", a->vocab_size, "vocabulary size incl. 512 byte symbols and 2 specials")
+      ->capture_default_str();
+  train->add_option("--min-frequency", a->min_frequency, "stop when the best pair is rarer")->capture_default_str();
+  train->callback([a] {
+    auto manifest = data::read_manifest(data::find_manifest(a->data, "train"));
+    std::vector<std::string> texts;
+    for (const auto& r : manifest.records) texts.push_back(data::string_field(manifest, r, "text"));
+    Progress bar("tokenizer", a->vocab_size, "merge");
+    auto tokenizer = text::train_bpe(texts, {.vocab_size = a->vocab_size, .min_frequency = a->min_frequency},
+                                     [&](int64_t done, int64_t) { bar.update(done); });
+    bar.finish();
+    tokenizer.save(a->out);
+    std::cerr << "wrote " << a->out << "/vocab.json and merges.txt (" << tokenizer.vocab_size() << " tokens from "
+              << texts.size() << " texts)\n";
+  });
+}
+
+void add_tokenize(CLI::App& app) {
+  auto* cmd = app.add_subcommand("tokenize", "show the token ids a model's tokenizer gives");
+  struct Args {
+    std::string model;
+    std::vector<std::string> texts;
+    bool json = false;
+  };
+  auto a = std::make_shared<Args>();
+  cmd->add_option("--model", a->model, "model directory (or a directory with vocab.json + merges.txt)")->required();
+  cmd->add_option("--text", a->texts, "text to tokenize (repeatable)")->required();
+  cmd->add_flag("--json", a->json, "JSON output");
+  cmd->callback([a] {
+    auto tokenizer = text::BpeTokenizer::load(a->model);
+    int64_t context = 0;
+    if (std::filesystem::exists(std::filesystem::path(a->model) / "config.json"))
+      context = load_clip_config(a->model).text.context_length;
+    nlohmann::json out = nlohmann::json::array();
+    for (const auto& t : a->texts) {
+      auto ids = context ? tokenizer.encode_for_model(t, static_cast<int>(context)) : tokenizer.encode(t);
+      out.push_back({{"text", t}, {"ids", ids}, {"tokens", tokenizer.tokens(t)}});
+    }
+    if (a->json) {
+      std::cout << out.dump() << "\n";
+      return;
+    }
+    for (const auto& r : out) {
+      std::cout << r["text"].get<std::string>() << "\n  ids:   " << r["ids"].dump() << "\n  tokens:";
+      for (const auto& s : r["tokens"]) std::cout << " " << s.get<std::string>();
+      std::cout << "\n";
+    }
+  });
+}
+
+}  // namespace mmlearn::cli
