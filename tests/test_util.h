@@ -6,7 +6,7 @@
 #include <filesystem>
 #include <string>
 
-namespace mmlearn::testing {
+namespace mmlearn::test {
 
 inline std::filesystem::path temp_dir(const std::string& name) {
   auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
@@ -20,4 +20,4 @@ inline std::filesystem::path temp_dir(const std::string& name) {
 inline std::filesystem::path source_dir() { return MMLEARN_SOURCE_DIR; }
 inline std::filesystem::path shared_dir() { return MMLEARN_SHARED_DIR; }
 
-}  // namespace mmlearn::testing
+}  // namespace mmlearn::test

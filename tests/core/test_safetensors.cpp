@@ -35,7 +35,7 @@ std::string error_of(const fs::path& path) {
 }  // namespace
 
 TEST(Safetensors, RoundTripsEveryDtype) {
-  auto dir = testing::temp_dir("st");
+  auto dir = test::temp_dir("st");
   TensorMap tensors;
   for (auto dtype : {torch::kFloat64, torch::kFloat32, torch::kFloat16, torch::kBFloat16, torch::kInt64,
                      torch::kInt32, torch::kInt16, torch::kInt8, torch::kUInt8, torch::kBool}) {
@@ -57,7 +57,7 @@ TEST(Safetensors, RoundTripsEveryDtype) {
 }
 
 TEST(Safetensors, ReturnedTensorsAreCopyOnWrite) {
-  auto dir = testing::temp_dir("st");
+  auto dir = test::temp_dir("st");
   save_safetensors(dir / "a.safetensors", {{"w", torch::ones({4})}});
   {
     SafetensorsFile file(dir / "a.safetensors");
@@ -68,11 +68,13 @@ TEST(Safetensors, ReturnedTensorsAreCopyOnWrite) {
 }
 
 TEST(Safetensors, RejectsHostileAndTruncatedFiles) {
-  auto dir = testing::temp_dir("st");
+  auto dir = test::temp_dir("st");
   const std::string ok_header = R"({"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}})";
   EXPECT_EQ(error_of(write_raw(dir / "ok", ok_header, std::string(8, '\0'))), "");
 
-  EXPECT_NE(error_of(write_raw(dir / "short", "", "")).find("truncated"), std::string::npos);
+  std::ofstream(dir / "short", std::ios::binary) << "abcd";
+  EXPECT_NE(error_of(dir / "short").find("truncated"), std::string::npos);
+  EXPECT_NE(error_of(write_raw(dir / "empty_header", "", "")).find("not valid JSON"), std::string::npos);
   auto huge = error_of(write_raw(dir / "huge", ok_header, std::string(8, '\0'), 1ull << 40));
   EXPECT_NE(huge.find("exceeds the limit"), std::string::npos) << huge;
   auto past = error_of(write_raw(dir / "past", ok_header, std::string(8, '\0'), 4096));
@@ -107,7 +109,7 @@ TEST(Safetensors, RejectsHostileAndTruncatedFiles) {
 }
 
 TEST(Safetensors, EveryTruncationOfAValidFileIsAnErrorNotACrash) {
-  auto dir = testing::temp_dir("st");
+  auto dir = test::temp_dir("st");
   save_safetensors(dir / "full", {{"a", torch::randn({3, 3})}, {"b", torch::arange(5)}});
   std::ifstream in(dir / "full", std::ios::binary);
   std::string bytes((std::istreambuf_iterator<char>(in)), {});

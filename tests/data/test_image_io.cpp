@@ -159,7 +159,7 @@ std::string png_header_only(uint32_t width, uint32_t height) {
   return std::string("\x89PNG\r\n\x1a\n", 8) + be32(13) + ihdr + be32(crc32_of(ihdr));
 }
 
-fs::path temp_path(const std::string& name) { return mmlearn::testing::temp_dir("files") / name; }
+fs::path temp_path(const std::string& name) { return mmlearn::test::temp_dir("files") / name; }
 
 TEST(ImageIo, PngRoundTripIsExactAndDeterministic) {
   const Image image = pattern_image(37, 23);

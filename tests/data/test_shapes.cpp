@@ -40,14 +40,14 @@ const std::vector<std::string> kCompared = {"train.jsonl",
                                             "images/test/000003.png"};
 
 TEST(Shapes, SameSeedGivesIdenticalBytes) {
-  const fs::path a = testing::temp_dir("a"), b = testing::temp_dir("b");
+  const fs::path a = test::temp_dir("a"), b = test::temp_dir("b");
   generate_shapes(a, small_config(3, 2));
   generate_shapes(b, small_config(3, 2));
   for (const auto& file : kCompared) EXPECT_EQ(read_file(a / file), read_file(b / file)) << file;
 }
 
 TEST(Shapes, ThreadCountDoesNotChangeOutput) {
-  const fs::path a = testing::temp_dir("one"), b = testing::temp_dir("two");
+  const fs::path a = test::temp_dir("one"), b = test::temp_dir("two");
   ShapesConfig config = small_config(11, 1);
   config.n_train = 100;  // several chunks of work
   generate_shapes(a, config);
@@ -58,7 +58,7 @@ TEST(Shapes, ThreadCountDoesNotChangeOutput) {
 }
 
 TEST(Shapes, DifferentSeedOrSplitDiffers) {
-  const fs::path a = testing::temp_dir("a"), b = testing::temp_dir("b");
+  const fs::path a = test::temp_dir("a"), b = test::temp_dir("b");
   generate_shapes(a, small_config(3, 2));
   generate_shapes(b, small_config(4, 2));
   EXPECT_NE(read_file(a / "train.jsonl"), read_file(b / "train.jsonl"));
@@ -69,7 +69,7 @@ TEST(Shapes, DifferentSeedOrSplitDiffers) {
 }
 
 TEST(Shapes, RecordsAreWellFormed) {
-  const fs::path dir = testing::temp_dir("data");
+  const fs::path dir = test::temp_dir("data");
   int64_t last_done = -1, last_total = -1;
   const ShapesSummary summary = generate_shapes(dir, small_config(5, 2), [&](int64_t done, int64_t total) {
     EXPECT_GT(done, last_done);
@@ -139,7 +139,7 @@ TEST(Shapes, RecordsAreWellFormed) {
 }
 
 TEST(Shapes, EmptySplitsAreWritten) {
-  const fs::path dir = testing::temp_dir("empty");
+  const fs::path dir = test::temp_dir("empty");
   const ShapesSummary summary = generate_shapes(dir, {.n_train = 0, .n_test = 0});
   EXPECT_EQ(summary.records, 0);
   EXPECT_EQ(read_file(dir / "train.jsonl"), "");
@@ -147,7 +147,7 @@ TEST(Shapes, EmptySplitsAreWritten) {
 }
 
 TEST(Shapes, InvalidConfigIsRefused) {
-  const fs::path dir = testing::temp_dir("bad");
+  const fs::path dir = test::temp_dir("bad");
   auto message = [&](const ShapesConfig& config) -> std::string {
     try {
       generate_shapes(dir, config);

@@ -7,10 +7,6 @@
 namespace mmlearn {
 namespace fs = std::filesystem;
 
-namespace {
-const char* kFiles[] = {"config.json", "model.safetensors", "vocab.json", "merges.txt"};
-}
-
 void save_clip(const fs::path& dir, const Clip& model, const text::BpeTokenizer& tokenizer) {
   fs::create_directories(dir);
   write_file_atomic(dir / "config.json", to_json(model->config).dump(2) + "\n");
@@ -18,12 +14,18 @@ void save_clip(const fs::path& dir, const Clip& model, const text::BpeTokenizer&
   tokenizer.save(dir);
 }
 
-ClipConfig load_clip_config(const fs::path& dir) {
+namespace {
+void check_model_dir(const fs::path& dir, std::initializer_list<const char*> files) {
   check(fs::is_directory(dir), "model ", dir.string(), " is not a directory (expected a model directory with ",
         "config.json, model.safetensors, vocab.json, merges.txt)");
-  for (const char* name : kFiles)
+  for (const char* name : files)
     check(fs::exists(dir / name), "model directory ", dir.string(), " has no ", name,
           " (a model directory holds config.json, model.safetensors, vocab.json and merges.txt)");
+}
+}  // namespace
+
+ClipConfig load_clip_config(const fs::path& dir) {
+  check_model_dir(dir, {"config.json"});
   const fs::path path = dir / "config.json";
   nlohmann::json json;
   try {
@@ -35,6 +37,7 @@ ClipConfig load_clip_config(const fs::path& dir) {
 }
 
 ClipBundle load_clip(const fs::path& dir) {
+  check_model_dir(dir, {"config.json", "model.safetensors", "vocab.json", "merges.txt"});
   ClipConfig config = load_clip_config(dir);
   ClipBundle bundle{Clip(config), text::BpeTokenizer::load(dir)};
   check(bundle.tokenizer.vocab_size() <= config.text.vocab_size, dir.string(), ": tokenizer has ",

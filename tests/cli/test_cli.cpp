@@ -1,0 +1,166 @@
+// The command line as users meet it: exit codes, and errors that name the file, line and field.
+#include <gtest/gtest.h>
+#include <sys/wait.h>
+
+#include <array>
+#include <cstdio>
+#include <fstream>
+#include <nlohmann/json.hpp>
+
+#include "../test_util.h"
+#include "mmlearn/core/safetensors.h"
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+namespace {
+
+struct CliRun {
+  int status;
+  std::string output;  // stdout and stderr together
+};
+
+CliRun run_cli(const std::string& args) {
+  std::string command = std::string(MMLEARN_CLI) + " --quiet " + args + " 2>&1";
+  FILE* pipe = ::popen(command.c_str(), "r");
+  CliRun r{-1, ""};
+  std::array<char, 4096> buf;
+  while (size_t n = std::fread(buf.data(), 1, buf.size(), pipe)) r.output.append(buf.data(), n);
+  int status = ::pclose(pipe);
+  r.status = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  return r;
+}
+
+// A tiny trained model shared by the tests here.
+const fs::path& model_dir() {
+  static const fs::path dir = [] {
+    fs::path d = fs::temp_directory_path() / "mmlearn-tests" / "cli-model";
+    fs::remove_all(d);
+    CliRun data = run_cli("data shapes --out " + (d / "shapes").string() + " --train 256 --test 64 --seed 1");
+    EXPECT_EQ(data.status, 0) << data.output;
+    CliRun train = run_cli("train --data " + (d / "shapes").string() + " --out " + (d / "run").string() +
+                        " --steps 3 --batch-size 32");
+    EXPECT_EQ(train.status, 0) << train.output;
+    return d;
+  }();
+  return dir;
+}
+
+}  // namespace
+
+TEST(Cli, UsageErrorsExitWithTwo) {
+  EXPECT_EQ(run_cli("").status, 2);
+  EXPECT_EQ(run_cli("no-such-verb").status, 2);
+  EXPECT_EQ(run_cli("train --data x").status, 2);  // --out missing
+  EXPECT_EQ(run_cli("embed --model x").status, 2);
+  CliRun help = run_cli("--help");
+  EXPECT_EQ(help.status, 0);
+  EXPECT_NE(help.output.find("quickstart"), std::string::npos);
+}
+
+TEST(Cli, DataShapesIsDeterministic) {
+  auto dir = mmlearn::test::temp_dir("shapes");
+  for (const char* name : {"a", "b"}) {
+    CliRun r = run_cli("data shapes --out " + (dir / name).string() + " --train 40 --test 10 --seed 5 --json");
+    ASSERT_EQ(r.status, 0) << r.output;
+    EXPECT_EQ(json::parse(r.output)["records"].get<int64_t>(), 50);
+  }
+  auto bytes = [](const fs::path& p) {
+    std::ifstream in(p, std::ios::binary);
+    return std::string((std::istreambuf_iterator<char>(in)), {});
+  };
+  for (const char* f : {"train.jsonl", "test.jsonl", "classes.json", "images/train/000017.png"})
+    EXPECT_EQ(bytes(dir / "a" / f), bytes(dir / "b" / f)) << f;
+}
+
+TEST(Cli, EvalAndEmbedPrintJson) {
+  const fs::path d = model_dir();
+  CliRun eval = run_cli("eval --model " + (d / "run").string() + " --data " + (d / "shapes/test.jsonl").string() +
+                     " --json");
+  ASSERT_EQ(eval.status, 0) << eval.output;
+  json m = json::parse(eval.output);
+  for (const char* dir : {"image_to_text", "text_to_image"})
+    for (const char* k : {"R@1", "R@5", "R@10"}) {
+      double v = m["retrieval"][dir][k].get<double>();
+      EXPECT_GE(v, 0.0);
+      EXPECT_LE(v, 1.0);
+    }
+  for (const char* a : {"color", "shape", "size"}) EXPECT_TRUE(m["zero_shot"].contains(a)) << a;
+
+  CliRun embed = run_cli("embed --model " + (d / "run").string() + " --image " +
+                      (d / "shapes/images/test/000000.png").string() + " --text 'a red circle' --json");
+  ASSERT_EQ(embed.status, 0) << embed.output;
+  json e = json::parse(embed.output);
+  ASSERT_EQ(e.size(), 2u);
+  for (const auto& row : e) {
+    double norm = 0;
+    for (double v : row["embedding"]) norm += v * v;
+    EXPECT_NEAR(norm, 1.0, 1e-4);
+  }
+}
+
+TEST(Cli, BadInputNamesFileLineAndField) {
+  const fs::path d = model_dir();
+  auto dir = mmlearn::test::temp_dir("bad");
+  const std::string run = (d / "run").string();
+
+  std::ofstream(dir / "broken.jsonl") << "{\"image\": \"a.png\", \"text\": \"x\"}\n{\"image\": oops}\n";
+  CliRun r = run_cli("eval --model " + run + " --data " + (dir / "broken.jsonl").string());
+  EXPECT_EQ(r.status, 1);
+  EXPECT_NE(r.output.find("broken.jsonl:2"), std::string::npos) << r.output;
+
+  std::ofstream(dir / "fields.jsonl") << "{\"image\": 3, \"text\": \"x\"}\n";
+  r = run_cli("eval --strict --model " + run + " --data " + (dir / "fields.jsonl").string());
+  EXPECT_EQ(r.status, 1);
+  EXPECT_NE(r.output.find("fields.jsonl:1"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("\"image\""), std::string::npos) << r.output;
+
+  std::ofstream(dir / "corrupt.png") << "\x89PNG\r\n\x1a\n garbage";
+  std::ofstream(dir / "images.jsonl") << "{\"image\": \"corrupt.png\", \"text\": \"x\"}\n"
+                                      << "{\"image\": \"missing.png\", \"text\": \"y\"}\n";
+  r = run_cli("eval --strict --model " + run + " --data " + (dir / "images.jsonl").string());
+  EXPECT_EQ(r.status, 1);
+  EXPECT_NE(r.output.find("corrupt.png"), std::string::npos) << r.output;
+  r = run_cli("eval --model " + run + " --data " + (dir / "images.jsonl").string());
+  EXPECT_EQ(r.status, 1);  // every record bad: nothing to evaluate
+  EXPECT_NE(r.output.find("no usable records"), std::string::npos) << r.output;
+
+  r = run_cli("train --preset clip-huge --data " + (d / "shapes").string() + " --out " + (dir / "x").string());
+  EXPECT_EQ(r.status, 1);
+  EXPECT_NE(r.output.find("unknown preset \"clip-huge\""), std::string::npos) << r.output;
+
+  fs::copy(d / "run", dir / "partial", fs::copy_options::recursive);
+  fs::remove(dir / "partial" / "merges.txt");
+  r = run_cli("embed --model " + (dir / "partial").string() + " --text hi");
+  EXPECT_EQ(r.status, 1);
+  EXPECT_NE(r.output.find("merges.txt"), std::string::npos) << r.output;
+
+  fs::copy(d / "run", dir / "hostile", fs::copy_options::recursive);
+  std::ofstream(dir / "hostile" / "model.safetensors", std::ios::binary | std::ios::trunc)
+      << std::string("\xff\xff\xff\xff\xff\xff\x00\x00", 8) << "{}";
+  r = run_cli("embed --model " + (dir / "hostile").string() + " --text hi");
+  EXPECT_EQ(r.status, 1);
+  EXPECT_NE(r.output.find("model.safetensors"), std::string::npos) << r.output;
+}
+
+TEST(Cli, HugeImagesAreRefusedOrDecodedSmall) {
+  const fs::path d = model_dir();
+  auto dir = mmlearn::test::temp_dir("huge");
+  // A PNG header claiming 50,000 x 50,000 pixels (valid signature and IHDR CRC, no image data).
+  const unsigned char png[] = {0x89, 'P', 'N', 'G', 0x0d, 0x0a, 0x1a, 0x0a, 0, 0, 0, 13, 'I', 'H', 'D', 'R',
+                               0, 0, 0xc3, 0x50, 0, 0, 0xc3, 0x50, 8, 2, 0, 0, 0};
+  std::ofstream f(dir / "huge.png", std::ios::binary);
+  f.write(reinterpret_cast<const char*>(png), sizeof png);
+  // CRC-32 over "IHDR" + data.
+  uint32_t crc = 0xffffffff;
+  for (size_t i = 12; i < sizeof png; ++i) {
+    crc ^= png[i];
+    for (int k = 0; k < 8; ++k) crc = (crc >> 1) ^ (0xedb88320 & (0 - (crc & 1)));
+  }
+  crc ^= 0xffffffff;
+  for (int s = 24; s >= 0; s -= 8) f.put(static_cast<char>((crc >> s) & 0xff));
+  f.close();
+  CliRun r = run_cli("embed --model " + (d / "run").string() + " --image " + (dir / "huge.png").string());
+  EXPECT_EQ(r.status, 1);
+  EXPECT_NE(r.output.find("50000"), std::string::npos) << r.output;
+}
