@@ -191,10 +191,10 @@ class Clip(nn.Module):
         return (images_u8.float() / 255.0 - self.mean) / self.std
 
     def encode_image(self, pixels):
-        return F.normalize(self.visual(pixels), dim=-1)
+        return F.normalize(self.visual(pixels).float(), dim=-1)
 
     def encode_text(self, ids):
-        return F.normalize(self.text(ids), dim=-1)
+        return F.normalize(self.text(ids).float(), dim=-1)
 
 
 def clip_loss(image_embeds, text_embeds, logit_scale):
@@ -234,9 +234,11 @@ def bench_train(args):
     ids = random_ids(B, t["context_length"], t["vocab_size"], t["eot_token_id"])
     log_max = math.log(MAX_LOGIT_SCALE)
 
-    def step():
-        pixels = model.normalize_pixels(images)
-        loss = clip_loss(model.encode_image(pixels), model.encode_text(ids), model.logit_scale)
+    def step(autocast):
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast):
+            image_embeds = model.encode_image(model.normalize_pixels(images))
+            text_embeds = model.encode_text(ids)
+        loss = clip_loss(image_embeds.float(), text_embeds.float(), model.logit_scale)
         optimizer.zero_grad()
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -245,14 +247,15 @@ def bench_train(args):
             model.logit_scale.clamp_(0, log_max)
         return loss.item()
 
-    for _ in range(args.warmup):
-        step()
-    start = time.perf_counter()
-    for _ in range(args.steps):
-        loss = step()
-    seconds = time.perf_counter() - start
-    emit(args, bench="train_clip_tiny", impl="pytorch", samples_per_s=args.steps * B / seconds, batch_size=B,
-         steps=args.steps, seconds=seconds, final_loss=loss)
+    for impl, autocast in (("pytorch", False), ("pytorch-bf16", True)):
+        for _ in range(args.warmup):
+            step(autocast)
+        start = time.perf_counter()
+        for _ in range(args.steps):
+            loss = step(autocast)
+        seconds = time.perf_counter() - start
+        emit(args, bench="train_clip_tiny", impl=impl, samples_per_s=args.steps * B / seconds, batch_size=B,
+             steps=args.steps, seconds=seconds, final_loss=loss)
 
 
 def bench_embed(args):

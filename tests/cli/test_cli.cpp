@@ -1,6 +1,7 @@
 // The command line as users meet it: exit codes, and errors that name the file, line and field.
 #include <gtest/gtest.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include <array>
 #include <cstdio>
@@ -34,12 +35,12 @@ CliRun run_cli(const std::string& args) {
 // A tiny trained model shared by the tests here.
 const fs::path& model_dir() {
   static const fs::path dir = [] {
-    fs::path d = fs::temp_directory_path() / "mmlearn-tests" / "cli-model";
+    fs::path d = fs::temp_directory_path() / "mmlearn-tests" / ("cli-model-" + std::to_string(::getpid()));
     fs::remove_all(d);
     CliRun data = run_cli("data shapes --out " + (d / "shapes").string() + " --train 256 --test 64 --seed 1");
     EXPECT_EQ(data.status, 0) << data.output;
     CliRun train = run_cli("train --data " + (d / "shapes").string() + " --out " + (d / "run").string() +
-                        " --steps 3 --batch-size 32");
+                           " --steps 3 --batch-size 32");
     EXPECT_EQ(train.status, 0) << train.output;
     return d;
   }();
@@ -61,7 +62,8 @@ TEST(Cli, UsageErrorsExitWithTwo) {
 TEST(Cli, DataShapesIsDeterministic) {
   auto dir = mmlearn::test::temp_dir("shapes");
   for (const char* name : {"a", "b"}) {
-    CliRun r = run_cli("data shapes --out " + (dir / name).string() + " --train 40 --test 10 --seed 5 --json");
+    CliRun r =
+        run_cli("data shapes --out " + (dir / name).string() + " --train 40 --test 10 --seed 5 --json");
     ASSERT_EQ(r.status, 0) << r.output;
     EXPECT_EQ(json::parse(r.output)["records"].get<int64_t>(), 50);
   }
@@ -75,8 +77,8 @@ TEST(Cli, DataShapesIsDeterministic) {
 
 TEST(Cli, EvalAndEmbedPrintJson) {
   const fs::path d = model_dir();
-  CliRun eval = run_cli("eval --model " + (d / "run").string() + " --data " + (d / "shapes/test.jsonl").string() +
-                     " --json");
+  CliRun eval = run_cli("eval --model " + (d / "run").string() + " --data " +
+                        (d / "shapes/test.jsonl").string() + " --json");
   ASSERT_EQ(eval.status, 0) << eval.output;
   json m = json::parse(eval.output);
   for (const char* dir : {"image_to_text", "text_to_image"})
@@ -88,7 +90,7 @@ TEST(Cli, EvalAndEmbedPrintJson) {
   for (const char* a : {"color", "shape", "size"}) EXPECT_TRUE(m["zero_shot"].contains(a)) << a;
 
   CliRun embed = run_cli("embed --model " + (d / "run").string() + " --image " +
-                      (d / "shapes/images/test/000000.png").string() + " --text 'a red circle' --json");
+                         (d / "shapes/images/test/000000.png").string() + " --text 'a red circle' --json");
   ASSERT_EQ(embed.status, 0) << embed.output;
   json e = json::parse(embed.output);
   ASSERT_EQ(e.size(), 2u);
@@ -125,7 +127,8 @@ TEST(Cli, BadInputNamesFileLineAndField) {
   EXPECT_EQ(r.status, 1);  // every record bad: nothing to evaluate
   EXPECT_NE(r.output.find("no usable records"), std::string::npos) << r.output;
 
-  r = run_cli("train --preset clip-huge --data " + (d / "shapes").string() + " --out " + (dir / "x").string());
+  r = run_cli("train --preset clip-huge --data " + (d / "shapes").string() + " --out " +
+              (dir / "x").string());
   EXPECT_EQ(r.status, 1);
   EXPECT_NE(r.output.find("unknown preset \"clip-huge\""), std::string::npos) << r.output;
 
@@ -147,8 +150,8 @@ TEST(Cli, HugeImagesAreRefusedOrDecodedSmall) {
   const fs::path d = model_dir();
   auto dir = mmlearn::test::temp_dir("huge");
   // A PNG header claiming 50,000 x 50,000 pixels (valid signature and IHDR CRC, no image data).
-  const unsigned char png[] = {0x89, 'P', 'N', 'G', 0x0d, 0x0a, 0x1a, 0x0a, 0, 0, 0, 13, 'I', 'H', 'D', 'R',
-                               0, 0, 0xc3, 0x50, 0, 0, 0xc3, 0x50, 8, 2, 0, 0, 0};
+  const unsigned char png[] = {0x89, 'P', 'N', 'G',  0x0d, 0x0a, 0x1a, 0x0a, 0,    0, 0, 13, 'I', 'H', 'D',
+                               'R',  0,   0,   0xc3, 0x50, 0,    0,    0xc3, 0x50, 8, 2, 0,  0,   0};
   std::ofstream f(dir / "huge.png", std::ios::binary);
   f.write(reinterpret_cast<const char*>(png), sizeof png);
   // CRC-32 over "IHDR" + data.
@@ -163,4 +166,25 @@ TEST(Cli, HugeImagesAreRefusedOrDecodedSmall) {
   CliRun r = run_cli("embed --model " + (d / "run").string() + " --image " + (dir / "huge.png").string());
   EXPECT_EQ(r.status, 1);
   EXPECT_NE(r.output.find("50000"), std::string::npos) << r.output;
+}
+
+TEST(Cli, TokenizerTrainsFromAManifestAndTokenizes) {
+  auto dir = mmlearn::test::temp_dir("tok");
+  std::ofstream m(dir / "train.jsonl");
+  for (int i = 0; i < 50; ++i)
+    m << json{{"text", "a small red circle and a large blue square"}}.dump() << "\n";
+  m.close();
+  CliRun r = run_cli("tokenizer train --data " + (dir / "train.jsonl").string() + " --out " +
+                     (dir / "tok").string() + " --vocab-size 600");
+  ASSERT_EQ(r.status, 0) << r.output;
+  r = run_cli("tokenize --model " + (dir / "tok").string() + " --text 'a small red circle' --json");
+  ASSERT_EQ(r.status, 0) << r.output;
+  json t = json::parse(r.output);
+  // Frequent words became single tokens: one id per word.
+  EXPECT_EQ(t[0]["ids"].size(), 4u) << r.output;
+  EXPECT_EQ(t[0]["tokens"][3], "circle</w>");
+  std::ofstream(dir / "bad.jsonl") << "{\"text\": 5}\n";
+  r = run_cli("tokenizer train --data " + (dir / "bad.jsonl").string() + " --out " + (dir / "tok2").string());
+  EXPECT_EQ(r.status, 1);
+  EXPECT_NE(r.output.find("bad.jsonl:1"), std::string::npos) << r.output;
 }

@@ -94,13 +94,13 @@ TEST(Safetensors, RejectsHostileAndTruncatedFiles) {
   auto dtype = error_of(write_raw(dir / "dtype", R"({"a":{"dtype":"Q4","shape":[2],"data_offsets":[0,8]}})",
                                   std::string(8, '\0')));
   EXPECT_NE(dtype.find("unsupported dtype"), std::string::npos) << dtype;
-  auto negative = error_of(write_raw(dir / "neg", R"({"a":{"dtype":"F32","shape":[-2],"data_offsets":[0,8]}})",
-                                     std::string(8, '\0')));
+  auto negative = error_of(write_raw(
+      dir / "neg", R"({"a":{"dtype":"F32","shape":[-2],"data_offsets":[0,8]}})", std::string(8, '\0')));
   EXPECT_NE(negative.find("non-negative"), std::string::npos) << negative;
   // A shape whose element count overflows 64 bits must not wrap around to a small size.
   auto overflow = error_of(write_raw(
-      dir / "overflow",
-      R"({"a":{"dtype":"F32","shape":[4294967296,4294967296,4],"data_offsets":[0,8]}})", std::string(8, '\0')));
+      dir / "overflow", R"({"a":{"dtype":"F32","shape":[4294967296,4294967296,4],"data_offsets":[0,8]}})",
+      std::string(8, '\0')));
   EXPECT_NE(overflow.find("needs more bytes"), std::string::npos) << overflow;
   auto gap = error_of(write_raw(dir / "gap", R"({"a":{"dtype":"F32","shape":[2],"data_offsets":[4,12]}})",
                                 std::string(12, '\0')));

@@ -53,7 +53,8 @@ TEST(Clip, WrongInputShapesAreRejected) {
 }
 
 TEST(Clip, LossIsLowForMatchedPairsAndGradientsReachBothTowers) {
-  auto e = torch::nn::functional::normalize(torch::randn({8, 16}), torch::nn::functional::NormalizeFuncOptions().dim(1));
+  auto e = torch::nn::functional::normalize(torch::randn({8, 16}),
+                                            torch::nn::functional::NormalizeFuncOptions().dim(1));
   auto scale = torch::tensor(std::log(100.0));
   auto matched = clip_loss(e, e, scale).item<double>();
   auto shuffled = clip_loss(e, e.roll(1, 0), scale).item<double>();
@@ -64,7 +65,8 @@ TEST(Clip, LossIsLowForMatchedPairsAndGradientsReachBothTowers) {
   Clip model(small_config());
   auto ids = torch::randint(0, 49, {4, 8});
   ids.index_put_({torch::indexing::Slice(), 7}, 49);
-  auto loss = clip_loss(model->encode_image(torch::randn({4, 3, 32, 32})), model->encode_text(ids), model->logit_scale);
+  auto loss = clip_loss(model->encode_image(torch::randn({4, 3, 32, 32})), model->encode_text(ids),
+                        model->logit_scale);
   loss.backward();
   for (const auto& p : model->named_parameters()) {
     ASSERT_TRUE(p.value().grad().defined()) << p.key();
@@ -75,11 +77,11 @@ TEST(Clip, LossIsLowForMatchedPairsAndGradientsReachBothTowers) {
 TEST(Clip, ParameterNamesFollowOpenAiLayout) {
   Clip model(small_config());
   auto params = model->named_parameters();
-  for (const char* key : {"visual.conv1.weight", "visual.class_embedding", "visual.positional_embedding",
-                          "visual.transformer.resblocks.0.attn.in_proj_weight",
-                          "visual.transformer.resblocks.1.mlp.c_fc.weight", "visual.ln_post.bias", "visual.proj",
-                          "text.token_embedding.weight", "text.ln_final.weight", "text.text_projection",
-                          "logit_scale"})
+  for (const char* key :
+       {"visual.conv1.weight", "visual.class_embedding", "visual.positional_embedding",
+        "visual.transformer.resblocks.0.attn.in_proj_weight",
+        "visual.transformer.resblocks.1.mlp.c_fc.weight", "visual.ln_post.bias", "visual.proj",
+        "text.token_embedding.weight", "text.ln_final.weight", "text.text_projection", "logit_scale"})
     EXPECT_TRUE(params.contains(key)) << key;
 }
 
@@ -91,7 +93,8 @@ TEST(Clip, CheckpointRoundTripAndStrictLoading) {
   torch::manual_seed(1);
   Clip b(small_config());
   load_parameters(*b, dir / "m.safetensors");
-  for (const auto& p : a->named_parameters()) EXPECT_TRUE(torch::equal(p.value(), b->named_parameters()[p.key()]));
+  for (const auto& p : a->named_parameters())
+    EXPECT_TRUE(torch::equal(p.value(), b->named_parameters()[p.key()]));
 
   ClipConfig wider = small_config();
   wider.embed_dim = 24;

@@ -1,5 +1,6 @@
 #include <gtest/gtest.h>
 #include <torch/torch.h>
+#include <unistd.h>
 
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -21,7 +22,8 @@ namespace {
 // One shapes data set shared by the tests of this file (generating it is the slow part).
 const fs::path& shapes_dir() {
   static const fs::path dir = [] {
-    fs::path d = fs::temp_directory_path() / "mmlearn-tests" / "trainer-shapes";
+    fs::path d =
+        fs::temp_directory_path() / "mmlearn-tests" / ("trainer-shapes-" + std::to_string(::getpid()));
     fs::remove_all(d);
     data::generate_shapes(d, {.n_train = 1024, .n_test = 200, .seed = 7});
     return d;
@@ -38,8 +40,14 @@ std::vector<json> read_jsonl(const fs::path& path) {
 
 ClipTrainOptions quick(const fs::path& out) {
   Progress::set_enabled(false);
-  return {.data = shapes_dir(), .out = out, .steps = 60, .batch_size = 64, .learning_rate = 2e-3, .seed = 3,
-          .eval_every = 30, .eval_samples = 200};
+  return {.data = shapes_dir(),
+          .out = out,
+          .steps = 60,
+          .batch_size = 64,
+          .learning_rate = 2e-3,
+          .seed = 3,
+          .eval_every = 30,
+          .eval_samples = 200};
 }
 
 }  // namespace
@@ -61,7 +69,8 @@ TEST(ClipTrainer, LossFallsAndRetrievalBeatsChance) {
   // The run directory opens as a model and gives the embeddings training ended with.
   ClipBundle clip = load_clip(out);
   EXPECT_EQ(clip.model->config.text.vocab_size, clip.tokenizer.vocab_size());
-  for (const char* f : {"config.json", "model.safetensors", "vocab.json", "merges.txt"}) EXPECT_TRUE(fs::exists(out / f));
+  for (const char* f : {"config.json", "model.safetensors", "vocab.json", "merges.txt"})
+    EXPECT_TRUE(fs::exists(out / f));
 }
 
 TEST(ClipTrainer, ResumeReproducesAnUninterruptedRun) {
@@ -78,7 +87,8 @@ TEST(ClipTrainer, ResumeReproducesAnUninterruptedRun) {
   o.resume = true;
   o.stop_after = 0;
   EXPECT_EQ(train_clip(o).steps, 12);
-  auto a = load_safetensors(straight / "model.safetensors"), b = load_safetensors(sliced / "model.safetensors");
+  auto a = load_safetensors(straight / "model.safetensors"),
+       b = load_safetensors(sliced / "model.safetensors");
   ASSERT_EQ(a.size(), b.size());
   for (const auto& [name, t] : a) EXPECT_TRUE(torch::allclose(t, b.at(name), 1e-5, 1e-6)) << name;
   std::vector<double> la, lb;

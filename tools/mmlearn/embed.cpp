@@ -14,38 +14,47 @@ void add_embed(CLI::App& app) {
   struct Args {
     std::string model;
     std::vector<std::string> images, texts;
+    std::string precision = "fp32";
     bool json = false;
   };
   auto a = std::make_shared<Args>();
   cmd->add_option("--model", a->model, "model directory")->required();
   cmd->add_option("--image", a->images, "image file (repeatable)");
   cmd->add_option("--text", a->texts, "text (repeatable)");
+  cmd->add_option("--precision", a->precision, "fp32 (exact) or bf16 (faster on CPUs with bf16)")
+      ->capture_default_str();
   cmd->add_flag("--json", a->json, "JSON on stdout: [{\"image\"|\"text\": .., \"embedding\": [..]}]");
   cmd->callback([a] {
     if (a->images.empty() && a->texts.empty()) throw UsageError("embed needs at least one --image or --text");
+    const Precision precision = parse_precision(a->precision);
     auto clip = load_clip(a->model);
     const int64_t size = clip.model->config.vision.image_size;
     nlohmann::json out = nlohmann::json::array();
     if (!a->images.empty()) {
       std::vector<torch::Tensor> images;
       for (const auto& p : a->images) images.push_back(load_image_tensor(p, size));
-      auto e = embed_images(clip.model, torch::stack(images));
+      auto e = embed_images(clip.model, torch::stack(images), precision);
       for (size_t i = 0; i < a->images.size(); ++i)
-        out.push_back({{"image", a->images[i]}, {"embedding", std::vector<float>(e[i].data_ptr<float>(),
-                                                                                   e[i].data_ptr<float>() + e.size(1))}});
+        out.push_back(
+            {{"image", a->images[i]},
+             {"embedding", std::vector<float>(e[i].data_ptr<float>(), e[i].data_ptr<float>() + e.size(1))}});
     }
     if (!a->texts.empty()) {
-      auto e = embed_texts(clip.model, tokenize_batch(clip.tokenizer, a->texts, clip.model->config.text.context_length));
+      auto e = embed_texts(clip.model,
+                           tokenize_batch(clip.tokenizer, a->texts, clip.model->config.text.context_length),
+                           precision);
       for (size_t i = 0; i < a->texts.size(); ++i)
-        out.push_back({{"text", a->texts[i]}, {"embedding", std::vector<float>(e[i].data_ptr<float>(),
-                                                                                 e[i].data_ptr<float>() + e.size(1))}});
+        out.push_back(
+            {{"text", a->texts[i]},
+             {"embedding", std::vector<float>(e[i].data_ptr<float>(), e[i].data_ptr<float>() + e.size(1))}});
     }
     if (a->json) {
       std::cout << out.dump() << "\n";
       return;
     }
     for (const auto& r : out) {
-      std::cout << (r.contains("image") ? "image " + r["image"].get<std::string>() : "text  " + r["text"].get<std::string>());
+      std::cout << (r.contains("image") ? "image " + r["image"].get<std::string>()
+                                        : "text  " + r["text"].get<std::string>());
       std::cout << "\n ";
       for (float v : r["embedding"]) std::printf(" %.5f", v);
       std::cout << "\n";

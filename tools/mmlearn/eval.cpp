@@ -12,13 +12,15 @@ namespace mmlearn::cli {
 void add_eval(CLI::App& app) {
   auto* cmd = app.add_subcommand("eval", "evaluate a model on a manifest: retrieval R@K, zero-shot accuracy");
   struct Args {
-    std::string model, data, classes;
+    std::string model, data, classes, precision = "fp32";
     bool json = false, strict = false;
   };
   auto a = std::make_shared<Args>();
   cmd->add_option("--model", a->model, "model directory")->required();
   cmd->add_option("--data", a->data, "manifest (.jsonl), or a directory holding test.jsonl")->required();
-  cmd->add_option("--classes", a->classes, "zero-shot classes file (default: classes.json beside the manifest)");
+  cmd->add_option("--classes", a->classes,
+                  "zero-shot classes file (default: classes.json beside the manifest)");
+  cmd->add_option("--precision", a->precision, "fp32 (exact) or bf16")->capture_default_str();
   cmd->add_flag("--strict", a->strict, "fail on the first bad record instead of skipping it");
   cmd->add_flag("--json", a->json, "JSON on stdout");
   cmd->callback([a] {
@@ -29,9 +31,11 @@ void add_eval(CLI::App& app) {
                                    .skip_bad_records = !a->strict};
     auto ds = data::load_image_text(manifest, clip.tokenizer, options);
     check(ds.size() > 0, manifest.string(), ": no usable records to evaluate");
-    auto classes = a->classes.empty() ? manifest.parent_path() / "classes.json" : std::filesystem::path(a->classes);
-    check(a->classes.empty() || std::filesystem::exists(classes), "classes file ", classes.string(), " not found");
-    auto metrics = evaluate_clip(clip.model, clip.tokenizer, ds, classes);
+    auto classes =
+        a->classes.empty() ? manifest.parent_path() / "classes.json" : std::filesystem::path(a->classes);
+    check(a->classes.empty() || std::filesystem::exists(classes), "classes file ", classes.string(),
+          " not found");
+    auto metrics = evaluate_clip(clip.model, clip.tokenizer, ds, classes, parse_precision(a->precision));
     metrics["skipped_records"] = ds.skipped;
     if (a->json) {
       std::cout << metrics.dump() << "\n";
@@ -45,7 +49,8 @@ void add_eval(CLI::App& app) {
     }
     if (metrics.contains("zero_shot"))
       for (auto it = metrics["zero_shot"].begin(); it != metrics["zero_shot"].end(); ++it)
-        std::printf("zero-shot %-8s %5.1f%%  (%lld images)\n", it.key().c_str(), 100 * it.value().get<double>(),
+        std::printf("zero-shot %-8s %5.1f%%  (%lld images)\n", it.key().c_str(),
+                    100 * it.value().get<double>(),
                     (long long)metrics["zero_shot_n"][it.key()].get<int64_t>());
   });
 }

@@ -3,6 +3,7 @@
 #include <torch/torch.h>
 
 #include <iostream>
+#include <thread>
 
 #include "commands.h"
 #include "mmlearn/core/error.h"
@@ -10,8 +11,9 @@
 #include "mmlearn/core/progress.h"
 
 int main(int argc, char** argv) {
-  CLI::App app{"mmlearn: multimodal learning — train and run image, text, audio and video models natively.\n"
-               "Start with `mmlearn quickstart`; `mmlearn VERB --help` describes each verb."};
+  CLI::App app{
+      "mmlearn: multimodal learning — train and run image, text, audio and video models natively.\n"
+      "Start with `mmlearn quickstart`; `mmlearn VERB --help` describes each verb."};
   app.require_subcommand(1);
   app.set_version_flag("--version", "mmlearn 0.1.0");
   int threads = 0;
@@ -28,7 +30,9 @@ int main(int argc, char** argv) {
   mmlearn::cli::add_embed(app);
   mmlearn::cli::add_models(app);
   app.parse_complete_callback([&] {
-    if (threads > 0) torch::set_num_threads(threads);
+    // libtorch defaults to one thread per physical core, which on small VMs is one: use every core unless
+    // told.
+    torch::set_num_threads(threads > 0 ? threads : std::max(1u, std::thread::hardware_concurrency()));
     if (quiet) {
       mmlearn::Progress::set_enabled(false);
       mmlearn::set_log_level(mmlearn::LogLevel::quiet);

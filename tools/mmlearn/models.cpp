@@ -28,8 +28,8 @@ void add_models(CLI::App& app) {
       std::printf("%-20s %11.1fM  ViT %lld/%lld width %lld x%lld layers; text width %lld x%lld layers\n",
                   m["name"].get<std::string>().c_str(), m["parameters"].get<int64_t>() / 1e6,
                   (long long)c["vision"]["image_size"], (long long)c["vision"]["patch_size"],
-                  (long long)c["vision"]["width"], (long long)c["vision"]["layers"], (long long)c["text"]["width"],
-                  (long long)c["text"]["layers"]);
+                  (long long)c["vision"]["width"], (long long)c["vision"]["layers"],
+                  (long long)c["text"]["width"], (long long)c["text"]["layers"]);
     }
   });
 }

@@ -1,14 +1,16 @@
+#include "mmlearn/train/quickstart.h"
+
 #include <iostream>
 #include <nlohmann/json.hpp>
 
 #include "commands.h"
-#include "mmlearn/train/quickstart.h"
 
 namespace mmlearn::cli {
 
 void add_quickstart(CLI::App& app) {
   auto* cmd = app.add_subcommand(
-      "quickstart", "make shapes data, train clip-tiny, evaluate, search, and write a report (a few minutes)");
+      "quickstart",
+      "make shapes data, train clip-tiny, evaluate, search, and write a report (a few minutes)");
   auto o = std::make_shared<QuickstartOptions>();
   auto out = std::make_shared<std::string>(o->out.string());
   auto as_json = std::make_shared<bool>(false);
@@ -23,7 +25,10 @@ void add_quickstart(CLI::App& app) {
     o->out = *out;
     QuickstartResult r = run_quickstart(*o);
     if (*as_json) {
-      std::cout << nlohmann::json{{"run", r.run}, {"report", r.report}, {"seconds", r.seconds}, {"eval", r.eval}}
+      std::cout << nlohmann::json{{"run", r.run},
+                                  {"report", r.report},
+                                  {"seconds", r.seconds},
+                                  {"eval", r.eval}}
                        .dump()
                 << "\n";
       return;

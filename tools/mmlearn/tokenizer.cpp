@@ -23,18 +23,22 @@ void add_tokenizer(CLI::App& app) {
   train->add_option("--out", a->out, "directory to write vocab.json + merges.txt into")->required();
   train->add_option("--vocab-size", a->vocab_size, "vocabulary size incl. 512 byte symbols and 2 specials")
       ->capture_default_str();
-  train->add_option("--min-frequency", a->min_frequency, "stop when the best pair is rarer")->capture_default_str();
+  train->add_option("--min-frequency", a->min_frequency, "stop when the best pair is rarer")
+      ->capture_default_str();
   train->callback([a] {
     auto manifest = data::read_manifest(data::find_manifest(a->data, "train"));
     std::vector<std::string> texts;
     for (const auto& r : manifest.records) texts.push_back(data::string_field(manifest, r, "text"));
-    Progress bar("tokenizer", a->vocab_size, "merge");
+    std::unique_ptr<Progress> bar;
     auto tokenizer = text::train_bpe(texts, {.vocab_size = a->vocab_size, .min_frequency = a->min_frequency},
-                                     [&](int64_t done, int64_t) { bar.update(done); });
-    bar.finish();
+                                     [&](int64_t done, int64_t total) {
+                                       if (!bar)
+                                         bar = std::make_unique<Progress>("tokenizer", total, "merge");
+                                       bar->update(done);
+                                     });
     tokenizer.save(a->out);
-    std::cerr << "wrote " << a->out << "/vocab.json and merges.txt (" << tokenizer.vocab_size() << " tokens from "
-              << texts.size() << " texts)\n";
+    std::cerr << "wrote " << a->out << "/vocab.json and merges.txt (" << tokenizer.vocab_size()
+              << " tokens from " << texts.size() << " texts)\n";
   });
 }
 
@@ -46,7 +50,8 @@ void add_tokenize(CLI::App& app) {
     bool json = false;
   };
   auto a = std::make_shared<Args>();
-  cmd->add_option("--model", a->model, "model directory (or a directory with vocab.json + merges.txt)")->required();
+  cmd->add_option("--model", a->model, "model directory (or a directory with vocab.json + merges.txt)")
+      ->required();
   cmd->add_option("--text", a->texts, "text to tokenize (repeatable)")->required();
   cmd->add_flag("--json", a->json, "JSON output");
   cmd->callback([a] {

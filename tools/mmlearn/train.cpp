@@ -18,7 +18,8 @@ void add_train(CLI::App& app) {
       ->required();
   cmd->add_option("--out", *out, "run directory: model files, checkpoint/, metrics.jsonl")->required();
   cmd->add_option("--tokenizer", *tokenizer, "directory with vocab.json + merges.txt (default: learn one)");
-  cmd->add_option("--vocab-size", o->tokenizer_vocab_size, "size of the learned tokenizer")->capture_default_str();
+  cmd->add_option("--vocab-size", o->tokenizer_vocab_size, "size of the learned tokenizer")
+      ->capture_default_str();
   auto* steps = cmd->add_option("--steps", o->steps, "optimizer steps");
   auto* epochs = cmd->add_option("--epochs", o->epochs, "passes over the training data (default 10)");
   auto* minutes = cmd->add_option("--minutes", o->minutes, "train for this long (wall clock)");
@@ -26,14 +27,21 @@ void add_train(CLI::App& app) {
   epochs->excludes(minutes);
   cmd->add_option("--batch-size", o->batch_size, "examples per step")->capture_default_str();
   cmd->add_option("--lr", o->learning_rate, "peak learning rate (AdamW)")->capture_default_str();
-  cmd->add_option("--weight-decay", o->weight_decay, "AdamW weight decay (matrices only)")->capture_default_str();
+  cmd->add_option("--weight-decay", o->weight_decay, "AdamW weight decay (matrices only)")
+      ->capture_default_str();
   cmd->add_option("--warmup", o->warmup_steps, "warm-up steps (default 5% of the run)");
   cmd->add_option("--grad-clip", o->grad_clip, "gradient norm clip")->capture_default_str();
   cmd->add_option("--seed", o->seed, "random seed")->capture_default_str();
-  cmd->add_option("--checkpoint-every", o->checkpoint_every, "steps between checkpoints (default: at the end)");
+  cmd->add_option("--checkpoint-every", o->checkpoint_every,
+                  "steps between checkpoints (default: at the end)");
   cmd->add_option("--eval-every", o->eval_every, "steps between evaluations (default: ~10 a run)");
-  cmd->add_option("--max-image-pixels", o->max_image_pixels, "refuse images larger than this")->capture_default_str();
-  cmd->add_option("--stop-after", o->stop_after, "leave after this many steps with a checkpoint (resume later)");
+  cmd->add_option("--max-image-pixels", o->max_image_pixels, "refuse images larger than this")
+      ->capture_default_str();
+  cmd->add_option("--precision", o->precision,
+                  "fp32, bf16 (autocast) or auto: bf16 where the CPU has it natively")
+      ->capture_default_str();
+  cmd->add_option("--stop-after", o->stop_after,
+                  "leave after this many steps with a checkpoint (resume later)");
   cmd->add_flag("--resume", o->resume, "continue the run in --out from its last checkpoint");
   cmd->add_flag("--json", *as_json, "print the result as JSON on stdout");
   cmd->callback([=] {
@@ -41,9 +49,12 @@ void add_train(CLI::App& app) {
     o->out = *out;
     o->tokenizer = *tokenizer;
     ClipTrainResult r = train_clip(*o);
-    nlohmann::json summary{{"out", *out},     {"steps", r.steps},
-                           {"seconds", r.seconds}, {"final_loss", r.final_loss},
-                           {"skipped_records", r.skipped_records}, {"eval", r.final_eval}};
+    nlohmann::json summary{{"out", *out},
+                           {"steps", r.steps},
+                           {"seconds", r.seconds},
+                           {"final_loss", r.final_loss},
+                           {"skipped_records", r.skipped_records},
+                           {"eval", r.final_eval}};
     if (*as_json) {
       std::cout << summary.dump() << "\n";
       return;

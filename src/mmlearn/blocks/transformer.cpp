@@ -15,7 +15,9 @@ Activation parse_activation(const std::string& name) {
   throw Error(str_cat("unknown activation \"", name, "\" (expected \"gelu\" or \"quick_gelu\")"));
 }
 
-std::string to_string(Activation activation) { return activation == Activation::gelu ? "gelu" : "quick_gelu"; }
+std::string to_string(Activation activation) {
+  return activation == Activation::gelu ? "gelu" : "quick_gelu";
+}
 
 torch::Tensor activate(const torch::Tensor& x, Activation activation) {
   // QuickGELU is the sigmoid approximation OpenAI's CLIP was trained with (x * sigmoid(1.702 x)).
@@ -26,7 +28,8 @@ torch::Tensor causal_mask(int64_t length, const torch::TensorOptions& options) {
   return torch::full({length, length}, -std::numeric_limits<float>::infinity(), options).triu(1);
 }
 
-MultiheadAttentionImpl::MultiheadAttentionImpl(int64_t width_, int64_t heads_) : width(width_), heads(heads_) {
+MultiheadAttentionImpl::MultiheadAttentionImpl(int64_t width_, int64_t heads_)
+    : width(width_), heads(heads_) {
   TORCH_CHECK(width % heads == 0, "attention width ", width, " is not divisible by ", heads, " heads");
   in_proj_weight = register_parameter("in_proj_weight", torch::empty({3 * width, width}));
   in_proj_bias = register_parameter("in_proj_bias", torch::zeros({3 * width}));
@@ -38,7 +41,8 @@ MultiheadAttentionImpl::MultiheadAttentionImpl(int64_t width_, int64_t heads_) :
 torch::Tensor MultiheadAttentionImpl::forward(const torch::Tensor& x, const torch::Tensor& attn_mask) {
   const int64_t B = x.size(0), T = x.size(1), head_dim = width / heads;
   // [B, T, 3D] -> 3 x [B, H, T, hd]
-  auto qkv = F::linear(x, in_proj_weight, in_proj_bias).view({B, T, 3, heads, head_dim}).permute({2, 0, 3, 1, 4});
+  auto qkv =
+      F::linear(x, in_proj_weight, in_proj_bias).view({B, T, 3, heads, head_dim}).permute({2, 0, 3, 1, 4});
   auto q = qkv[0] * (1.0 / std::sqrt(static_cast<double>(head_dim)));
   auto scores = torch::matmul(q, qkv[1].transpose(-2, -1));
   if (attn_mask.defined()) scores = scores + attn_mask;

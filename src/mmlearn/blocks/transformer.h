@@ -1,6 +1,6 @@
-// The shared transformer blocks: multi-head self-attention, the MLP, the pre-norm residual block and a stack of
-// them. Parameters carry OpenAI CLIP's names (attn.in_proj_weight, ln_1, mlp.c_fc, ...), so checkpoints in that
-// layout map onto these modules key for key.
+// The shared transformer blocks: multi-head self-attention, the MLP, the pre-norm residual block and a stack
+// of them. Parameters carry OpenAI CLIP's names (attn.in_proj_weight, ln_1, mlp.c_fc, ...), so checkpoints in
+// that layout map onto these modules key for key.
 //
 //   mmlearn::Transformer t(mmlearn::TransformerConfig{.width = 128, .layers = 4, .heads = 4});
 //   torch::Tensor y = t->forward(x);                  // x: [B, T, D]
@@ -8,8 +8,8 @@
 #pragma once
 
 #include <torch/nn/module.h>
-#include <torch/nn/modules/linear.h>
 #include <torch/nn/modules/container/modulelist.h>
+#include <torch/nn/modules/linear.h>
 #include <torch/nn/modules/normalization.h>
 
 #include <string>

@@ -24,7 +24,8 @@ void load_parameters(torch::nn::Module& module, const TensorMap& tensors, const 
   std::string missing;
   for (const auto& p : params)
     if (!tensors.count(p.key())) missing += (missing.empty() ? "" : ", ") + p.key();
-  check(missing.empty(), where, ": missing tensors: ", missing, " (the file does not match this architecture)");
+  check(missing.empty(), where, ": missing tensors: ", missing,
+        " (the file does not match this architecture)");
   for (const auto& [name, t] : tensors)
     check(params.contains(name), where, ": unexpected tensor \"", name, "\" (not a parameter of this model)");
   torch::NoGradGuard no_grad;
@@ -32,7 +33,8 @@ void load_parameters(torch::nn::Module& module, const TensorMap& tensors, const 
     const torch::Tensor& src = tensors.at(p.key());
     check(src.sizes() == p.value().sizes(), where, ": tensor \"", p.key(), "\" has shape ", src.sizes(),
           " but the model expects ", p.value().sizes());
-    check(src.is_floating_point(), where, ": tensor \"", p.key(), "\" has non-float dtype ", src.scalar_type());
+    check(src.is_floating_point(), where, ": tensor \"", p.key(), "\" has non-float dtype ",
+          src.scalar_type());
     p.value().copy_(src);
   }
 }

@@ -1,5 +1,5 @@
-// Moving module weights in and out of safetensors files, strictly: every parameter must be in the file with its
-// exact shape, and every tensor in the file must be used — the error names the key and both shapes.
+// Moving module weights in and out of safetensors files, strictly: every parameter must be in the file with
+// its exact shape, and every tensor in the file must be used — the error names the key and both shapes.
 //
 //   mmlearn::save_parameters(*model, "run/model.safetensors", {{"format", "pt"}});
 //   mmlearn::load_parameters(*model, "run/model.safetensors");

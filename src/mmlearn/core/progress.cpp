@@ -25,18 +25,19 @@ std::string format_duration(double seconds) {
   return buf;
 }
 
-Progress::Progress(std::string label, int64_t total, std::string unit)
-    : label_(std::move(label)), unit_(std::move(unit)), total_(total), tty_(::isatty(STDERR_FILENO) != 0) {
+Progress::Progress(std::string label, int64_t total, std::string unit, int64_t start)
+    : label_(std::move(label)),
+      unit_(std::move(unit)),
+      total_(total),
+      done_(start),
+      start_done_(start),
+      tty_(::isatty(STDERR_FILENO) != 0) {
   start_ = last_draw_ = std::chrono::steady_clock::now();
 }
 
 Progress::~Progress() { finish(); }
 
 void Progress::update(int64_t done, const std::vector<std::pair<std::string, double>>& fields) {
-  if (start_done_ < 0) {  // rate counts from the first update (a resumed run starts mid-way)
-    start_done_ = done;
-    start_ = std::chrono::steady_clock::now();
-  }
   done_ = done;
   if (!fields.empty()) fields_ = fields;
   auto now = std::chrono::steady_clock::now();
@@ -50,11 +51,12 @@ void Progress::update(int64_t done, const std::vector<std::pair<std::string, dou
 void Progress::finish() {
   if (finished_) return;
   finished_ = true;
-  if (start_done_ >= 0) draw(true);
+  if (drawn_ || done_ > start_done_) draw(true);
 }
 
 void Progress::draw(bool final) {
   if (!g_enabled) return;
+  drawn_ = true;
   double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
   double rate = elapsed > 0 ? (done_ - start_done_) / elapsed : 0;
   double eta = rate > 0 && total_ > 0 ? (total_ - done_) / rate : NAN;

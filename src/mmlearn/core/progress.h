@@ -16,7 +16,8 @@ namespace mmlearn {
 
 class Progress {
  public:
-  Progress(std::string label, int64_t total, std::string unit = "it");
+  // `start`: the count the work begins at (a resumed run starts mid-way); the rate counts from there.
+  Progress(std::string label, int64_t total, std::string unit = "it", int64_t start = 0);
   ~Progress();
   void update(int64_t done, const std::vector<std::pair<std::string, double>>& fields = {});
   void finish();
@@ -26,10 +27,10 @@ class Progress {
  private:
   void draw(bool final);
   std::string label_, unit_;
-  int64_t total_, done_ = 0, start_done_ = -1;
+  int64_t total_, done_, start_done_;
   std::vector<std::pair<std::string, double>> fields_;
   std::chrono::steady_clock::time_point start_, last_draw_;
-  bool tty_, finished_ = false;
+  bool tty_, drawn_ = false, finished_ = false;
 };
 
 std::string format_duration(double seconds);

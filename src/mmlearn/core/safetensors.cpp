@@ -24,9 +24,9 @@ struct DtypeInfo {
   int size;
 };
 constexpr DtypeInfo kDtypes[] = {
-    {"F64", torch::kFloat64, 8}, {"F32", torch::kFloat32, 4}, {"F16", torch::kFloat16, 2},
-    {"BF16", torch::kBFloat16, 2}, {"I64", torch::kInt64, 8}, {"I32", torch::kInt32, 4},
-    {"I16", torch::kInt16, 2},   {"I8", torch::kInt8, 1},     {"U8", torch::kUInt8, 1},
+    {"F64", torch::kFloat64, 8},   {"F32", torch::kFloat32, 4}, {"F16", torch::kFloat16, 2},
+    {"BF16", torch::kBFloat16, 2}, {"I64", torch::kInt64, 8},   {"I32", torch::kInt32, 4},
+    {"I16", torch::kInt16, 2},     {"I8", torch::kInt8, 1},     {"U8", torch::kUInt8, 1},
     {"BOOL", torch::kBool, 1},
 };
 
@@ -85,8 +85,8 @@ SafetensorsFile::SafetensorsFile(const fs::path& path, const SafetensorsLimits& 
   for (int i = 7; i >= 0; --i) header_size = (header_size << 8) | bytes[i];
   check(header_size <= limits.max_header_bytes, where, ": header length ", header_size,
         " exceeds the limit of ", limits.max_header_bytes, " bytes (corrupt or hostile file)");
-  check(header_size <= file_size - 8, where, ": header length ", header_size, " runs past the end of the file (",
-        file_size, " bytes): the file is truncated or not safetensors");
+  check(header_size <= file_size - 8, where, ": header length ", header_size,
+        " runs past the end of the file (", file_size, " bytes): the file is truncated or not safetensors");
   data_ = bytes + 8 + header_size;
   const uint64_t data_size = file_size - 8 - header_size;
 
@@ -113,7 +113,8 @@ SafetensorsFile::SafetensorsFile(const fs::path& path, const SafetensorsLimits& 
     check(value.is_object(), field, ": entry must be an object");
     check(value.contains("dtype") && value["dtype"].is_string(), field, ": missing string field \"dtype\"");
     check(value.contains("shape") && value["shape"].is_array(), field, ": missing array field \"shape\"");
-    check(value.contains("data_offsets") && value["data_offsets"].is_array() && value["data_offsets"].size() == 2,
+    check(value.contains("data_offsets") && value["data_offsets"].is_array() &&
+              value["data_offsets"].size() == 2,
           field, ": \"data_offsets\" must be [begin, end]");
     TensorEntry entry;
     entry.name = name;
@@ -128,7 +129,8 @@ SafetensorsFile::SafetensorsFile(const fs::path& path, const SafetensorsLimits& 
       entry.shape.push_back(static_cast<int64_t>(dim.get<uint64_t>()));
       check(entry.shape.back() >= 0, field, ": dimension out of range");
       bytes_needed *= dim.get<uint64_t>();
-      check(bytes_needed <= data_size, field, ": shape ", value["shape"].dump(), " needs more bytes than the file has");
+      check(bytes_needed <= data_size, field, ": shape ", value["shape"].dump(),
+            " needs more bytes than the file has");
     }
     for (const json& offset : value["data_offsets"])
       check(offset.is_number_unsigned(), field, ": data_offsets must be non-negative integers");
@@ -146,14 +148,14 @@ SafetensorsFile::SafetensorsFile(const fs::path& path, const SafetensorsLimits& 
   // Tensors must tile the data buffer exactly: no overlap (aliasing) and no hidden bytes.
   std::vector<const TensorEntry*> sorted;
   for (const auto& e : entries_) sorted.push_back(&e);
-  std::sort(sorted.begin(), sorted.end(), [](auto* a, auto* b) {
-    return a->begin != b->begin ? a->begin < b->begin : a->end < b->end;
-  });
+  std::sort(sorted.begin(), sorted.end(),
+            [](auto* a, auto* b) { return a->begin != b->begin ? a->begin < b->begin : a->end < b->end; });
   uint64_t cursor = 0;
   for (const TensorEntry* e : sorted) {
-    check(e->begin >= cursor, where, ": tensor \"", e->name, "\" overlaps the previous tensor (offset ", e->begin,
-          " < ", cursor, ")");
-    check(e->begin == cursor, where, ": gap of ", e->begin - cursor, " bytes before tensor \"", e->name, "\"");
+    check(e->begin >= cursor, where, ": tensor \"", e->name, "\" overlaps the previous tensor (offset ",
+          e->begin, " < ", cursor, ")");
+    check(e->begin == cursor, where, ": gap of ", e->begin - cursor, " bytes before tensor \"", e->name,
+          "\"");
     cursor = e->end;
   }
   check(cursor == data_size, where, ": ", data_size - cursor, " trailing bytes after the last tensor");
@@ -173,7 +175,8 @@ torch::Tensor SafetensorsFile::tensor(const std::string& name) const {
   if (reinterpret_cast<uintptr_t>(ptr) % d->size != 0)  // kernels assume aligned elements
     return torch::from_blob(ptr, e.shape, options).clone();
   auto keep = mapping_;
-  return torch::from_blob(ptr, e.shape, [keep](void*) {}, options);
+  return torch::from_blob(
+      ptr, e.shape, [keep](void*) {}, options);
 }
 
 TensorMap load_safetensors(const fs::path& path) {

@@ -1,7 +1,8 @@
-// safetensors: the tensor file format of Hugging Face checkpoints (https://github.com/huggingface/safetensors).
-// Layout: u64 little-endian header length N, N bytes of JSON {name: {dtype, shape, data_offsets}, "__metadata__":
-// {str: str}}, then the data buffer. Files come from strangers, so the reader validates everything before
-// touching data: header size, JSON, dtypes, shapes, offsets in range, tensors that neither overlap nor leave gaps.
+// safetensors: the tensor file format of Hugging Face checkpoints
+// (https://github.com/huggingface/safetensors). Layout: u64 little-endian header length N, N bytes of JSON
+// {name: {dtype, shape, data_offsets}, "__metadata__": {str: str}}, then the data buffer. Files come from
+// strangers, so the reader validates everything before touching data: header size, JSON, dtypes, shapes,
+// offsets in range, tensors that neither overlap nor leave gaps.
 //
 //   mmlearn::SafetensorsFile file("model.safetensors");       // mmap + validation
 //   torch::Tensor w = file.tensor("visual.conv1.weight");     // zero-copy when aligned, copy-on-write

@@ -1,6 +1,6 @@
 // Paired image–text data in memory, ready for contrastive training and evaluation: images decoded once to the
-// model's size (uint8, [N, 3, S, S]) and texts tokenized ([N, T]). Records that cannot be used (missing or corrupt
-// image, missing text) are skipped and counted; the first few reasons are kept for the user.
+// model's size (uint8, [N, 3, S, S]) and texts tokenized ([N, T]). Records that cannot be used (missing or
+// corrupt image, missing text) are skipped and counted; the first few reasons are kept for the user.
 //
 //   auto ds = mmlearn::data::load_image_text("shapes/train.jsonl", tokenizer, 64, 32);
 //   if (ds.skipped) warn(ds.skipped, " records skipped, e.g. ", ds.skip_reasons[0]);
@@ -19,9 +19,9 @@
 namespace mmlearn::data {
 
 struct ImageTextDataset {
-  Manifest manifest;             // the records that were kept, in manifest order
-  torch::Tensor images;          // uint8 [N, 3, S, S]
-  torch::Tensor ids;             // int64 [N, T]
+  Manifest manifest;     // the records that were kept, in manifest order
+  torch::Tensor images;  // uint8 [N, 3, S, S]
+  torch::Tensor ids;     // int64 [N, T]
   std::vector<std::string> texts;
   int64_t skipped = 0;
   std::vector<std::string> skip_reasons;  // at most a few, "file:line: reason"

@@ -15,7 +15,8 @@ fs::path Manifest::resolve(const std::string& relative) const {
 std::string Manifest::where(const Record& record) const { return str_cat(path.string(), ":", record.line); }
 
 Manifest read_manifest(const fs::path& path) {
-  check(fs::is_regular_file(path), "manifest ", path.string(), " not found (expected a JSONL file, one record a line)");
+  check(fs::is_regular_file(path), "manifest ", path.string(),
+        " not found (expected a JSONL file, one record a line)");
   std::ifstream in(path);
   check(in.good(), "cannot open manifest ", path.string());
   Manifest manifest{path, {}};
@@ -50,7 +51,8 @@ fs::path find_manifest(const fs::path& data, const std::string& split) {
 std::string string_field(const Manifest& manifest, const Record& record, const std::string& field) {
   auto it = record.json.find(field);
   check(it != record.json.end(), manifest.where(record), ": missing field \"", field, "\"");
-  check(it->is_string(), manifest.where(record), ": field \"", field, "\" must be a string, got ", it->type_name());
+  check(it->is_string(), manifest.where(record), ": field \"", field, "\" must be a string, got ",
+        it->type_name());
   return it->get<std::string>();
 }
 

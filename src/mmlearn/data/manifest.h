@@ -1,13 +1,12 @@
-// Manifests: one JSON record per line (JSONL). Media fields ("image", "audio", "video") hold paths relative to
-// the manifest; "text" holds a string; every other field (labels, metadata) is kept as it is.
+// Manifests: one JSON record per line (JSONL). Media fields ("image", "audio", "video") hold paths relative
+// to the manifest; "text" holds a string; every other field (labels, metadata) is kept as it is.
 //
 //   mmlearn::data::Manifest m = mmlearn::data::read_manifest("shapes/test.jsonl");
 //   for (const auto& r : m.records) use(m.resolve(r.json["image"]), r.json["text"]);
 #pragma once
 
-#include <nlohmann/json.hpp>
-
 #include <filesystem>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
 
@@ -22,7 +21,7 @@ struct Manifest {
   std::filesystem::path path;
   std::vector<Record> records;
   std::filesystem::path resolve(const std::string& relative) const;  // media path relative to the manifest
-  std::string where(const Record& record) const;                      // "file.jsonl:12"
+  std::string where(const Record& record) const;                     // "file.jsonl:12"
 };
 
 // Throws mmlearn::Error naming file and line for a malformed line (blank lines are skipped).

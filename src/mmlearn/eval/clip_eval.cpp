@@ -4,14 +4,17 @@
 
 #include "mmlearn/core/atomic_file.h"
 #include "mmlearn/core/error.h"
+#include "mmlearn/heads/contrastive.h"
 #include "mmlearn/models/clip_pretrained.h"
 
 namespace mmlearn {
 using nlohmann::json;
 namespace F = torch::nn::functional;
 
-torch::Tensor embed_images(Clip& model, const torch::Tensor& images_u8, int64_t batch_size) {
-  torch::NoGradGuard no_grad;
+torch::Tensor embed_images(Clip& model, const torch::Tensor& images_u8, Precision precision,
+                           int64_t batch_size) {
+  c10::InferenceMode inference;
+  AutocastGuard autocast(precision);
   std::vector<torch::Tensor> out;
   for (int64_t i = 0; i < images_u8.size(0); i += batch_size) {
     auto batch = images_u8.slice(0, i, std::min(i + batch_size, images_u8.size(0)));
@@ -20,8 +23,9 @@ torch::Tensor embed_images(Clip& model, const torch::Tensor& images_u8, int64_t 
   return out.empty() ? torch::empty({0, model->config.embed_dim}) : torch::cat(out);
 }
 
-torch::Tensor embed_texts(Clip& model, const torch::Tensor& ids, int64_t batch_size) {
-  torch::NoGradGuard no_grad;
+torch::Tensor embed_texts(Clip& model, const torch::Tensor& ids, Precision precision, int64_t batch_size) {
+  c10::InferenceMode inference;
+  AutocastGuard autocast(precision);
   std::vector<torch::Tensor> out;
   for (int64_t i = 0; i < ids.size(0); i += batch_size)
     out.push_back(model->encode_text(ids.slice(0, i, std::min(i + batch_size, ids.size(0)))));
@@ -30,7 +34,8 @@ torch::Tensor embed_texts(Clip& model, const torch::Tensor& ids, int64_t batch_s
 
 namespace {
 
-// For each query row of `scores` [Q, C], the rank of the best-ranked relevant candidate; relevant[q] lists them.
+// For each query row of `scores` [Q, C], the rank of the best-ranked relevant candidate; relevant[q] lists
+// them.
 json recall_at(const torch::Tensor& scores, const std::vector<std::vector<int64_t>>& relevant,
                const std::vector<int64_t>& ks) {
   auto order = scores.argsort(1, /*descending=*/true);
@@ -54,7 +59,8 @@ json recall_at(const torch::Tensor& scores, const std::vector<std::vector<int64_
 json retrieval_metrics(const torch::Tensor& image_embeds, const torch::Tensor& text_embeds,
                        const std::vector<std::string>& texts, const std::vector<int64_t>& ks) {
   const int64_t n = image_embeds.size(0);
-  check(text_embeds.size(0) == n && static_cast<int64_t>(texts.size()) == n, "retrieval needs paired embeddings");
+  check(text_embeds.size(0) == n && static_cast<int64_t>(texts.size()) == n,
+        "retrieval needs paired embeddings");
   std::map<std::string, std::vector<int64_t>> by_text;
   for (int64_t i = 0; i < n; ++i) by_text[texts[i]].push_back(i);
   std::vector<std::vector<int64_t>> relevant(n);
@@ -93,47 +99,68 @@ ZeroShotClasses read_zero_shot_classes(const std::filesystem::path& path) {
   return classes;
 }
 
-torch::Tensor zero_shot_weights(Clip& model, const text::BpeTokenizer& tokenizer, const ZeroShotClasses& classes,
-                                const std::string& attribute) {
-  auto target = std::find_if(classes.attributes.begin(), classes.attributes.end(),
-                             [&](const auto& a) { return a.first == attribute; });
-  check(target != classes.attributes.end(), "no zero-shot attribute \"", attribute, "\"");
-  std::vector<torch::Tensor> weights;
-  for (const std::string& value : target->second) {
-    // Every combination of the other attributes' values, with this attribute fixed.
-    std::vector<std::string> prompts{classes.template_text};
-    for (const auto& [name, values] : classes.attributes) {
-      const std::string slot = "{" + name + "}";
-      std::vector<std::string> next;
-      for (const auto& prompt : prompts)
-        for (const auto& v : (name == attribute ? std::vector<std::string>{value} : values)) {
-          std::string filled = prompt;
-          for (size_t at; (at = filled.find(slot)) != std::string::npos;) filled.replace(at, slot.size(), v);
-          next.push_back(filled);
-        }
-      prompts = std::move(next);
-    }
-    auto embeds = embed_texts(model, tokenize_batch(tokenizer, prompts, model->config.text.context_length));
-    weights.push_back(F::normalize(embeds.mean(0), F::NormalizeFuncOptions().dim(0)));
+std::vector<torch::Tensor> zero_shot_probabilities(Clip& model, const text::BpeTokenizer& tokenizer,
+                                                   const ZeroShotClasses& classes,
+                                                   const torch::Tensor& image_embeds, Precision precision) {
+  // Expand the template over the cartesian product of the attributes' values.
+  std::vector<std::string> prompts{classes.template_text};
+  std::vector<std::vector<int64_t>> value_of(
+      classes.attributes.size());  // [attribute][prompt] -> value index
+  int64_t combinations = 1;
+  for (const auto& a : classes.attributes) combinations *= static_cast<int64_t>(a.second.size());
+  check(combinations <= 100000, "zero-shot template has ", combinations,
+        " combinations of attribute values; at most 100000 are supported");
+  for (size_t k = 0; k < classes.attributes.size(); ++k) {
+    const auto& [name, values] = classes.attributes[k];
+    const std::string slot = "{" + name + "}";
+    std::vector<std::string> next;
+    std::vector<std::vector<int64_t>> next_value_of(classes.attributes.size());
+    for (size_t p = 0; p < prompts.size(); ++p)
+      for (size_t v = 0; v < values.size(); ++v) {
+        std::string filled = prompts[p];
+        for (size_t at; (at = filled.find(slot)) != std::string::npos;)
+          filled.replace(at, slot.size(), values[v]);
+        next.push_back(std::move(filled));
+        for (size_t j = 0; j < k; ++j) next_value_of[j].push_back(value_of[j][p]);
+        next_value_of[k].push_back(static_cast<int64_t>(v));
+      }
+    prompts = std::move(next);
+    value_of = std::move(next_value_of);
   }
-  return torch::stack(weights);
+  auto text_embeds =
+      embed_texts(model, tokenize_batch(tokenizer, prompts, model->config.text.context_length), precision);
+  c10::InferenceMode inference;
+  auto scale = model->logit_scale.exp().clamp_max(kMaxLogitScale);
+  auto joint = torch::softmax(scale * torch::matmul(image_embeds, text_embeds.t()), 1);  // [N, prompts]
+  std::vector<torch::Tensor> out;
+  for (size_t k = 0; k < classes.attributes.size(); ++k) {
+    auto marginal =
+        torch::zeros({image_embeds.size(0), static_cast<int64_t>(classes.attributes[k].second.size())});
+    marginal.index_add_(1, torch::tensor(value_of[k]), joint);
+    out.push_back(marginal);
+  }
+  return out;
 }
 
 json evaluate_clip(Clip& model, const text::BpeTokenizer& tokenizer, const data::ImageTextDataset& ds,
-                   const std::filesystem::path& classes_path) {
+                   const std::filesystem::path& classes_path, Precision precision) {
   model->eval();
-  auto image_embeds = embed_images(model, ds.images);
-  auto text_embeds = embed_texts(model, ds.ids);
+  auto image_embeds = embed_images(model, ds.images, precision);
+  auto text_embeds = embed_texts(model, ds.ids, precision);
   json result{{"retrieval", retrieval_metrics(image_embeds, text_embeds, ds.texts)}};
   if (classes_path.empty() || !std::filesystem::exists(classes_path)) return result;
 
   const ZeroShotClasses classes = read_zero_shot_classes(classes_path);
+  std::vector<torch::Tensor> probabilities;
   json zero_shot = json::object(), counts = json::object();
-  for (const auto& [attribute, values] : classes.attributes) {
+  for (size_t k = 0; k < classes.attributes.size(); ++k) {
+    const auto& [attribute, values] = classes.attributes[k];
     std::vector<int64_t> rows, labels;
     for (int64_t i = 0; i < ds.size(); ++i) {
       const json& r = ds.manifest.records[i].json;
       if (!r.contains("labels") || !r["labels"].contains(attribute)) continue;
+      check(r["labels"][attribute].is_string(), ds.manifest.where(ds.manifest.records[i]), ": field labels.",
+            attribute, " must be a string");
       auto it = std::find(values.begin(), values.end(), r["labels"][attribute].get<std::string>());
       check(it != values.end(), ds.manifest.where(ds.manifest.records[i]), ": label ", attribute, "=",
             r["labels"][attribute].dump(), " is not among the classes in ", classes_path.string());
@@ -141,8 +168,9 @@ json evaluate_clip(Clip& model, const text::BpeTokenizer& tokenizer, const data:
       labels.push_back(it - values.begin());
     }
     if (rows.empty()) continue;
-    auto weights = zero_shot_weights(model, tokenizer, classes, attribute);
-    auto predicted = torch::matmul(image_embeds.index_select(0, torch::tensor(rows)), weights.t()).argmax(1);
+    if (probabilities.empty())
+      probabilities = zero_shot_probabilities(model, tokenizer, classes, image_embeds, precision);
+    auto predicted = probabilities[k].index_select(0, torch::tensor(rows)).argmax(1);
     zero_shot[attribute] = predicted.eq(torch::tensor(labels)).to(torch::kDouble).mean().item<double>();
     counts[attribute] = rows.size();
   }

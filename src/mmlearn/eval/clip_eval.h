@@ -1,20 +1,20 @@
 // Evaluating an image–text model: retrieval recall@K in both directions and zero-shot classification per
 // attribute. Zero-shot reads the class file a data set ships (shapes writes classes.json): a template such as
-// "a {size} {color} {shape}" and the values of each attribute; the prompt for a class fills its attribute and
-// ranges the others over their values, and the normalized text embeddings are averaged (CLIP's prompt
-// ensembling). Records carrying "labels" ({"color": "red", ...}) are the ones classified.
+// "a {size} {color} {shape}" and the values of each attribute. Records carrying "labels" ({"color": "red",
+// ...}) are the ones classified.
 //
 //   nlohmann::json metrics = mmlearn::evaluate_clip(model, tokenizer, dataset, "shapes/classes.json");
 //   metrics["retrieval"]["text_to_image"]["R@10"], metrics["zero_shot"]["color"]
 #pragma once
 
-#include <nlohmann/json.hpp>
 #include <torch/types.h>
 
 #include <filesystem>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
 
+#include "mmlearn/core/precision.h"
 #include "mmlearn/data/image_text_dataset.h"
 #include "mmlearn/models/clip.h"
 #include "mmlearn/text/bpe.h"
@@ -22,24 +22,34 @@
 namespace mmlearn {
 
 // L2-normalized embeddings, computed in batches without autograd.
-torch::Tensor embed_images(Clip& model, const torch::Tensor& images_u8, int64_t batch_size = 256);
-torch::Tensor embed_texts(Clip& model, const torch::Tensor& ids, int64_t batch_size = 256);
+torch::Tensor embed_images(Clip& model, const torch::Tensor& images_u8, Precision precision = Precision::fp32,
+                           int64_t batch_size = 256);
+torch::Tensor embed_texts(Clip& model, const torch::Tensor& ids, Precision precision = Precision::fp32,
+                          int64_t batch_size = 256);
 
 // R@K both ways. A candidate counts as a hit when its text equals the query's own text: identical captions
 // (common in synthetic and templated data) cannot be told apart by any model.
 nlohmann::json retrieval_metrics(const torch::Tensor& image_embeds, const torch::Tensor& text_embeds,
-                                 const std::vector<std::string>& texts, const std::vector<int64_t>& ks = {1, 5, 10});
+                                 const std::vector<std::string>& texts,
+                                 const std::vector<int64_t>& ks = {1, 5, 10});
 
 struct ZeroShotClasses {
-  std::string template_text;                                          // "a {size} {color} {shape}"
+  std::string template_text;                                                 // "a {size} {color} {shape}"
   std::vector<std::pair<std::string, std::vector<std::string>>> attributes;  // in template order
 };
 ZeroShotClasses read_zero_shot_classes(const std::filesystem::path& path);
-// The text embedding [classes, E] of each value of `attribute`, ensembled over the other attributes.
-torch::Tensor zero_shot_weights(Clip& model, const text::BpeTokenizer& tokenizer, const ZeroShotClasses& classes,
-                                const std::string& attribute);
+// Zero-shot probabilities [N, values] of each attribute, in `classes.attributes` order: the image is
+// classified over every filling of the template (all combinations of values), and each attribute's
+// probability is the sum over the fillings that carry that value. Marginalizing the joint softmax this way
+// keeps a dominant attribute (colour) from drowning a subtler one (shape), which averaging prompt embeddings
+// does not.
+std::vector<torch::Tensor> zero_shot_probabilities(Clip& model, const text::BpeTokenizer& tokenizer,
+                                                   const ZeroShotClasses& classes,
+                                                   const torch::Tensor& image_embeds,
+                                                   Precision precision = Precision::fp32);
 
-nlohmann::json evaluate_clip(Clip& model, const text::BpeTokenizer& tokenizer, const data::ImageTextDataset& ds,
-                             const std::filesystem::path& classes_path = {});
+nlohmann::json evaluate_clip(Clip& model, const text::BpeTokenizer& tokenizer,
+                             const data::ImageTextDataset& ds, const std::filesystem::path& classes_path = {},
+                             Precision precision = Precision::fp32);
 
 }  // namespace mmlearn

@@ -16,11 +16,20 @@ std::string html_escape(const std::string& s) {
   std::string out;
   for (char c : s) {
     switch (c) {
-      case '&': out += "&amp;"; break;
-      case '<': out += "&lt;"; break;
-      case '>': out += "&gt;"; break;
-      case '"': out += "&quot;"; break;
-      default: out += c;
+      case '&':
+        out += "&amp;";
+        break;
+      case '<':
+        out += "&lt;";
+        break;
+      case '>':
+        out += "&gt;";
+        break;
+      case '"':
+        out += "&quot;";
+        break;
+      default:
+        out += c;
     }
   }
   return out;
@@ -54,9 +63,10 @@ std::string fmt(double v, int precision = 3) {
 
 }  // namespace
 
-std::string svg_line_chart(const std::string& title,
-                           const std::vector<std::pair<std::string, std::vector<std::pair<double, double>>>>& series,
-                           double y_min, double y_max) {
+std::string svg_line_chart(
+    const std::string& title,
+    const std::vector<std::pair<std::string, std::vector<std::pair<double, double>>>>& series, double y_min,
+    double y_max) {
   const double W = 460, H = 260, left = 50, right = 10, top = 28, bottom = 30;
   double x_min = INFINITY, x_max = -INFINITY;
   for (const auto& [name, points] : series)
@@ -68,9 +78,10 @@ std::string svg_line_chart(const std::string& title,
   auto py = [&](double y) { return top + (1 - (y - y_min) / (y_max - y_min)) * (H - top - bottom); };
   static const char* colors[] = {"#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#17becf"};
   std::ostringstream s;
-  s << "<svg xmlns='http://www.w3.org/2000/svg' width='" << W << "' height='" << H << "' viewBox='0 0 " << W << " "
-    << H << "' font-family='sans-serif' font-size='11'>";
-  s << "<text x='" << W / 2 << "' y='16' text-anchor='middle' font-size='13'>" << html_escape(title) << "</text>";
+  s << "<svg xmlns='http://www.w3.org/2000/svg' width='" << W << "' height='" << H << "' viewBox='0 0 " << W
+    << " " << H << "' font-family='sans-serif' font-size='11'>";
+  s << "<text x='" << W / 2 << "' y='16' text-anchor='middle' font-size='13'>" << html_escape(title)
+    << "</text>";
   for (int i = 0; i <= 4; ++i) {
     double y = y_min + (y_max - y_min) * i / 4;
     s << "<line x1='" << left << "' x2='" << W - right << "' y1='" << py(y) << "' y2='" << py(y)
@@ -91,7 +102,8 @@ std::string svg_line_chart(const std::string& title,
 }
 
 void write_run_report(const std::filesystem::path& out, const std::filesystem::path& metrics_jsonl,
-                      const json& final_eval, const std::vector<SearchExample>& searches, const std::string& title) {
+                      const json& final_eval, const std::vector<SearchExample>& searches,
+                      const std::string& title) {
   std::vector<std::pair<double, double>> loss;
   std::map<std::string, std::vector<std::pair<double, double>>> curves;
   double loss_max = 0;
@@ -121,7 +133,8 @@ void write_run_report(const std::filesystem::path& out, const std::filesystem::p
   std::ostringstream h;
   h << "<!doctype html><html><head><meta charset='utf-8'><title>" << html_escape(title) << "</title><style>"
     << "body{font-family:sans-serif;margin:24px;color:#222}table{border-collapse:collapse}"
-    << "td,th{border:1px solid #ccc;padding:4px 8px;text-align:right}.grid td{text-align:center;vertical-align:top}"
+    << "td,th{border:1px solid #ccc;padding:4px 8px;text-align:right}.grid "
+       "td{text-align:center;vertical-align:top}"
     << ".grid img{width:96px;height:96px;image-rendering:pixelated}.cap{font-size:11px;max-width:110px}"
     << "</style></head><body><h1>" << html_escape(title) << "</h1>";
   if (!final_eval.is_null()) {

@@ -4,9 +4,8 @@
 //   mmlearn::write_run_report("run/report.html", "run/metrics.jsonl", final_eval, searches);
 #pragma once
 
-#include <nlohmann/json.hpp>
-
 #include <filesystem>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
 
@@ -27,8 +26,9 @@ void write_run_report(const std::filesystem::path& out, const std::filesystem::p
                       const std::string& title = "mmlearn run");
 
 // A polyline chart of one or more series [(x, y)] as an inline SVG element.
-std::string svg_line_chart(const std::string& title,
-                           const std::vector<std::pair<std::string, std::vector<std::pair<double, double>>>>& series,
-                           double y_min, double y_max);
+std::string svg_line_chart(
+    const std::string& title,
+    const std::vector<std::pair<std::string, std::vector<std::pair<double, double>>>>& series, double y_min,
+    double y_max);
 
 }  // namespace mmlearn

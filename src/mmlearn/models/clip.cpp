@@ -114,8 +114,10 @@ ClipConfig vit_preset(const char* name, int64_t embed, int64_t image, int64_t pa
   c.preset = name;
   c.embed_dim = embed;
   c.activation = Activation::quick_gelu;  // the OpenAI weights' activation
-  c.vision = {.image_size = image, .patch_size = patch, .width = vwidth, .layers = vlayers, .heads = vwidth / 64};
-  c.text = {.context_length = 77, .vocab_size = 49408, .width = twidth, .layers = tlayers, .heads = twidth / 64};
+  c.vision = {
+      .image_size = image, .patch_size = patch, .width = vwidth, .layers = vlayers, .heads = vwidth / 64};
+  c.text = {
+      .context_length = 77, .vocab_size = 49408, .width = twidth, .layers = tlayers, .heads = twidth / 64};
   return c;
 }
 
@@ -125,8 +127,8 @@ std::vector<ClipConfig> presets() {
   tiny.embed_dim = 128;
   tiny.vision = {.image_size = 64, .patch_size = 8, .width = 128, .layers = 4, .heads = 4};
   // vocab_size is set from the tokenizer when training starts.
-  tiny.text = {.context_length = 32, .vocab_size = 1024, .width = 128, .layers = 3, .heads = 4,
-               .eot_token_id = 1023};
+  tiny.text = {
+      .context_length = 32, .vocab_size = 1024, .width = 128, .layers = 3, .heads = 4, .eot_token_id = 1023};
   return {
       tiny,
       vit_preset("clip-vit-b-32", 512, 224, 32, 768, 12, 512, 12),
@@ -153,23 +155,29 @@ std::vector<std::string> clip_preset_names() {
 }
 
 ClipImpl::ClipImpl(const ClipConfig& c) : config(c) {
-  visual = register_module("visual", VisionTransformer(c.vision, c.embed_dim, c.activation, c.layer_norm_eps));
+  visual =
+      register_module("visual", VisionTransformer(c.vision, c.embed_dim, c.activation, c.layer_norm_eps));
   text = register_module("text", TextTransformer(c.text, c.embed_dim, c.activation, c.layer_norm_eps));
   logit_scale = register_parameter("logit_scale", torch::full({}, c.logit_scale_init));
 }
 
 torch::Tensor ClipImpl::encode_image(const torch::Tensor& pixels) {
-  return torch::nn::functional::normalize(visual(pixels).pooled, torch::nn::functional::NormalizeFuncOptions().dim(-1));
+  // In fp32 even under bf16 autocast: the similarities built from these need the precision.
+  return torch::nn::functional::normalize(visual(pixels).pooled.to(torch::kFloat),
+                                          torch::nn::functional::NormalizeFuncOptions().dim(-1));
 }
 
 torch::Tensor ClipImpl::encode_text(const torch::Tensor& ids) {
-  return torch::nn::functional::normalize(text(ids).pooled, torch::nn::functional::NormalizeFuncOptions().dim(-1));
+  return torch::nn::functional::normalize(text(ids).pooled.to(torch::kFloat),
+                                          torch::nn::functional::NormalizeFuncOptions().dim(-1));
 }
 
 torch::Tensor ClipImpl::normalize_pixels(const torch::Tensor& images_u8) const {
   auto opts = torch::TensorOptions().dtype(torch::kFloat32).device(images_u8.device());
-  auto mean = torch::tensor(std::vector<double>(config.image_mean.begin(), config.image_mean.end()), opts).view({1, 3, 1, 1});
-  auto std = torch::tensor(std::vector<double>(config.image_std.begin(), config.image_std.end()), opts).view({1, 3, 1, 1});
+  auto mean = torch::tensor(std::vector<double>(config.image_mean.begin(), config.image_mean.end()), opts)
+                  .view({1, 3, 1, 1});
+  auto std = torch::tensor(std::vector<double>(config.image_std.begin(), config.image_std.end()), opts)
+                 .view({1, 3, 1, 1});
   return (images_u8.to(torch::kFloat32) / 255.0 - mean) / std;
 }
 

@@ -1,7 +1,8 @@
-// CLIP (Radford et al., 2021): a Vision Transformer and a text transformer projected into one embedding space,
-// trained with the symmetric contrastive loss and a learned temperature. ClipConfig is the model's whole
-// description: it is written to config.json in every model directory and read back before the weights, so the
-// quirks that travel with a checkpoint (activation, LayerNorm eps, image size, mean/std) are never guessed.
+// CLIP (Radford et al., 2021): a Vision Transformer and a text transformer projected into one embedding
+// space, trained with the symmetric contrastive loss and a learned temperature. ClipConfig is the model's
+// whole description: it is written to config.json in every model directory and read back before the weights,
+// so the quirks that travel with a checkpoint (activation, LayerNorm eps, image size, mean/std) are never
+// guessed.
 //
 //   auto config = mmlearn::clip_preset("clip-tiny");
 //   mmlearn::Clip model(config);
@@ -9,10 +10,10 @@
 //   auto text = model->encode_text(ids);       // [B, E], L2-normalized
 #pragma once
 
-#include <nlohmann/json.hpp>
 #include <torch/nn/module.h>
 
 #include <array>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
 
@@ -44,8 +45,9 @@ std::vector<std::string> clip_preset_names();
 
 struct ClipImpl : torch::nn::Module {
   explicit ClipImpl(const ClipConfig& config);
-  torch::Tensor encode_image(const torch::Tensor& pixels);  // normalized pixels [B, 3, H, W] -> [B, E] unit norm
-  torch::Tensor encode_text(const torch::Tensor& ids);      // [B, T] -> [B, E] unit norm
+  torch::Tensor encode_image(
+      const torch::Tensor& pixels);                     // normalized pixels [B, 3, H, W] -> [B, E] unit norm
+  torch::Tensor encode_text(const torch::Tensor& ids);  // [B, T] -> [B, E] unit norm
   // Converts uint8 RGB images [B, 3, H, W] into the normalized float pixels the vision tower expects.
   torch::Tensor normalize_pixels(const torch::Tensor& images_u8) const;
 

@@ -16,7 +16,8 @@ void save_clip(const fs::path& dir, const Clip& model, const text::BpeTokenizer&
 
 namespace {
 void check_model_dir(const fs::path& dir, std::initializer_list<const char*> files) {
-  check(fs::is_directory(dir), "model ", dir.string(), " is not a directory (expected a model directory with ",
+  check(fs::is_directory(dir), "model ", dir.string(),
+        " is not a directory (expected a model directory with ",
         "config.json, model.safetensors, vocab.json, merges.txt)");
   for (const char* name : files)
     check(fs::exists(dir / name), "model directory ", dir.string(), " has no ", name,

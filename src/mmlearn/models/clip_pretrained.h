@@ -1,5 +1,6 @@
-// A CLIP model directory, the unit users move around: config.json + model.safetensors + vocab.json + merges.txt
-// (the Hugging Face layout). Saving writes each file atomically; loading checks every file before reading any.
+// A CLIP model directory, the unit users move around: config.json + model.safetensors + vocab.json +
+// merges.txt (the Hugging Face layout). Saving writes each file atomically; loading checks every file before
+// reading any.
 //
 //   mmlearn::save_clip("run", model, tokenizer);
 //   mmlearn::ClipBundle clip = mmlearn::load_clip("run");

@@ -8,15 +8,17 @@ TextTransformerImpl::TextTransformerImpl(const TextConfig& c, int64_t output_dim
                                          double layer_norm_eps)
     : config(c) {
   token_embedding = register_module("token_embedding", torch::nn::Embedding(c.vocab_size, c.width));
-  positional_embedding = register_parameter("positional_embedding", torch::empty({c.context_length, c.width}));
-  transformer = register_module(
-      "transformer", Transformer(TransformerConfig{.width = c.width,
-                                                   .layers = c.layers,
-                                                   .heads = c.heads,
-                                                   .mlp_ratio = c.mlp_ratio,
-                                                   .activation = activation,
-                                                   .layer_norm_eps = layer_norm_eps}));
-  ln_final = register_module("ln_final", torch::nn::LayerNorm(torch::nn::LayerNormOptions({c.width}).eps(layer_norm_eps)));
+  positional_embedding =
+      register_parameter("positional_embedding", torch::empty({c.context_length, c.width}));
+  transformer =
+      register_module("transformer", Transformer(TransformerConfig{.width = c.width,
+                                                                   .layers = c.layers,
+                                                                   .heads = c.heads,
+                                                                   .mlp_ratio = c.mlp_ratio,
+                                                                   .activation = activation,
+                                                                   .layer_norm_eps = layer_norm_eps}));
+  ln_final = register_module(
+      "ln_final", torch::nn::LayerNorm(torch::nn::LayerNormOptions({c.width}).eps(layer_norm_eps)));
   text_projection = register_parameter("text_projection", torch::empty({c.width, output_dim}));
   attn_mask = register_buffer("attn_mask", causal_mask(c.context_length));
 
@@ -37,12 +39,13 @@ TextTransformerImpl::TextTransformerImpl(const TextConfig& c, int64_t output_dim
 }
 
 EncoderOutput TextTransformerImpl::forward(const torch::Tensor& ids) {
-  TORCH_CHECK(ids.dim() == 2 && ids.size(1) <= config.context_length, "expected token ids [B, T<=",
-              config.context_length, "], got ", ids.sizes());
+  TORCH_CHECK(ids.dim() == 2 && ids.size(1) <= config.context_length,
+              "expected token ids [B, T<=", config.context_length, "], got ", ids.sizes());
   const int64_t T = ids.size(1);
   auto x = token_embedding(ids) + positional_embedding.slice(0, 0, T);
   x = ln_final(transformer(x, attn_mask.slice(0, 0, T).slice(1, 0, T)));
-  // Pool at the first end-of-text token; a row without one (over-long, truncated by the caller) pools its last.
+  // Pool at the first end-of-text token; a row without one (over-long, truncated by the caller) pools its
+  // last.
   auto is_eot = ids == config.eot_token_id;
   auto first_eot = is_eot.to(torch::kInt).argmax(1);
   auto eot = torch::where(is_eot.any(1), first_eot, torch::full_like(first_eot, T - 1));

@@ -1,6 +1,7 @@
-// The text encoder of CLIP (Radford et al., 2021): token and position embeddings, a causal pre-norm transformer,
-// a final LayerNorm and a linear projection of the end-of-text token into the joint embedding space.
-// Parameter names follow OpenAI CLIP's (token_embedding, positional_embedding, ln_final, text_projection).
+// The text encoder of CLIP (Radford et al., 2021): token and position embeddings, a causal pre-norm
+// transformer, a final LayerNorm and a linear projection of the end-of-text token into the joint embedding
+// space. Parameter names follow OpenAI CLIP's (token_embedding, positional_embedding, ln_final,
+// text_projection).
 //
 //   mmlearn::TextTransformer text(mmlearn::TextConfig{.context_length = 32, .vocab_size = 1000}, 128, ...);
 //   mmlearn::EncoderOutput out = text->forward(ids);   // ids [B, 32] int64 -> out.pooled [B, 128]
@@ -25,7 +26,8 @@ struct TextConfig {
 };
 
 struct TextTransformerImpl : torch::nn::Module {
-  TextTransformerImpl(const TextConfig& config, int64_t output_dim, Activation activation, double layer_norm_eps);
+  TextTransformerImpl(const TextConfig& config, int64_t output_dim, Activation activation,
+                      double layer_norm_eps);
   EncoderOutput forward(const torch::Tensor& ids);
 
   TextConfig config;

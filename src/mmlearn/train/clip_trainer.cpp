@@ -29,19 +29,15 @@ text::BpeTokenizer learn_tokenizer(const fs::path& manifest_path, int64_t vocab_
   data::Manifest manifest = data::read_manifest(manifest_path);
   std::vector<std::string> texts;
   for (const auto& r : manifest.records)
-    if (r.json.contains("text") && r.json["text"].is_string()) texts.push_back(r.json["text"].get<std::string>());
+    if (r.json.contains("text") && r.json["text"].is_string())
+      texts.push_back(r.json["text"].get<std::string>());
   check(!texts.empty(), manifest_path.string(), ": no record has a \"text\" field to learn a tokenizer from");
-  Progress bar("tokenizer", vocab_size, "merge");
-  auto tokenizer = text::train_bpe(texts, {.vocab_size = vocab_size},
-                                   [&](int64_t done, int64_t total) { bar.update(done); });
-  bar.finish();
+  std::unique_ptr<Progress> bar;
+  auto tokenizer = text::train_bpe(texts, {.vocab_size = vocab_size}, [&](int64_t done, int64_t total) {
+    if (!bar) bar = std::make_unique<Progress>("tokenizer", total, "merge");
+    bar->update(done);
+  });
   return tokenizer;
-}
-
-// Weight decay applies to matrices only: not to gains, biases, embeddings of positions/classes or the temperature
-// (as open_clip does).
-bool decays(const std::string& name, const torch::Tensor& p) {
-  return p.dim() >= 2 && name.find("embedding") == std::string::npos;
 }
 
 void log_skipped(const data::ImageTextDataset& ds) {
@@ -68,7 +64,8 @@ void truncate_metrics(const fs::path& path, int64_t step) {
   write_file_atomic(path, kept);
 }
 
-void save_checkpoint(const fs::path& dir, const Clip& model, torch::optim::Optimizer& optimizer, const json& state) {
+void save_checkpoint(const fs::path& dir, const Clip& model, torch::optim::Optimizer& optimizer,
+                     const json& state) {
   fs::create_directories(dir);
   save_parameters(*model, dir / "model.safetensors");
   fs::path temp = dir / "optimizer.pt.tmp";
@@ -81,31 +78,78 @@ void save_checkpoint(const fs::path& dir, const Clip& model, torch::optim::Optim
 
 }  // namespace
 
+std::unique_ptr<torch::optim::AdamW> make_clip_optimizer(Clip& model, double learning_rate,
+                                                         double weight_decay) {
+  // Weight decay applies to matrices only: not to gains, biases, position/class embeddings or the temperature
+  // (as open_clip does).
+  std::vector<torch::Tensor> decay, no_decay;
+  for (const auto& p : model->named_parameters()) {
+    const bool decays = p.value().dim() >= 2 && p.key().find("embedding") == std::string::npos;
+    (decays ? decay : no_decay).push_back(p.value());
+  }
+  auto options = [&](double wd) {
+    return std::make_unique<torch::optim::AdamWOptions>(
+        torch::optim::AdamWOptions(learning_rate).betas({0.9, 0.98}).eps(1e-6).weight_decay(wd));
+  };
+  std::vector<torch::optim::OptimizerParamGroup> groups;
+  groups.emplace_back(decay, options(weight_decay));
+  groups.emplace_back(no_decay, options(0.0));
+  return std::make_unique<torch::optim::AdamW>(groups, torch::optim::AdamWOptions(learning_rate));
+}
+
+double clip_train_step(Clip& model, torch::optim::Optimizer& optimizer, const torch::Tensor& images_u8,
+                       const torch::Tensor& ids, double grad_clip, Precision precision) {
+  torch::Tensor image_embeds, text_embeds;
+  {
+    AutocastGuard autocast(precision);
+    image_embeds = model->encode_image(model->normalize_pixels(images_u8));
+    text_embeds = model->encode_text(ids);
+  }
+  auto loss = clip_loss(image_embeds, text_embeds, model->logit_scale);
+  optimizer.zero_grad();
+  loss.backward();
+  torch::nn::utils::clip_grad_norm_(model->parameters(), grad_clip);
+  optimizer.step();
+  torch::NoGradGuard no_grad;  // CLIP clamps the learned temperature at 100
+  model->logit_scale.clamp_(0, std::log(kMaxLogitScale));
+  return loss.item<double>();
+}
+
 ClipTrainResult train_clip(const ClipTrainOptions& o) {
   const auto start = Clock::now();
   check(!o.out.empty(), "--out is required: the run directory to write the model into");
   check(o.batch_size >= 2, "--batch-size must be at least 2 for contrastive training");
-  check((o.steps > 0) + (o.epochs > 0) + (o.minutes > 0) <= 1, "give at most one of --steps, --epochs, --minutes");
+  check((o.steps > 0) + (o.epochs > 0) + (o.minutes > 0) <= 1,
+        "give at most one of --steps, --epochs, --minutes");
+  const Precision precision = parse_precision(o.precision);
   const fs::path train_path = data::find_manifest(o.data, "train");
-  const fs::path test_path = fs::is_directory(o.data) && fs::exists(o.data / "test.jsonl") ? o.data / "test.jsonl"
-                                                                                          : fs::path();
-  const fs::path classes_path = fs::is_directory(o.data) ? o.data / "classes.json" : train_path.parent_path() / "classes.json";
+  const fs::path test_path =
+      fs::is_directory(o.data) && fs::exists(o.data / "test.jsonl") ? o.data / "test.jsonl" : fs::path();
+  const fs::path classes_path =
+      fs::is_directory(o.data) ? o.data / "classes.json" : train_path.parent_path() / "classes.json";
   const fs::path checkpoint_dir = o.out / "checkpoint", metrics_path = o.out / "metrics.jsonl";
 
-  // The model's description and tokenizer go into the run directory first, so that a resumed run reads them back.
+  // The model's description and tokenizer go into the run directory first, so that a resumed run reads them
+  // back.
   json resume_state;
   if (o.resume) {
     check(fs::exists(checkpoint_dir / "state.json"), o.out.string(),
           " holds no checkpoint to resume from (expected checkpoint/state.json)");
     resume_state = json::parse(read_file(checkpoint_dir / "state.json"));
+    // The batches a resumed run sees are a function of seed and batch size: they must be the run's own.
+    check(resume_state.value("seed", o.seed) == o.seed &&
+              resume_state.value("batch_size", o.batch_size) == o.batch_size,
+          o.out.string(), " was trained with --seed ", resume_state.value("seed", o.seed), " --batch-size ",
+          resume_state.value("batch_size", o.batch_size), "; resume it with the same values");
   } else {
     check(!fs::exists(checkpoint_dir) && !fs::exists(o.out / "model.safetensors"), o.out.string(),
           " already holds a training run: pass --resume to continue it, or choose another --out");
   }
   ClipConfig config = o.resume ? load_clip_config(o.out) : clip_preset(o.preset);
-  const text::BpeTokenizer tokenizer = o.resume              ? text::BpeTokenizer::load(o.out)
-                                       : o.tokenizer.empty() ? learn_tokenizer(train_path, o.tokenizer_vocab_size)
-                                                             : text::BpeTokenizer::load(o.tokenizer);
+  const text::BpeTokenizer tokenizer = o.resume ? text::BpeTokenizer::load(o.out)
+                                       : o.tokenizer.empty()
+                                           ? learn_tokenizer(train_path, o.tokenizer_vocab_size)
+                                           : text::BpeTokenizer::load(o.tokenizer);
   if (!o.resume) {
     config.text.vocab_size = tokenizer.vocab_size();
     config.text.eot_token_id = tokenizer.eot_id();
@@ -136,16 +180,8 @@ ClipTrainResult train_clip(const ClipTrainOptions& o) {
 
   torch::manual_seed(o.seed);
   Clip model(config);
-  std::vector<torch::Tensor> decay, no_decay;
-  for (const auto& p : model->named_parameters()) (decays(p.key(), p.value()) ? decay : no_decay).push_back(p.value());
-  auto adamw = [&](double wd) {
-    return std::make_unique<torch::optim::AdamWOptions>(
-        torch::optim::AdamWOptions(o.learning_rate).betas({0.9, 0.98}).eps(1e-6).weight_decay(wd));
-  };
-  std::vector<torch::optim::OptimizerParamGroup> groups;
-  groups.emplace_back(decay, adamw(o.weight_decay));
-  groups.emplace_back(no_decay, adamw(0.0));
-  torch::optim::AdamW optimizer(groups, torch::optim::AdamWOptions(o.learning_rate));
+  std::unique_ptr<torch::optim::AdamW> adamw = make_clip_optimizer(model, o.learning_rate, o.weight_decay);
+  torch::optim::AdamW& optimizer = *adamw;
 
   const int64_t steps_per_epoch = train.size() / o.batch_size;
   int64_t total_steps = o.steps > 0     ? o.steps
@@ -197,22 +233,12 @@ ClipTrainResult train_clip(const ClipTrainOptions& o) {
     }
     auto index = order.slice(0, position * o.batch_size, (position + 1) * o.batch_size);
     const double lr = cosine_lr(step, std::max<int64_t>(total_steps, 1), warmup(), o.learning_rate);
-    for (auto& group : optimizer.param_groups()) static_cast<torch::optim::AdamWOptions&>(group.options()).lr(lr);
+    for (auto& group : optimizer.param_groups())
+      static_cast<torch::optim::AdamWOptions&>(group.options()).lr(lr);
 
-    auto pixels = model->normalize_pixels(train.images.index_select(0, index));
-    auto image_embeds = model->encode_image(pixels);
-    auto text_embeds = model->encode_text(train.ids.index_select(0, index));
-    auto loss = clip_loss(image_embeds, text_embeds, model->logit_scale);
-    optimizer.zero_grad();
-    loss.backward();
-    torch::nn::utils::clip_grad_norm_(model->parameters(), o.grad_clip);
-    optimizer.step();
-    {
-      torch::NoGradGuard no_grad;  // CLIP clamps the learned temperature at 100
-      model->logit_scale.clamp_(0, std::log(kMaxLogitScale));
-    }
+    const double loss_value = clip_train_step(model, optimizer, train.images.index_select(0, index),
+                                              train.ids.index_select(0, index), o.grad_clip, precision);
     ++step;
-    const double loss_value = loss.item<double>();
     loss_sum += loss_value;
     ++loss_count;
 
@@ -220,12 +246,14 @@ ClipTrainResult train_clip(const ClipTrainOptions& o) {
       const double elapsed = std::chrono::duration<double>(Clock::now() - train_start).count();
       if (step - first_step >= 5) {
         const double budget = o.minutes * 60 - std::chrono::duration<double>(train_start - start).count();
-        total_steps = std::max<int64_t>(step + 1, static_cast<int64_t>(budget / (elapsed / (step - first_step))));
-        log_info("--minutes ", o.minutes, ": ", total_steps, " steps at ", elapsed / (step - first_step), " s/step");
+        total_steps =
+            std::max<int64_t>(step + 1, static_cast<int64_t>(budget / (elapsed / (step - first_step))));
+        log_info("--minutes ", o.minutes, ": ", total_steps, " steps at ", elapsed / (step - first_step),
+                 " s/step");
       }
     }
     if (total_steps > 0 && !bar) {
-      bar = std::make_unique<Progress>("train", total_steps, "step");
+      bar = std::make_unique<Progress>("train", total_steps, "step", first_step);
     }
     if (bar) bar->update(step, {{"loss", loss_value}, {"lr", lr}});
     if (step % 10 == 0 || step == total_steps) {

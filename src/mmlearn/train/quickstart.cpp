@@ -18,7 +18,8 @@ QuickstartResult run_quickstart(const QuickstartOptions& o) {
   const auto start = std::chrono::steady_clock::now();
   const fs::path data_dir = o.out / "shapes", run = o.out / "run";
 
-  log_info("1/4 data: ", o.n_train, " training and ", o.n_test, " held-out shapes scenes -> ", data_dir.string());
+  log_info("1/4 data: ", o.n_train, " training and ", o.n_test, " held-out shapes scenes -> ",
+           data_dir.string());
   {
     Progress bar("shapes", o.n_train + o.n_test, "rec");
     data::generate_shapes(data_dir, {.n_train = o.n_train, .n_test = o.n_test, .seed = o.seed},
@@ -27,8 +28,9 @@ QuickstartResult run_quickstart(const QuickstartOptions& o) {
 
   log_info("2/4 train: clip-tiny, tokenizer learned from the captions -> ", run.string());
   if (fs::exists(run)) fs::remove_all(run);  // the quickstart always starts its run afresh
-  ClipTrainOptions train{.data = data_dir, .out = run, .steps = o.steps, .batch_size = o.batch_size, .seed = o.seed};
-  ClipTrainResult trained = train_clip(train);
+  ClipTrainOptions train{
+      .data = data_dir, .out = run, .steps = o.steps, .batch_size = o.batch_size, .seed = o.seed};
+  train_clip(train);
 
   log_info("3/4 evaluate on ", o.n_test, " held-out scenes and search");
   ClipBundle clip = load_clip(run);
@@ -39,8 +41,8 @@ QuickstartResult run_quickstart(const QuickstartOptions& o) {
   result.eval = evaluate_clip(clip.model, clip.tokenizer, test, data_dir / "classes.json");
 
   auto image_embeds = embed_images(clip.model, test.images);
-  auto query_embeds =
-      embed_texts(clip.model, tokenize_batch(clip.tokenizer, o.queries, clip.model->config.text.context_length));
+  auto query_embeds = embed_texts(
+      clip.model, tokenize_batch(clip.tokenizer, o.queries, clip.model->config.text.context_length));
   auto [scores, top] = torch::matmul(query_embeds, image_embeds.t()).topk(6, 1);
   std::vector<SearchExample> searches;
   for (size_t q = 0; q < o.queries.size(); ++q) {
@@ -60,7 +62,6 @@ QuickstartResult run_quickstart(const QuickstartOptions& o) {
   result.run = run;
   result.report = run / "report.html";
   result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  (void)trained;
   return result;
 }
 

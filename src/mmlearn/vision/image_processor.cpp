@@ -7,7 +7,8 @@
 namespace mmlearn {
 
 torch::Tensor resize_center_crop(const data::Image& image, int64_t size) {
-  auto hwc = torch::from_blob(const_cast<uint8_t*>(image.rgb.data()), {image.height, image.width, 3}, torch::kUInt8);
+  auto hwc =
+      torch::from_blob(const_cast<uint8_t*>(image.rgb.data()), {image.height, image.width, 3}, torch::kUInt8);
   auto chw = hwc.permute({2, 0, 1});
   if (image.width == size && image.height == size) return chw.contiguous().clone();
   const double scale = static_cast<double>(size) / std::min(image.width, image.height);
@@ -27,7 +28,8 @@ torch::Tensor resize_center_crop(const data::Image& image, int64_t size) {
   return x.round().clamp(0, 255).to(torch::kUInt8).squeeze(0).contiguous();
 }
 
-torch::Tensor load_image_tensor(const std::filesystem::path& path, int64_t size, const data::DecodeOptions& options) {
+torch::Tensor load_image_tensor(const std::filesystem::path& path, int64_t size,
+                                const data::DecodeOptions& options) {
   data::DecodeOptions decode = options;
   decode.max_side = static_cast<int>(size);
   return resize_center_crop(data::read_image(path, decode), size);

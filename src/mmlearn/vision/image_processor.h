@@ -1,6 +1,7 @@
 // Turning an image file into the square uint8 RGB tensor a vision tower takes: decode (down-scaled while
 // decoding, so huge files cost bounded memory), resize the shorter side to the model's size, centre crop.
-// Normalisation to the model's mean/std happens in the model (Clip::normalize_pixels), so datasets stay uint8.
+// Normalisation to the model's mean/std happens in the model (Clip::normalize_pixels), so datasets stay
+// uint8.
 //
 //   torch::Tensor img = mmlearn::load_image_tensor("cat.png", 224);   // uint8 [3, 224, 224]
 #pragma once

@@ -1,9 +1,10 @@
-// Vision Transformer (Dosovitskiy et al., 2020) in CLIP's form: patch embedding by a strided convolution, a class
-// token, learned positions, pre-norm transformer, LayerNorm on the class token and a linear projection into the
-// joint embedding space. Parameter names follow OpenAI CLIP's `visual.*` keys.
+// Vision Transformer (Dosovitskiy et al., 2020) in CLIP's form: patch embedding by a strided convolution, a
+// class token, learned positions, pre-norm transformer, LayerNorm on the class token and a linear projection
+// into the joint embedding space. Parameter names follow OpenAI CLIP's `visual.*` keys.
 //
 //   mmlearn::VisionTransformer vit(mmlearn::VisionConfig{.image_size = 64, .patch_size = 8, .width = 128});
-//   mmlearn::EncoderOutput out = vit->forward(pixels);   // pixels [B, 3, 64, 64] -> out.pooled [B, output_dim]
+//   mmlearn::EncoderOutput out = vit->forward(pixels);   // pixels [B, 3, 64, 64] -> out.pooled [B,
+//   output_dim]
 #pragma once
 
 #include <torch/nn/module.h>
@@ -24,7 +25,8 @@ struct VisionConfig {
 };
 
 struct VisionTransformerImpl : torch::nn::Module {
-  VisionTransformerImpl(const VisionConfig& config, int64_t output_dim, Activation activation, double layer_norm_eps);
+  VisionTransformerImpl(const VisionConfig& config, int64_t output_dim, Activation activation,
+                        double layer_norm_eps);
   EncoderOutput forward(const torch::Tensor& pixels);
 
   VisionConfig config;

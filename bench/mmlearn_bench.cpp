@@ -1,0 +1,122 @@
+// mmlearn's side of the benchmarks: the same work as bench/clip_peer.py does in PyTorch eager, printed as one
+// JSON line per measurement so that bench/run.sh can put the two side by side.
+//
+//   build/bench/mmlearn_bench --bench all --threads 2 --steps 10 --warmup 2
+#include <torch/torch.h>
+
+#include <CLI/CLI.hpp>
+#include <chrono>
+#include <filesystem>
+#include <iostream>
+#include <nlohmann/json.hpp>
+#include <thread>
+
+#include "mmlearn/core/precision.h"
+#include "mmlearn/core/progress.h"
+#include "mmlearn/data/shapes.h"
+#include "mmlearn/models/clip.h"
+#include "mmlearn/train/clip_trainer.h"
+
+using namespace mmlearn;
+using nlohmann::json;
+using Clock = std::chrono::steady_clock;
+
+namespace {
+
+std::string impl_name(Precision p) { return p == Precision::fp32 ? "mmlearn" : "mmlearn-bf16"; }
+
+double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
+
+// Random token ids [B, T] with an end-of-text at a random position and zeros after it, as the peer makes
+// them.
+torch::Tensor random_ids(int64_t B, const TextConfig& text) {
+  auto ids = torch::randint(0, text.eot_token_id, {B, text.context_length}, torch::kLong);
+  auto ends = torch::randint(1, text.context_length, {B}, torch::kLong);
+  auto positions = torch::arange(text.context_length).unsqueeze(0);
+  ids = torch::where(positions > ends.unsqueeze(1), torch::zeros_like(ids), ids);
+  return ids.scatter_(1, ends.unsqueeze(1), text.eot_token_id);
+}
+
+json bench_train(int64_t batch, int steps, int warmup, Precision precision) {
+  ClipConfig config = clip_preset("clip-tiny");
+  Clip model(config);
+  model->train();
+  auto optimizer = make_clip_optimizer(model, 1e-3, 0.1);
+  auto images = torch::randint(0, 256, {batch, 3, 64, 64}, torch::kUInt8);
+  auto ids = random_ids(batch, config.text);
+  double loss = 0;
+  for (int i = 0; i < warmup; ++i) clip_train_step(model, *optimizer, images, ids, 1.0, precision);
+  auto start = Clock::now();
+  for (int i = 0; i < steps; ++i) loss = clip_train_step(model, *optimizer, images, ids, 1.0, precision);
+  double s = seconds_since(start);
+  return {{"bench", "train_clip_tiny"},
+          {"impl", impl_name(precision)},
+          {"samples_per_s", steps * batch / s},
+          {"batch_size", batch},
+          {"steps", steps},
+          {"seconds", s},
+          {"final_loss", loss}};
+}
+
+json bench_embed(int64_t batch, int steps, int warmup, Precision precision) {
+  ClipConfig config = clip_preset("clip-vit-b-32");
+  Clip model(config);
+  model->eval();
+  auto pixels = torch::randn({batch, 3, 224, 224});
+  c10::InferenceMode inference;
+  AutocastGuard autocast(precision);
+  for (int i = 0; i < warmup; ++i) model->encode_image(pixels);
+  auto start = Clock::now();
+  for (int i = 0; i < steps; ++i) model->encode_image(pixels);
+  double s = seconds_since(start);
+  return {{"bench", "embed_clip_vit_b_32"},
+          {"impl", impl_name(precision)},
+          {"images_per_s", steps * batch / s},
+          {"batch_size", batch},
+          {"steps", steps},
+          {"seconds", s},
+          {"embed_dim", config.embed_dim}};
+}
+
+json bench_shapes(int64_t records) {
+  auto dir = std::filesystem::temp_directory_path() / "mmlearn-bench-shapes";
+  std::filesystem::remove_all(dir);
+  auto summary = data::generate_shapes(dir, {.n_train = records, .n_test = 0, .seed = 0});
+  std::filesystem::remove_all(dir);
+  return {{"bench", "data_shapes"},
+          {"impl", "mmlearn"},
+          {"records_per_s", summary.records / summary.seconds},
+          {"records", summary.records},
+          {"seconds", summary.seconds}};
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"mmlearn benchmarks (JSON lines on stdout); bench/run.sh compares them with PyTorch eager"};
+  std::string which = "all";
+  int threads = 0, steps = 10, warmup = 2;
+  int64_t batch = 0, records = 5000;
+  app.add_option("--bench", which, "train | embed | shapes | all")
+      ->check(CLI::IsMember({"train", "embed", "shapes", "all"}));
+  app.add_option("--threads", threads, "intra-op threads (0: all cores)");
+  app.add_option("--steps", steps, "timed steps");
+  app.add_option("--warmup", warmup, "untimed steps first");
+  app.add_option("--batch-size", batch, "batch (default 128 for train, 16 for embed)");
+  app.add_option("--records", records, "records for the shapes generator");
+  CLI11_PARSE(app, argc, argv);
+  torch::set_num_threads(threads > 0 ? threads : std::max(1u, std::thread::hardware_concurrency()));
+  Progress::set_enabled(false);
+  torch::manual_seed(0);
+  auto emit = [&](json j) {
+    j["threads"] = torch::get_num_threads();
+    std::cout << j.dump() << std::endl;
+  };
+  if (which == "shapes" || which == "all") emit(bench_shapes(records));
+  for (Precision p : {Precision::fp32, Precision::bf16}) {
+    if (p == Precision::bf16 && !cpu_has_native_bf16()) continue;
+    if (which == "train" || which == "all") emit(bench_train(batch ? batch : 128, steps, warmup, p));
+    if (which == "embed" || which == "all") emit(bench_embed(batch ? batch : 16, steps, warmup, p));
+  }
+  return 0;
+}
