@@ -9,10 +9,10 @@
 #include <filesystem>
 #include <iostream>
 #include <nlohmann/json.hpp>
-#include <thread>
 
 #include "mmlearn/core/precision.h"
 #include "mmlearn/core/progress.h"
+#include "mmlearn/core/runtime.h"
 #include "mmlearn/data/shapes.h"
 #include "mmlearn/models/clip.h"
 #include "mmlearn/train/clip_trainer.h"
@@ -105,7 +105,7 @@ int main(int argc, char** argv) {
   app.add_option("--batch-size", batch, "batch (default 128 for train, 16 for embed)");
   app.add_option("--records", records, "records for the shapes generator");
   CLI11_PARSE(app, argc, argv);
-  torch::set_num_threads(threads > 0 ? threads : std::max(1u, std::thread::hardware_concurrency()));
+  init_runtime(threads);
   Progress::set_enabled(false);
   torch::manual_seed(0);
   auto emit = [&](json j) {

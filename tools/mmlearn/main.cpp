@@ -3,12 +3,12 @@
 #include <torch/torch.h>
 
 #include <iostream>
-#include <thread>
 
 #include "commands.h"
 #include "mmlearn/core/error.h"
 #include "mmlearn/core/log.h"
 #include "mmlearn/core/progress.h"
+#include "mmlearn/core/runtime.h"
 
 int main(int argc, char** argv) {
   CLI::App app{
@@ -30,9 +30,7 @@ int main(int argc, char** argv) {
   mmlearn::cli::add_embed(app);
   mmlearn::cli::add_models(app);
   app.parse_complete_callback([&] {
-    // libtorch defaults to one thread per physical core, which on small VMs is one: use every core unless
-    // told.
-    torch::set_num_threads(threads > 0 ? threads : std::max(1u, std::thread::hardware_concurrency()));
+    mmlearn::init_runtime(threads);
     if (quiet) {
       mmlearn::Progress::set_enabled(false);
       mmlearn::set_log_level(mmlearn::LogLevel::quiet);
