@@ -67,7 +67,8 @@ std::string svg_line_chart(
     const std::string& title,
     const std::vector<std::pair<std::string, std::vector<std::pair<double, double>>>>& series, double y_min,
     double y_max) {
-  const double W = 460, H = 260, left = 50, right = 10, top = 28, bottom = 30;
+  // The legend gets a column of its own on the right, so long series names never cover the plot.
+  const double W = 620, H = 260, left = 50, right = 170, top = 28, bottom = 30;
   double x_min = INFINITY, x_max = -INFINITY;
   for (const auto& [name, points] : series)
     for (const auto& [x, y] : points) x_min = std::min(x_min, x), x_max = std::max(x_max, x);
@@ -94,8 +95,9 @@ std::string svg_line_chart(
     const char* color = colors[k % 6];
     s << "<polyline fill='none' stroke='" << color << "' stroke-width='1.5' points='";
     for (const auto& [x, y] : series[k].second) s << px(x) << "," << py(std::clamp(y, y_min, y_max)) << " ";
-    s << "'/><text x='" << left + 8 + 110 * k << "' y='" << top + 12 << "' fill='" << color << "'>"
-      << html_escape(series[k].first) << "</text>";
+    s << "'/><line x1='" << W - right + 10 << "' x2='" << W - right + 26 << "' y1='" << top + 8 + 16 * k
+      << "' y2='" << top + 8 + 16 * k << "' stroke='" << color << "' stroke-width='2'/><text x='"
+      << W - right + 30 << "' y='" << top + 12 + 16 * k << "'>" << html_escape(series[k].first) << "</text>";
   }
   s << "</svg>";
   return s.str();
