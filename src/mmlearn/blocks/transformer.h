@@ -30,6 +30,17 @@ struct TransformerConfig {
   double layer_norm_eps = 1e-5;
 };
 
+// The transformer of an encoder config (any struct with width, layers, heads and mlp_ratio).
+template <typename EncoderConfig>
+TransformerConfig transformer_config(const EncoderConfig& c, Activation activation, double layer_norm_eps) {
+  return {.width = c.width,
+          .layers = c.layers,
+          .heads = c.heads,
+          .mlp_ratio = c.mlp_ratio,
+          .activation = activation,
+          .layer_norm_eps = layer_norm_eps};
+}
+
 // Additive causal mask: 0 on and below the diagonal, -inf above.
 torch::Tensor causal_mask(int64_t length, const torch::TensorOptions& options = {});
 

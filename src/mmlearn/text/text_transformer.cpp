@@ -11,12 +11,7 @@ TextTransformerImpl::TextTransformerImpl(const TextConfig& c, int64_t output_dim
   positional_embedding =
       register_parameter("positional_embedding", torch::empty({c.context_length, c.width}));
   transformer =
-      register_module("transformer", Transformer(TransformerConfig{.width = c.width,
-                                                                   .layers = c.layers,
-                                                                   .heads = c.heads,
-                                                                   .mlp_ratio = c.mlp_ratio,
-                                                                   .activation = activation,
-                                                                   .layer_norm_eps = layer_norm_eps}));
+      register_module("transformer", Transformer(transformer_config(c, activation, layer_norm_eps)));
   ln_final = register_module(
       "ln_final", torch::nn::LayerNorm(torch::nn::LayerNormOptions({c.width}).eps(layer_norm_eps)));
   text_projection = register_parameter("text_projection", torch::empty({c.width, output_dim}));

@@ -20,12 +20,7 @@ VisionTransformerImpl::VisionTransformerImpl(const VisionConfig& c, int64_t outp
   auto ln = torch::nn::LayerNormOptions({c.width}).eps(layer_norm_eps);
   ln_pre = register_module("ln_pre", torch::nn::LayerNorm(ln));
   transformer =
-      register_module("transformer", Transformer(TransformerConfig{.width = c.width,
-                                                                   .layers = c.layers,
-                                                                   .heads = c.heads,
-                                                                   .mlp_ratio = c.mlp_ratio,
-                                                                   .activation = activation,
-                                                                   .layer_norm_eps = layer_norm_eps}));
+      register_module("transformer", Transformer(transformer_config(c, activation, layer_norm_eps)));
   ln_post = register_module("ln_post", torch::nn::LayerNorm(ln));
   proj = register_parameter("proj", scale * torch::randn({c.width, output_dim}));
 }
