@@ -25,7 +25,14 @@ namespace {
 
 std::string impl_name(Precision p) { return p == Precision::fp32 ? "mmlearn" : "mmlearn-bf16"; }
 
-double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
+// Runs `step` warmup times untimed, then `steps` times; returns the seconds of the timed part.
+template <typename Step>
+double time_steps(int warmup, int steps, Step step) {
+  for (int i = 0; i < warmup; ++i) step();
+  auto start = Clock::now();
+  for (int i = 0; i < steps; ++i) step();
+  return std::chrono::duration<double>(Clock::now() - start).count();
+}
 
 // Random token ids [B, T] with an end-of-text at a random position and zeros after it, as the peer makes
 // them.
@@ -45,10 +52,8 @@ json bench_train(int64_t batch, int steps, int warmup, Precision precision) {
   auto images = torch::randint(0, 256, {batch, 3, 64, 64}, torch::kUInt8);
   auto ids = random_ids(batch, config.text);
   double loss = 0;
-  for (int i = 0; i < warmup; ++i) clip_train_step(model, *optimizer, images, ids, 1.0, precision);
-  auto start = Clock::now();
-  for (int i = 0; i < steps; ++i) loss = clip_train_step(model, *optimizer, images, ids, 1.0, precision);
-  double s = seconds_since(start);
+  double s = time_steps(warmup, steps,
+                        [&] { loss = clip_train_step(model, *optimizer, images, ids, 1.0, precision); });
   return {{"bench", "train_clip_tiny"},
           {"impl", impl_name(precision)},
           {"samples_per_s", steps * batch / s},
@@ -65,10 +70,7 @@ json bench_embed(int64_t batch, int steps, int warmup, Precision precision) {
   auto pixels = torch::randn({batch, 3, 224, 224});
   c10::InferenceMode inference;
   AutocastGuard autocast(precision);
-  for (int i = 0; i < warmup; ++i) model->encode_image(pixels);
-  auto start = Clock::now();
-  for (int i = 0; i < steps; ++i) model->encode_image(pixels);
-  double s = seconds_since(start);
+  double s = time_steps(warmup, steps, [&] { model->encode_image(pixels); });
   return {{"bench", "embed_clip_vit_b_32"},
           {"impl", impl_name(precision)},
           {"images_per_s", steps * batch / s},

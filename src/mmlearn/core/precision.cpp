@@ -27,8 +27,6 @@ Precision parse_precision(const std::string& name) {
   throw UsageError(str_cat("unknown precision \"", name, "\" (expected fp32, bf16 or auto)"));
 }
 
-std::string to_string(Precision precision) { return precision == Precision::fp32 ? "fp32" : "bf16"; }
-
 // libtorch 2.4 replaced the CPU-specific autocast switches with device-generic ones.
 #if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 4)
 static bool cpu_autocast_enabled() { return at::autocast::is_autocast_enabled(at::kCPU); }

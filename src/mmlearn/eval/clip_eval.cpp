@@ -104,8 +104,8 @@ std::vector<torch::Tensor> zero_shot_probabilities(Clip& model, const text::BpeT
                                                    const torch::Tensor& image_embeds, Precision precision) {
   // Expand the template over the cartesian product of the attributes' values.
   std::vector<std::string> prompts{classes.template_text};
-  std::vector<std::vector<int64_t>> value_of(
-      classes.attributes.size());  // [attribute][prompt] -> value index
+  // value_of[attribute][prompt]: the index of the value that prompt carries for that attribute.
+  std::vector<std::vector<int64_t>> value_of(classes.attributes.size());
   int64_t combinations = 1;
   for (const auto& a : classes.attributes) combinations *= static_cast<int64_t>(a.second.size());
   check(combinations <= 100000, "zero-shot template has ", combinations,
