@@ -8,7 +8,8 @@ cd "$(dirname "$0")"
 
 packages=(build-essential cmake ninja-build ccache libtorch-dev libopenblas-dev nlohmann-json3-dev libcli11-dev
           libpng-dev libjpeg62-turbo-dev libgtest-dev)
-[ "${1:-}" = bench ] && packages+=(python3-torch python3-numpy)
+# The tests and the benchmark compare against reference implementations written in PyTorch / PIL.
+[ "${1:-}" = test ] || [ "${1:-}" = bench ] && packages+=(python3-torch python3-numpy python3-pil)
 
 install() {
   local missing=()

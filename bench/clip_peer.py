@@ -2,8 +2,8 @@
 """PyTorch-eager peer of mmlearn's CLIP benchmarks.
 
 Runs the same work as `build/bench/mmlearn_bench` in plain PyTorch eager so that bench/run.sh can print a
-side-by-side ratio. The model mirrors src/mmlearn/{blocks/transformer,vision/vit,text/text_transformer,
-heads/contrastive,models/clip}.cpp and the step mirrors train/clip_trainer.cpp; parameter names match the C++
+side-by-side ratio. The model mirrors src/mmlearn/{blocks/transformer,vision/vit,vision/modified_resnet,
+text/text_transformer,heads/contrastive,models/clip}.cpp and the step mirrors train/clip_trainer.cpp; parameter names match the C++
 module tree (visual.*, text.*, logit_scale), so `--check` counts can be compared one to one.
 
 Prints one JSON object per measurement on stdout, e.g.
@@ -32,7 +32,7 @@ CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
 PRESETS = {
     "clip-tiny": dict(
         embed_dim=128, activation="gelu",
-        vision=dict(image_size=64, patch_size=8, width=128, layers=4, heads=4),
+        vision=dict(image_size=64, width=16, heads=8, resnet_layers=(1, 1, 1, 1)),
         text=dict(context_length=32, vocab_size=1024, width=128, layers=3, heads=4, eot_token_id=1023)),
     "clip-vit-b-32": dict(
         embed_dim=512, activation="quick_gelu",
@@ -138,6 +138,59 @@ class VisionTransformer(nn.Module):
         return torch.matmul(self.ln_post(x[:, 0]), self.proj)  # pooled [B, E]
 
 
+class Bottleneck(nn.Module):
+    def __init__(self, inplanes, planes, stride):
+        super().__init__()
+        self.stride = stride
+        self.conv1, self.bn1 = nn.Conv2d(inplanes, planes, 1, bias=False), nn.BatchNorm2d(planes)
+        self.conv2, self.bn2 = nn.Conv2d(planes, planes, 3, padding=1, bias=False), nn.BatchNorm2d(planes)
+        self.conv3, self.bn3 = nn.Conv2d(planes, planes * 4, 1, bias=False), nn.BatchNorm2d(planes * 4)
+        self.downsample = None
+        if stride > 1 or inplanes != planes * 4:
+            self.downsample = nn.Sequential(nn.AvgPool2d(stride) if stride > 1 else nn.Identity(),
+                                            nn.Conv2d(inplanes, planes * 4, 1, bias=False), nn.BatchNorm2d(planes * 4))
+
+    def forward(self, x):
+        y = F.relu(self.bn1(self.conv1(x)))
+        y = F.relu(self.bn2(self.conv2(y)))
+        y = self.bn3(self.conv3(F.avg_pool2d(y, self.stride) if self.stride > 1 else y))
+        return F.relu(y + (x if self.downsample is None else self.downsample(x)))
+
+
+class ModifiedResNet(nn.Module):
+    """CLIP's ResNet image tower: three-conv stem, anti-aliased bottlenecks, attention pooling."""
+
+    def __init__(self, image_size, width, heads, resnet_layers, output_dim):
+        super().__init__()
+        self.stem = nn.Sequential(
+            nn.Conv2d(3, width // 2, 3, stride=2, padding=1, bias=False), nn.BatchNorm2d(width // 2), nn.ReLU(),
+            nn.Conv2d(width // 2, width // 2, 3, padding=1, bias=False), nn.BatchNorm2d(width // 2), nn.ReLU(),
+            nn.Conv2d(width // 2, width, 3, padding=1, bias=False), nn.BatchNorm2d(width), nn.ReLU(), nn.AvgPool2d(2))
+        blocks, inplanes = [], width
+        for i, n in enumerate(resnet_layers):
+            for b in range(n):
+                blocks.append(Bottleneck(inplanes, width << i, 2 if b == 0 and i > 0 else 1))
+                inplanes = (width << i) * 4
+        self.blocks = nn.Sequential(*blocks)
+        spatial = image_size // (4 << (len(resnet_layers) - 1))
+        self.heads = heads
+        self.positional_embedding = nn.Parameter(torch.randn(spatial * spatial + 1, inplanes) / inplanes ** 0.5)
+        self.q_proj, self.k_proj, self.v_proj = (nn.Linear(inplanes, inplanes) for _ in range(3))
+        self.c_proj = nn.Linear(inplanes, output_dim)
+
+    def forward(self, pixels):
+        x = self.blocks(self.stem(pixels.contiguous(memory_format=torch.channels_last)))
+        B, C = x.shape[:2]
+        tokens = x.flatten(2).transpose(1, 2)
+        tokens = torch.cat([tokens.mean(1, keepdim=True), tokens], 1) + self.positional_embedding
+        hd = C // self.heads
+        q = self.q_proj(tokens[:, :1]).view(B, 1, self.heads, hd).transpose(1, 2)
+        k = self.k_proj(tokens).view(B, -1, self.heads, hd).transpose(1, 2)
+        v = self.v_proj(tokens).view(B, -1, self.heads, hd).transpose(1, 2)
+        out = torch.softmax(q * hd ** -0.5 @ k.transpose(-2, -1), -1) @ v
+        return self.c_proj(out.transpose(1, 2).reshape(B, C))
+
+
 class TextTransformer(nn.Module):
     def __init__(self, context_length, vocab_size, width, layers, heads, eot_token_id, output_dim, activation):
         super().__init__()
@@ -177,8 +230,11 @@ class Clip(nn.Module):
         super().__init__()
         c = PRESETS[preset]
         v, t = c["vision"], c["text"]
-        self.visual = VisionTransformer(v["image_size"], v["patch_size"], v["width"], v["layers"], v["heads"],
-                                        c["embed_dim"], c["activation"])
+        if "resnet_layers" in v:
+            self.visual = ModifiedResNet(v["image_size"], v["width"], v["heads"], v["resnet_layers"], c["embed_dim"])
+        else:
+            self.visual = VisionTransformer(v["image_size"], v["patch_size"], v["width"], v["layers"], v["heads"],
+                                            c["embed_dim"], c["activation"])
         self.text = None
         if with_text:
             self.text = TextTransformer(t["context_length"], t["vocab_size"], t["width"], t["layers"], t["heads"],

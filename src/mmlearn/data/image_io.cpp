@@ -105,15 +105,24 @@ void check_pixel_limit(const std::string& name, int64_t width, int64_t height, c
 }
 
 // Writes `width` RGB pixels from a row with 3 (RGB) or 4 (RGBA) channels. Alpha is composited over black,
-// which is what a model sees for transparent regions in most image pipelines that drop alpha.
-void to_rgb(const uint8_t* in, int channels, size_t width, uint8_t* out) {
+// which is what a model sees for transparent regions in most image pipelines that drop alpha; or, given
+// `alpha`, it is copied there and RGB left as stored, as PIL's convert("RGB") leaves it.
+void to_rgb(const uint8_t* in, int channels, size_t width, uint8_t* out, uint8_t* alpha) {
   if (channels == 3) {
     std::memcpy(out, in, width * 3);
     return;
   }
   for (size_t x = 0; x < width; ++x, in += 4, out += 3) {
     const unsigned a = in[3];
-    for (int c = 0; c < 3; ++c) out[c] = uint8_t((in[c] * a + 127) / 255);
+    if (alpha) alpha[x] = uint8_t(a);
+    for (int c = 0; c < 3; ++c) out[c] = alpha ? in[c] : uint8_t((in[c] * a + 127) / 255);
+  }
+}
+
+// PIL opens 16-bit grey PNGs as 32-bit integers (mode "I"), and its convert("RGB") saturates them at 255.
+void saturate_grey16(const uint8_t* in, size_t width, uint8_t* out) {
+  for (size_t x = 0; x < width; ++x, in += 2, out += 3) {
+    out[0] = out[1] = out[2] = uint8_t(std::min(in[0] << 8 | in[1], 255));
   }
 }
 
@@ -126,10 +135,21 @@ struct PngReader {
   char message[512] = "unknown libpng error";
   png_uint_32 width = 0, height = 0;
   int channels = 0;
-  bool interlaced = false;
+  bool interlaced = false, pil = false, grey16 = false, indexed = false;
   std::vector<uint8_t> row, rgb_row, full;
   std::vector<png_bytep> row_pointers;
+  uint8_t* alpha = nullptr;  // the output's alpha plane, when DecodeOptions::pil keeps it
   BoxAccumulator box;
+
+  // Converts decoded row y to RGB into rgb_row, and feeds it to the box accumulator.
+  void add_row(const uint8_t* in, size_t y) {
+    if (grey16) {
+      saturate_grey16(in, width, rgb_row.data());
+    } else {
+      to_rgb(in, channels, width, rgb_row.data(), alpha ? alpha + y * width : nullptr);
+    }
+    box.add_row(rgb_row.data());
+  }
 
   ~PngReader() {
     if (png) png_destroy_read_struct(&png, info ? &info : nullptr, nullptr);
@@ -164,9 +184,24 @@ bool png_read_header(PngReader* r) {
   png_read_info(r->png, r->info);
   int bit_depth = 0, color_type = 0, interlace = 0;
   png_get_IHDR(r->png, r->info, &r->width, &r->height, &bit_depth, &color_type, &interlace, nullptr, nullptr);
-  png_set_expand(r->png);  // palette -> RGB, grey below 8 bits -> 8 bits, tRNS -> alpha channel
-  png_set_scale_16(r->png);
-  png_set_gray_to_rgb(r->png);
+  if (r->pil) {
+    // PIL's convert("RGB") looks palette entries up and ignores tRNS; it reads 16-bit samples by their high
+    // byte, except 16-bit grey (see saturate_grey16).
+    png_set_palette_to_rgb(r->png);
+    png_set_expand_gray_1_2_4_to_8(r->png);
+    r->grey16 = bit_depth == 16 && color_type == PNG_COLOR_TYPE_GRAY;
+    r->indexed =
+        color_type == PNG_COLOR_TYPE_PALETTE || (color_type == PNG_COLOR_TYPE_GRAY && bit_depth == 1);
+    if (r->indexed) png_set_strip_alpha(r->png);  // png_set_palette_to_rgb turns tRNS into alpha
+    if (!r->grey16) {
+      png_set_strip_16(r->png);
+      png_set_gray_to_rgb(r->png);
+    }
+  } else {
+    png_set_expand(r->png);  // palette -> RGB, grey below 8 bits -> 8 bits, tRNS -> alpha channel
+    png_set_scale_16(r->png);
+    png_set_gray_to_rgb(r->png);
+  }
   r->interlaced = interlace != PNG_INTERLACE_NONE;
   if (r->interlaced) png_set_interlace_handling(r->png);
   png_read_update_info(r->png, r->info);
@@ -178,17 +213,13 @@ bool png_read_pixels(PngReader* r) {
   if (setjmp(png_jmpbuf(r->png))) return false;
   if (r->interlaced) {
     png_read_image(r->png, r->row_pointers.data());
-    for (png_uint_32 y = 0; y < r->height && !r->box.done(); ++y) {
-      to_rgb(r->row_pointers[y], r->channels, r->width, r->rgb_row.data());
-      r->box.add_row(r->rgb_row.data());
-    }
+    for (png_uint_32 y = 0; y < r->height && !r->box.done(); ++y) r->add_row(r->row_pointers[y], y);
     return true;
   }
   // Rows below the last whole block are never needed, so reading stops there.
   for (png_uint_32 y = 0; y < r->height && !r->box.done(); ++y) {
     png_read_row(r->png, r->row.data(), nullptr);
-    to_rgb(r->row.data(), r->channels, r->width, r->rgb_row.data());
-    r->box.add_row(r->rgb_row.data());
+    r->add_row(r->row.data(), y);
   }
   return true;
 }
@@ -206,19 +237,22 @@ Image decode_png(const ByteSource& source, const unsigned char* head, size_t hea
   }
   PngReader r;
   r.source = source;
+  r.pil = options.pil;
   r.png = png_create_read_struct(PNG_LIBPNG_VER_STRING, &r, png_on_error, png_on_warning);
   check(r.png != nullptr, name, ": cannot create a PNG reader (out of memory?)");
   r.info = png_create_info_struct(r.png);
   check(r.info != nullptr, name, ": cannot create a PNG reader (out of memory?)");
   if (!png_read_header(&r)) throw Error(str_cat(name, ": not a valid PNG: ", r.message));
-  check(r.channels == 3 || r.channels == 4, name, ": unsupported PNG layout (", r.channels, " channels)");
+  check(r.channels == 3 || r.channels == 4 || r.grey16, name, ": unsupported PNG layout (", r.channels,
+        " channels)");
 
   const int64_t width = r.width, height = r.height;
   check_pixel_limit(name, width, height, options);
-  const size_t row_bytes = size_t(width) * size_t(r.channels);
+  const int64_t pixel_bytes = r.grey16 ? 2 : r.channels;
+  const size_t row_bytes = size_t(width) * size_t(pixel_bytes);
   if (r.interlaced) {
-    check(width * height * r.channels <= kInterlacedBudgetBytes, name, ": interlaced PNG of ", width, "x",
-          height, " needs ", (width * height * r.channels) >> 20, " MiB to decode (more than the ",
+    check(width * height * pixel_bytes <= kInterlacedBudgetBytes, name, ": interlaced PNG of ", width, "x",
+          height, " needs ", (width * height * pixel_bytes) >> 20, " MiB to decode (more than the ",
           kInterlacedBudgetBytes >> 20, " MiB budget for interlaced images); re-save it non-interlaced");
     r.full.resize(row_bytes * size_t(height));
     r.row_pointers.resize(size_t(height));
@@ -230,6 +264,11 @@ Image decode_png(const ByteSource& source, const unsigned char* head, size_t hea
 
   Image image;
   r.box.start(int(width), int(height), box_factor(width, height, options.max_side), &image);
+  image.indexed = r.indexed;
+  if (r.pil && r.channels == 4) {
+    image.alpha.resize(size_t(width) * size_t(height));
+    r.alpha = image.alpha.data();
+  }
   if (!png_read_pixels(&r)) throw Error(str_cat(name, ": not a valid PNG: ", r.message));
   return image;
 }
@@ -378,6 +417,9 @@ Image decode_source(const ByteSource& source, const unsigned char* head, size_t 
   check(options.max_pixels > 0, name, ": DecodeOptions::max_pixels must be > 0 (got ", options.max_pixels,
         ")");
   check(options.max_side >= 0, name, ": DecodeOptions::max_side must be >= 0 (got ", options.max_side, ")");
+  check(!options.pil || options.max_side == 0, name,
+        ": DecodeOptions::pil decodes at full size, as PIL does, ", "so max_side must be 0 (got ",
+        options.max_side, ")");
   switch (detect_format(head, head_size, name)) {
     case Format::kPng:
       return decode_png(source, head, head_size, name, options);

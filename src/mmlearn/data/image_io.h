@@ -23,6 +23,11 @@ namespace mmlearn::data {
 struct Image {
   int width = 0, height = 0;
   std::vector<uint8_t> rgb;
+  // Set only by DecodeOptions::pil, for the PIL operations whose result depends on them (vision/resample.h):
+  // the file's alpha channel, one byte per pixel (empty when the file has none), and whether the file holds
+  // palette indices or 1-bit grey, which PIL resizes with nearest neighbour whatever filter is asked for.
+  std::vector<uint8_t> alpha;
+  bool indexed = false;
 };
 
 struct DecodeOptions {
@@ -31,10 +36,17 @@ struct DecodeOptions {
   // > 0: decode down by an integer box filter (area average) so that the shorter side is >= max_side but as
   // small as an integer factor allows; never upscales. 0: full size.
   int max_side = 0;
+  // true: the pixels of PIL's Image.open(path) as its convert("RGB") gives them, so that PIL-based reference
+  // preprocessing can be reproduced bit for bit (vision/clip_preprocess.h): alpha is not composited but left
+  // as stored (and kept in Image::alpha), tRNS transparency is ignored, 16-bit samples keep their high byte
+  // (16-bit grey saturates at 255, as PIL's mode "I" does), and palette and 1-bit images are flagged
+  // Image::indexed. JPEGs decode as without it (same libjpeg settings as PIL). Needs max_side = 0.
+  bool pil = false;
 };
 
 // Decodes PNG or JPEG bytes (detected by their signature). `name_for_errors` prefixes every error message.
-// Grey, grey+alpha, palette, RGBA and 16-bit PNGs come out as 8-bit RGB; alpha is composited over black.
+// Grey, grey+alpha, palette, RGBA and 16-bit PNGs come out as 8-bit RGB; alpha is composited over black
+// (unless DecodeOptions::pil).
 // Grey and CMYK JPEGs come out as RGB.
 Image decode_image(const std::string& bytes, const std::string& name_for_errors, const DecodeOptions& = {});
 

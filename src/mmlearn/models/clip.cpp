@@ -21,7 +21,8 @@ nlohmann::json to_json(const ClipConfig& c) {
         {"width", c.vision.width},
         {"layers", c.vision.layers},
         {"heads", c.vision.heads},
-        {"mlp_ratio", c.vision.mlp_ratio}}},
+        {"mlp_ratio", c.vision.mlp_ratio},
+        {"resnet_layers", c.vision.resnet_layers}}},
       {"text",
        {{"context_length", c.text.context_length},
         {"vocab_size", c.text.vocab_size},
@@ -75,6 +76,7 @@ ClipConfig clip_config_from_json(const json& j, const std::string& where) {
     read_field(v, "layers", c.vision.layers, w);
     read_field(v, "heads", c.vision.heads, w);
     read_field(v, "mlp_ratio", c.vision.mlp_ratio, w);
+    read_field(v, "resnet_layers", c.vision.resnet_layers, w);
   }
   if (j.contains("text")) {
     const json& t = j["text"];
@@ -99,9 +101,18 @@ ClipConfig clip_config_from_json(const json& j, const std::string& where) {
   positive(c.text.vocab_size, "text.vocab_size");
   positive(c.text.width, "text.width");
   positive(c.text.heads, "text.heads");
-  check(c.vision.image_size % c.vision.patch_size == 0, where, ": vision.image_size ", c.vision.image_size,
-        " is not a multiple of vision.patch_size ", c.vision.patch_size);
-  check(c.vision.width % c.vision.heads == 0, where, ": vision.width is not divisible by vision.heads");
+  if (c.vision.resnet_layers.empty()) {
+    check(c.vision.image_size % c.vision.patch_size == 0, where, ": vision.image_size ", c.vision.image_size,
+          " is not a multiple of vision.patch_size ", c.vision.patch_size);
+    check(c.vision.width % c.vision.heads == 0, where, ": vision.width is not divisible by vision.heads");
+  } else {
+    check(c.vision.image_size % 32 == 0, where, ": vision.image_size ", c.vision.image_size,
+          " must be a multiple of 32 for a ResNet image tower");
+    check(c.vision.width % 2 == 0 && (c.vision.width * 32) % c.vision.heads == 0, where,
+          ": vision.width must be even and 32 * vision.width divisible by vision.heads");
+    for (int64_t n : c.vision.resnet_layers)
+      check(n > 0, where, ": vision.resnet_layers must hold positive block counts");
+  }
   check(c.text.width % c.text.heads == 0, where, ": text.width is not divisible by text.heads");
   return c;
 }
@@ -122,15 +133,19 @@ ClipConfig vit_preset(const char* name, int64_t embed, int64_t image, int64_t pa
 }
 
 std::vector<ClipConfig> presets() {
+  // The tiny models train on a CPU in minutes; vocab_size is set from the tokenizer when training starts.
   ClipConfig tiny;
   tiny.preset = "clip-tiny";
   tiny.embed_dim = 128;
-  tiny.vision = {.image_size = 64, .patch_size = 8, .width = 128, .layers = 4, .heads = 4};
-  // vocab_size is set from the tokenizer when training starts.
+  tiny.vision = {.image_size = 64, .width = 16, .heads = 8, .resnet_layers = {1, 1, 1, 1}};
   tiny.text = {
       .context_length = 32, .vocab_size = 1024, .width = 128, .layers = 3, .heads = 4, .eot_token_id = 1023};
+  ClipConfig tiny_vit = tiny;
+  tiny_vit.preset = "clip-tiny-vit";
+  tiny_vit.vision = {.image_size = 64, .patch_size = 8, .width = 128, .layers = 4, .heads = 4};
   return {
       tiny,
+      tiny_vit,
       vit_preset("clip-vit-b-32", 512, 224, 32, 768, 12, 512, 12),
       vit_preset("clip-vit-b-16", 512, 224, 16, 768, 12, 512, 12),
       vit_preset("clip-vit-l-14", 768, 224, 14, 1024, 24, 768, 12),
@@ -155,15 +170,18 @@ std::vector<std::string> clip_preset_names() {
 }
 
 ClipImpl::ClipImpl(const ClipConfig& c) : config(c) {
-  visual =
-      register_module("visual", VisionTransformer(c.vision, c.embed_dim, c.activation, c.layer_norm_eps));
+  if (c.vision.resnet_layers.empty())
+    vit = register_module("visual", VisionTransformer(c.vision, c.embed_dim, c.activation, c.layer_norm_eps));
+  else
+    resnet = register_module("visual", ModifiedResNet(c.vision, c.embed_dim));
   text = register_module("text", TextTransformer(c.text, c.embed_dim, c.activation, c.layer_norm_eps));
   logit_scale = register_parameter("logit_scale", torch::full({}, c.logit_scale_init));
 }
 
 torch::Tensor ClipImpl::encode_image(const torch::Tensor& pixels) {
   // In fp32 even under bf16 autocast: the similarities built from these need the precision.
-  return torch::nn::functional::normalize(visual(pixels).pooled.to(torch::kFloat),
+  auto pooled = vit ? vit(pixels).pooled : resnet(pixels).pooled;
+  return torch::nn::functional::normalize(pooled.to(torch::kFloat),
                                           torch::nn::functional::NormalizeFuncOptions().dim(-1));
 }
 

@@ -1,4 +1,4 @@
-// CLIP (Radford et al., 2021): a Vision Transformer and a text transformer projected into one embedding
+// CLIP (Radford et al., 2021): a Vision Transformer (or CLIP's ResNet) and a text transformer projected into one embedding
 // space, trained with the symmetric contrastive loss and a learned temperature. ClipConfig is the model's
 // whole description: it is written to config.json in every model directory and read back before the weights,
 // so the quirks that travel with a checkpoint (activation, LayerNorm eps, image size, mean/std) are never
@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "mmlearn/text/text_transformer.h"
+#include "mmlearn/vision/modified_resnet.h"
 #include "mmlearn/vision/vit.h"
 
 namespace mmlearn {
@@ -52,7 +53,9 @@ struct ClipImpl : torch::nn::Module {
   torch::Tensor normalize_pixels(const torch::Tensor& images_u8) const;
 
   ClipConfig config;
-  VisionTransformer visual{nullptr};
+  // The image tower, registered as "visual": one of the two, as config.vision says.
+  VisionTransformer vit{nullptr};
+  ModifiedResNet resnet{nullptr};
   TextTransformer text{nullptr};
   torch::Tensor logit_scale;
 };

@@ -10,11 +10,16 @@
 #include <torch/nn/module.h>
 #include <torch/nn/modules/conv.h>
 
+#include <vector>
+
 #include "mmlearn/blocks/encoder_output.h"
 #include "mmlearn/blocks/transformer.h"
 
 namespace mmlearn {
 
+// The image tower's shape. With resnet_layers (bottleneck blocks per stage) it is CLIP's ModifiedResNet
+// (vision/modified_resnet.h): width is then the stem's width, heads the attention pool's, and patch_size,
+// layers and mlp_ratio are unused.
 struct VisionConfig {
   int64_t image_size = 224;
   int64_t patch_size = 32;
@@ -22,6 +27,7 @@ struct VisionConfig {
   int64_t layers = 12;
   int64_t heads = 12;
   double mlp_ratio = 4.0;
+  std::vector<int64_t> resnet_layers;
 };
 
 struct VisionTransformerImpl : torch::nn::Module {
