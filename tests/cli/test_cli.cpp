@@ -188,3 +188,60 @@ TEST(Cli, TokenizerTrainsFromAManifestAndTokenizes) {
   EXPECT_EQ(r.status, 1);
   EXPECT_NE(r.output.find("bad.jsonl:1"), std::string::npos) << r.output;
 }
+
+// dump, zero-shot and convert on a Hugging Face directory written by tests/fixtures/clip_reference.py.
+TEST(Cli, DumpZeroShotAndConvertOnAPretrainedModel) {
+  const fs::path fixtures = mmlearn::test::python_fixture("clip_reference.py");
+  ASSERT_FALSE(fixtures.empty())
+      << "tests/fixtures/clip_reference.py failed (needs python3-torch, -numpy, -pil)";
+  const fs::path cfg = fixtures / "quickgelu_i32_p8", hf = cfg / "hf";
+  const json meta = json::parse(std::ifstream(cfg / "expected.json"));
+  const auto expected = mmlearn::load_safetensors(cfg / "expected.safetensors");
+  const fs::path dir = mmlearn::test::temp_dir("pretrained");
+  std::string images;
+  for (const auto& image : meta["images"])
+    images += " --image " + (cfg / image["file"].get<std::string>()).string();
+  ASSERT_EQ(meta["texts"][0], "a photo of a cat");
+
+  CliRun dump = run_cli("dump --model " + hf.string() + images + " --text 'a photo of a cat' --out " +
+                        (dir / "dump.safetensors").string());
+  ASSERT_EQ(dump.status, 0) << dump.output;
+  const auto got = mmlearn::load_safetensors(dir / "dump.safetensors");
+  EXPECT_TRUE(torch::equal(got.at("input_ids")[0], expected.at("input_ids")[0]));
+  EXPECT_LE((got.at("pixel_values") - expected.at("pixel_values_hf")).abs().max().item<double>(), 0.015);
+  EXPECT_GE((got.at("image_embeds") * expected.at("image_embeds_hf")).sum(1).min().item<double>(), 0.9999);
+  EXPECT_LE((got.at("logits_per_image").select(1, 0) - expected.at("logits_per_image_hf").select(1, 0))
+                .abs()
+                .max()
+                .item<double>(),
+            2e-3);
+
+  CliRun zero_shot = run_cli("zero-shot --model " + hf.string() + images + " --labels 'cat, dog,car' --json");
+  ASSERT_EQ(zero_shot.status, 0) << zero_shot.output;
+  const json answers = json::parse(zero_shot.output);
+  ASSERT_EQ(answers.size(), meta["images"].size());
+  for (const auto& a : answers) {
+    double sum = 0, best = -1;
+    std::string best_label;
+    for (const auto& [label, p] : a["probabilities"].items()) {
+      sum += p.get<double>();
+      if (p.get<double>() > best) best = p.get<double>(), best_label = label;
+    }
+    EXPECT_NEAR(sum, 1.0, 1e-5);
+    EXPECT_EQ(a["label"], best_label);
+    EXPECT_EQ(a["probabilities"].size(), 3u);  // "cat", "dog", "car": spaces trimmed
+  }
+  EXPECT_EQ(run_cli("zero-shot --model " + hf.string() + images + " --labels cat").status, 2);
+  EXPECT_EQ(
+      run_cli("zero-shot --model " + hf.string() + images + " --labels cat,dog --template 'a photo'").status,
+      2);
+
+  CliRun convert = run_cli("convert --model " + hf.string() + " --out " + (dir / "converted").string());
+  ASSERT_EQ(convert.status, 0) << convert.output;
+  CliRun again = run_cli("dump --model " + (dir / "converted").string() + images +
+                         " --text 'a photo of a cat' --out " + (dir / "again.safetensors").string());
+  ASSERT_EQ(again.status, 0) << again.output;
+  const auto converted = mmlearn::load_safetensors(dir / "again.safetensors");
+  for (const char* name : {"input_ids", "pixel_values", "image_embeds", "text_embeds", "logits_per_image"})
+    EXPECT_TRUE(torch::equal(converted.at(name), got.at(name))) << name;
+}

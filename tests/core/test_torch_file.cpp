@@ -242,7 +242,8 @@ class TorchFileTest : public ::testing::Test {
     if (!fs::exists(dir_ / "expected.json")) {
       fs::path scratch = dir_;
       scratch += "." + std::to_string(::getpid());
-      const bool ok = std::system(("/usr/bin/python3 " + script.string() + " " + scratch.string()).c_str()) == 0;
+      const bool ok =
+          std::system(("/usr/bin/python3 " + script.string() + " " + scratch.string()).c_str()) == 0;
       std::error_code ignored;
       if (ok) fs::rename(scratch, dir_, ignored);  // fails when another process was first: use its files
       fs::remove_all(scratch, ignored);

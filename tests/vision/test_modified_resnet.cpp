@@ -25,9 +25,9 @@ TEST(ModifiedResNet, ParametersAndStatisticsCarryOpenAIsNames) {
   const TensorMap state = parameter_map(*model);
   for (const char* key :
        {"visual.conv1.weight", "visual.bn1.running_mean", "visual.conv3.weight", "visual.bn3.running_var",
-        "visual.layer1.0.conv2.weight", "visual.layer1.0.downsample.0.weight",
-        "visual.layer2.1.bn3.bias", "visual.layer2.0.downsample.1.running_var",
-        "visual.layer4.0.conv3.weight", "visual.attnpool.positional_embedding", "visual.attnpool.q_proj.weight",
+        "visual.layer1.0.conv2.weight", "visual.layer1.0.downsample.0.weight", "visual.layer2.1.bn3.bias",
+        "visual.layer2.0.downsample.1.running_var", "visual.layer4.0.conv3.weight",
+        "visual.attnpool.positional_embedding", "visual.attnpool.q_proj.weight",
         "visual.attnpool.c_proj.bias"})
     EXPECT_TRUE(state.count(key)) << key;
   EXPECT_FALSE(state.count("visual.layer2.1.downsample.0.weight"));  // only where the shape changes

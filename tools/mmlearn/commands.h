@@ -13,5 +13,8 @@ void add_eval(CLI::App& app);
 void add_embed(CLI::App& app);
 void add_models(CLI::App& app);
 void add_quickstart(CLI::App& app);
+void add_zero_shot(CLI::App& app);
+void add_dump(CLI::App& app);
+void add_convert(CLI::App& app);
 
 }  // namespace mmlearn::cli

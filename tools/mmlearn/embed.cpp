@@ -4,21 +4,21 @@
 #include "commands.h"
 #include "mmlearn/core/error.h"
 #include "mmlearn/eval/clip_eval.h"
-#include "mmlearn/models/clip_pretrained.h"
-#include "mmlearn/vision/image_processor.h"
+#include "mmlearn/models/clip_pixels.h"
+#include "model_args.h"
 
 namespace mmlearn::cli {
 
 void add_embed(CLI::App& app) {
   auto* cmd = app.add_subcommand("embed", "print L2-normalized embeddings of images and texts");
   struct Args {
-    std::string model;
+    ModelArgs model;
     std::vector<std::string> images, texts;
     std::string precision = "fp32";
     bool json = false;
   };
   auto a = std::make_shared<Args>();
-  cmd->add_option("--model", a->model, "model directory")->required();
+  add_model_options(cmd, a->model);
   cmd->add_option("--image", a->images, "image file (repeatable)");
   cmd->add_option("--text", a->texts, "text (repeatable)");
   cmd->add_option("--precision", a->precision, "fp32 (exact) or bf16 (faster on CPUs with bf16)")
@@ -27,13 +27,12 @@ void add_embed(CLI::App& app) {
   cmd->callback([a] {
     if (a->images.empty() && a->texts.empty()) throw UsageError("embed needs at least one --image or --text");
     const Precision precision = parse_precision(a->precision);
-    auto clip = load_clip(a->model);
-    const int64_t size = clip.model->config.vision.image_size;
+    ClipBundle clip = open_model(a->model);
     nlohmann::json out = nlohmann::json::array();
     if (!a->images.empty()) {
-      std::vector<torch::Tensor> images;
-      for (const auto& p : a->images) images.push_back(load_image_tensor(p, size));
-      auto e = embed_images(clip.model, torch::stack(images), precision);
+      std::vector<torch::Tensor> pixels;
+      for (const auto& p : a->images) pixels.push_back(load_clip_pixels(clip.model->config, p));
+      auto e = embed_pixels(clip.model, torch::stack(pixels), precision);
       for (size_t i = 0; i < a->images.size(); ++i)
         out.push_back(
             {{"image", a->images[i]},

@@ -28,6 +28,9 @@ int main(int argc, char** argv) {
   mmlearn::cli::add_train(app);
   mmlearn::cli::add_eval(app);
   mmlearn::cli::add_embed(app);
+  mmlearn::cli::add_zero_shot(app);
+  mmlearn::cli::add_dump(app);
+  mmlearn::cli::add_convert(app);
   mmlearn::cli::add_models(app);
   app.parse_complete_callback([&] {
     mmlearn::init_runtime(threads);

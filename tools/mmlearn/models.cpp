@@ -2,6 +2,7 @@
 #include <nlohmann/json.hpp>
 
 #include "commands.h"
+#include "mmlearn/core/error.h"
 #include "mmlearn/models/clip.h"
 
 namespace mmlearn::cli {
@@ -25,11 +26,15 @@ void add_models(CLI::App& app) {
     std::printf("%-20s %12s  %s\n", "preset", "parameters", "vision / text");
     for (const auto& m : out) {
       const auto& c = m["config"];
-      std::printf("%-20s %11.1fM  ViT %lld/%lld width %lld x%lld layers; text width %lld x%lld layers\n",
-                  m["name"].get<std::string>().c_str(), m["parameters"].get<int64_t>() / 1e6,
-                  (long long)c["vision"]["image_size"], (long long)c["vision"]["patch_size"],
-                  (long long)c["vision"]["width"], (long long)c["vision"]["layers"],
-                  (long long)c["text"]["width"], (long long)c["text"]["layers"]);
+      const auto& v = c["vision"];
+      const std::string vision = v["resnet_layers"].empty()
+                                     ? str_cat("ViT ", v["image_size"], "/", v["patch_size"], " width ",
+                                               v["width"], " x", v["layers"], " layers")
+                                     : str_cat("ResNet ", v["image_size"], " width ", v["width"], " blocks ",
+                                               v["resnet_layers"].dump());
+      std::printf("%-20s %11.1fM  %s; text width %lld x%lld layers\n", m["name"].get<std::string>().c_str(),
+                  m["parameters"].get<int64_t>() / 1e6, vision.c_str(), (long long)c["text"]["width"],
+                  (long long)c["text"]["layers"]);
     }
   });
 }

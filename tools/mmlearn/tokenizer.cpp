@@ -7,6 +7,8 @@
 #include "mmlearn/data/manifest.h"
 #include "mmlearn/models/clip_pretrained.h"
 #include "mmlearn/text/bpe.h"
+#include "mmlearn/text/tokenizer_files.h"
+#include "model_args.h"
 
 namespace mmlearn::cli {
 
@@ -45,20 +47,27 @@ void add_tokenizer(CLI::App& app) {
 void add_tokenize(CLI::App& app) {
   auto* cmd = app.add_subcommand("tokenize", "show the token ids a model's tokenizer gives");
   struct Args {
-    std::string model;
+    ModelArgs model;
     std::vector<std::string> texts;
     bool json = false;
   };
   auto a = std::make_shared<Args>();
-  cmd->add_option("--model", a->model, "model directory (or a directory with vocab.json + merges.txt)")
-      ->required();
+  add_model_options(cmd, a->model);
   cmd->add_option("--text", a->texts, "text to tokenize (repeatable)")->required();
   cmd->add_flag("--json", a->json, "JSON output");
   cmd->callback([a] {
-    auto tokenizer = text::BpeTokenizer::load(a->model);
-    int64_t context = 0;
-    if (std::filesystem::exists(std::filesystem::path(a->model) / "config.json"))
-      context = load_clip_config(a->model).text.context_length;
+    // A bare tokenizer directory (from `tokenizer train`) gives the ids without special tokens or padding.
+    const std::filesystem::path path = a->model.model;
+    const bool bare = std::filesystem::is_directory(path) && !std::filesystem::exists(path / "config.json") &&
+                      !std::filesystem::exists(path / "open_clip_model.safetensors");
+    std::optional<ClipBundle> clip;
+    std::optional<text::BpeTokenizer> bare_tokenizer;
+    if (bare)
+      bare_tokenizer = text::load_clip_tokenizer(path);
+    else
+      clip = open_model(a->model);
+    const text::BpeTokenizer& tokenizer = bare ? *bare_tokenizer : clip->tokenizer;
+    const int64_t context = bare ? 0 : clip->model->config.text.context_length;
     nlohmann::json out = nlohmann::json::array();
     for (const auto& t : a->texts) {
       auto ids = context ? tokenizer.encode_for_model(t, static_cast<int>(context)) : tokenizer.encode(t);

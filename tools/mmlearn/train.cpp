@@ -11,7 +11,7 @@ void add_train(CLI::App& app) {
   auto* cmd = app.add_subcommand("train", "train a model (contrastive image–text: CLIP presets)");
   auto o = std::make_shared<ClipTrainOptions>();
   auto data = std::make_shared<std::string>(), out = std::make_shared<std::string>(),
-       tokenizer = std::make_shared<std::string>();
+       tokenizer = std::make_shared<std::string>(), init_from = std::make_shared<std::string>();
   auto as_json = std::make_shared<bool>(false);
   cmd->add_option("--preset", o->preset, "model preset (`mmlearn models` lists them)")->capture_default_str();
   cmd->add_option("--data", *data, "directory with train.jsonl [test.jsonl, classes.json] or a manifest")
@@ -42,12 +42,18 @@ void add_train(CLI::App& app) {
       ->capture_default_str();
   cmd->add_option("--stop-after", o->stop_after,
                   "leave after this many steps with a checkpoint (resume later)");
+  cmd->add_option("--init-from", *init_from,
+                  "start from a pretrained CLIP (mmlearn or HF directory, OpenAI/OpenCLIP state dict) and "
+                  "fine-tune it; its architecture and tokenizer replace --preset and --tokenizer");
+  cmd->add_flag("--freeze-towers", o->freeze_towers,
+                "with --init-from: train only the projections and the temperature (a linear probe)");
   cmd->add_flag("--resume", o->resume, "continue the run in --out from its last checkpoint");
   cmd->add_flag("--json", *as_json, "print the result as JSON on stdout");
   cmd->callback([=] {
     o->data = *data;
     o->out = *out;
     o->tokenizer = *tokenizer;
+    o->init_from = *init_from;
     ClipTrainResult r = train_clip(*o);
     nlohmann::json summary{{"out", *out},
                            {"steps", r.steps},

@@ -15,7 +15,8 @@ namespace {
 
 bool optional_key(const std::string& name) {
   const std::string counter = "num_batches_tracked";
-  return name.size() >= counter.size() && name.compare(name.size() - counter.size(), counter.size(), counter) == 0;
+  return name.size() >= counter.size() &&
+         name.compare(name.size() - counter.size(), counter.size(), counter) == 0;
 }
 
 }  // namespace

@@ -11,16 +11,30 @@ namespace mmlearn {
 using nlohmann::json;
 namespace F = torch::nn::functional;
 
-torch::Tensor embed_images(Clip& model, const torch::Tensor& images_u8, Precision precision,
-                           int64_t batch_size) {
+namespace {
+
+torch::Tensor embed_image_batches(Clip& model, const torch::Tensor& images, Precision precision,
+                                  int64_t batch_size, bool normalize) {
   c10::InferenceMode inference;
   AutocastGuard autocast(precision);
   std::vector<torch::Tensor> out;
-  for (int64_t i = 0; i < images_u8.size(0); i += batch_size) {
-    auto batch = images_u8.slice(0, i, std::min(i + batch_size, images_u8.size(0)));
-    out.push_back(model->encode_image(model->normalize_pixels(batch)));
+  for (int64_t i = 0; i < images.size(0); i += batch_size) {
+    auto batch = images.slice(0, i, std::min(i + batch_size, images.size(0)));
+    out.push_back(model->encode_image(normalize ? model->normalize_pixels(batch) : batch));
   }
   return out.empty() ? torch::empty({0, model->config.embed_dim}) : torch::cat(out);
+}
+
+}  // namespace
+
+torch::Tensor embed_pixels(Clip& model, const torch::Tensor& pixels, Precision precision,
+                           int64_t batch_size) {
+  return embed_image_batches(model, pixels, precision, batch_size, /*normalize=*/false);
+}
+
+torch::Tensor embed_images(Clip& model, const torch::Tensor& images_u8, Precision precision,
+                           int64_t batch_size) {
+  return embed_image_batches(model, images_u8, precision, batch_size, /*normalize=*/true);
 }
 
 torch::Tensor embed_texts(Clip& model, const torch::Tensor& ids, Precision precision, int64_t batch_size) {

@@ -21,7 +21,10 @@
 
 namespace mmlearn {
 
-// L2-normalized embeddings, computed in batches without autograd.
+// L2-normalized embeddings, computed in batches without autograd: of uint8 images (normalized here), of
+// pixels already normalized (models/clip_pixels.h), of token ids.
+torch::Tensor embed_pixels(Clip& model, const torch::Tensor& pixels, Precision precision = Precision::fp32,
+                           int64_t batch_size = 256);
 torch::Tensor embed_images(Clip& model, const torch::Tensor& images_u8, Precision precision = Precision::fp32,
                            int64_t batch_size = 256);
 torch::Tensor embed_texts(Clip& model, const torch::Tensor& ids, Precision precision = Precision::fp32,

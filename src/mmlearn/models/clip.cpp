@@ -15,6 +15,8 @@ nlohmann::json to_json(const ClipConfig& c) {
       {"logit_scale_init", c.logit_scale_init},
       {"image_mean", c.image_mean},
       {"image_std", c.image_std},
+      {"image_preprocess", c.image_preprocess},
+      {"resize_shortest", c.resize_shortest},
       {"vision",
        {{"image_size", c.vision.image_size},
         {"patch_size", c.vision.patch_size},
@@ -67,6 +69,12 @@ ClipConfig clip_config_from_json(const json& j, const std::string& where) {
   read_field(j, "logit_scale_init", c.logit_scale_init, where);
   read_field(j, "image_mean", c.image_mean, where);
   read_field(j, "image_std", c.image_std, where);
+  read_field(j, "image_preprocess", c.image_preprocess, where);
+  read_field(j, "resize_shortest", c.resize_shortest, where);
+  check(c.image_preprocess == "mmlearn" || c.image_preprocess == "openai" || c.image_preprocess == "hf",
+        where, ": field \"image_preprocess\" must be \"mmlearn\", \"openai\" or \"hf\", got \"",
+        c.image_preprocess, "\"");
+  check(c.resize_shortest >= 0, where, ": field \"resize_shortest\" must not be negative");
   if (j.contains("vision")) {
     const json& v = j["vision"];
     const std::string w = where + " (vision)";
@@ -132,6 +140,14 @@ ClipConfig vit_preset(const char* name, int64_t embed, int64_t image, int64_t pa
   return c;
 }
 
+ClipConfig resnet_preset(const char* name, int64_t embed, int64_t image, int64_t width,
+                         std::vector<int64_t> layers, int64_t twidth) {
+  ClipConfig c = vit_preset(name, embed, image, 32, 64, 1, twidth, 12);
+  c.vision = {
+      .image_size = image, .width = width, .heads = width * 32 / 64, .resnet_layers = std::move(layers)};
+  return c;
+}
+
 std::vector<ClipConfig> presets() {
   // The tiny models train on a CPU in minutes; vocab_size is set from the tokenizer when training starts.
   ClipConfig tiny;
@@ -150,6 +166,8 @@ std::vector<ClipConfig> presets() {
       vit_preset("clip-vit-b-16", 512, 224, 16, 768, 12, 512, 12),
       vit_preset("clip-vit-l-14", 768, 224, 14, 1024, 24, 768, 12),
       vit_preset("clip-vit-l-14-336", 768, 336, 14, 1024, 24, 768, 12),
+      resnet_preset("clip-rn50", 1024, 224, 64, {3, 4, 6, 3}, 512),
+      resnet_preset("clip-rn101", 512, 224, 64, {3, 4, 23, 3}, 512),
   };
 }
 
@@ -190,13 +208,17 @@ torch::Tensor ClipImpl::encode_text(const torch::Tensor& ids) {
                                           torch::nn::functional::NormalizeFuncOptions().dim(-1));
 }
 
-torch::Tensor ClipImpl::normalize_pixels(const torch::Tensor& images_u8) const {
+torch::Tensor normalize_pixels(const ClipConfig& config, const torch::Tensor& images_u8) {
   auto opts = torch::TensorOptions().dtype(torch::kFloat32).device(images_u8.device());
   auto mean = torch::tensor(std::vector<double>(config.image_mean.begin(), config.image_mean.end()), opts)
                   .view({1, 3, 1, 1});
   auto std = torch::tensor(std::vector<double>(config.image_std.begin(), config.image_std.end()), opts)
                  .view({1, 3, 1, 1});
   return (images_u8.to(torch::kFloat32) / 255.0 - mean) / std;
+}
+
+torch::Tensor ClipImpl::normalize_pixels(const torch::Tensor& images_u8) const {
+  return mmlearn::normalize_pixels(config, images_u8);
 }
 
 }  // namespace mmlearn

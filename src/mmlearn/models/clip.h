@@ -1,8 +1,8 @@
-// CLIP (Radford et al., 2021): a Vision Transformer (or CLIP's ResNet) and a text transformer projected into one embedding
-// space, trained with the symmetric contrastive loss and a learned temperature. ClipConfig is the model's
-// whole description: it is written to config.json in every model directory and read back before the weights,
-// so the quirks that travel with a checkpoint (activation, LayerNorm eps, image size, mean/std) are never
-// guessed.
+// CLIP (Radford et al., 2021): a Vision Transformer (or CLIP's ResNet) and a text transformer projected into
+// one embedding space, trained with the symmetric contrastive loss and a learned temperature. ClipConfig is
+// the model's whole description: it is written to config.json in every model directory and read back before
+// the weights, so the quirks that travel with a checkpoint (activation, LayerNorm eps, image size, mean/std)
+// are never guessed.
 //
 //   auto config = mmlearn::clip_preset("clip-tiny");
 //   mmlearn::Clip model(config);
@@ -34,6 +34,12 @@ struct ClipConfig {
   // Image normalisation of the pixels the model sees (CLIP's defaults).
   std::array<double, 3> image_mean{0.48145466, 0.4578275, 0.40821073};
   std::array<double, 3> image_std{0.26862954, 0.26130258, 0.27577711};
+  // How an image file becomes pixels (models/clip_pixels.h): "mmlearn" (downscaled while decoding, bilinear
+  // resize, centre crop: what training does), or a pretrained family's exact pipeline, "openai" (torchvision)
+  // or "hf" (CLIPImageProcessor), resizing the shorter side to resize_shortest (0: image_size) before the
+  // centre crop to image_size.
+  std::string image_preprocess = "mmlearn";
+  int64_t resize_shortest = 0;
 };
 
 nlohmann::json to_json(const ClipConfig& config);
@@ -43,6 +49,9 @@ ClipConfig clip_config_from_json(const nlohmann::json& json, const std::string& 
 // Presets are data: name -> config. clip-tiny trains on a CPU in minutes; the others are the published sizes.
 ClipConfig clip_preset(const std::string& name);
 std::vector<std::string> clip_preset_names();
+
+// uint8 RGB images [B, 3, H, W] -> float32 (x / 255 - mean) / std with the config's mean and std.
+torch::Tensor normalize_pixels(const ClipConfig& config, const torch::Tensor& images_u8);
 
 struct ClipImpl : torch::nn::Module {
   explicit ClipImpl(const ClipConfig& config);

@@ -18,8 +18,6 @@ namespace fs = std::filesystem;
 namespace {
 
 constexpr std::string_view kEndOfWord = "</w>";
-// Ids index dense tables, so a vocabulary with absurdly large ids is rejected rather than allocated.
-constexpr int64_t kMaxId = (int64_t{1} << 24) - 1;
 
 // GPT-2's bytes_to_unicode: printable Latin-1 bytes stand for themselves, the other 68 bytes for U+0100 and
 // up, in byte order. The order of byte_order() is also the order of the first 256 ids in CLIP's vocabulary.
@@ -92,6 +90,13 @@ std::string describe(const nlohmann::json& value) {
 }
 
 }  // namespace
+
+std::vector<std::string> clip_byte_tokens() {
+  std::vector<std::string> tokens;
+  for (bool end : {false, true})
+    for (uint8_t b : byte_table().byte_order) tokens.push_back(byte_symbol(b, end));
+  return tokens;
+}
 
 std::vector<std::string> clip_pre_tokenize(std::string_view text) {
   // whitespace_clean: re.sub(r"\s+", " ", text).strip(), then .lower() on the whole text.
@@ -200,8 +205,9 @@ BpeTokenizer BpeTokenizer::build(std::vector<std::string> id_to_token,
 }
 
 BpeTokenizer BpeTokenizer::from_tokens(std::vector<std::string> id_to_token,
-                                       std::vector<std::pair<std::string, std::string>> merges) {
-  return build(std::move(id_to_token), std::move(merges), {}, "vocabulary", "merges");
+                                       std::vector<std::pair<std::string, std::string>> merges,
+                                       const std::string& vocab_source, const std::string& merges_source) {
+  return build(std::move(id_to_token), std::move(merges), {}, vocab_source, merges_source);
 }
 
 BpeTokenizer BpeTokenizer::load(const fs::path& dir) {
@@ -224,8 +230,8 @@ BpeTokenizer BpeTokenizer::from_files(const fs::path& vocab_json, const fs::path
     check(value.is_number_integer(), vocab_name, ": token \"", token, "\": id must be an integer, got ",
           describe(value));
     int64_t id = value.get<int64_t>();
-    check(id >= 0 && id <= kMaxId, vocab_name, ": token \"", token, "\": id ", id, " is outside [0, ", kMaxId,
-          "]");
+    check(id >= 0 && id <= kMaxTokenId, vocab_name, ": token \"", token, "\": id ", id, " is outside [0, ",
+          kMaxTokenId, "]");
     check(!token.empty(), vocab_name, ": empty token for id ", id);
     if (static_cast<size_t>(id) >= id_to_token.size()) id_to_token.resize(id + 1);
     check(id_to_token[id].empty(), vocab_name, ": id ", id, " is used by \"", id_to_token[id], "\" and \"",
@@ -389,9 +395,7 @@ namespace {
 class BpeTrainer {
  public:
   BpeTrainer(const std::vector<std::string>& texts, int64_t min_frequency) : min_frequency_(min_frequency) {
-    const ByteTable& table = byte_table();
-    for (bool end : {false, true})
-      for (uint8_t b : table.byte_order) add_token(byte_symbol(b, end));
+    for (const std::string& token : clip_byte_tokens()) add_token(token);
 
     std::unordered_map<std::string, int64_t> word_counts;
     for (const std::string& text : texts)
@@ -538,7 +542,8 @@ BpeTokenizer train_bpe(const std::vector<std::string>& texts, const BpeTrainOpti
                        const std::function<void(int64_t merges_done, int64_t merges_total)>& progress) {
   check(options.vocab_size >= 514,
         "vocab_size must be at least 514 (512 byte symbols and 2 special tokens), got ", options.vocab_size);
-  check(options.vocab_size <= kMaxId, "vocab_size must be at most ", kMaxId, ", got ", options.vocab_size);
+  check(options.vocab_size <= kMaxTokenId, "vocab_size must be at most ", kMaxTokenId, ", got ",
+        options.vocab_size);
   check(options.min_frequency >= 1, "min_frequency must be at least 1, got ", options.min_frequency);
   BpeTrainer trainer(texts, options.min_frequency);
   const int64_t merges_total = options.vocab_size - 514;

@@ -32,11 +32,17 @@ namespace mmlearn::text {
 
 inline constexpr std::string_view kStartOfText = "<|startoftext|>";
 inline constexpr std::string_view kEndOfText = "<|endoftext|>";
+// Ids index dense tables, so a vocabulary with larger ids is rejected rather than allocated.
+inline constexpr int64_t kMaxTokenId = (int64_t{1} << 24) - 1;
 
 // CLIP's text normalization and word split: whitespace_clean, lower(), then the matches of
 // <\|startoftext\|>|<\|endoftext\|>|'s|'t|'re|'ve|'m|'ll|'d|[\p{L}]+|[\p{N}]|[^\s\p{L}\p{N}]+ in order.
 // Words are UTF-8; ill-formed input bytes become U+FFFD first.
 std::vector<std::string> clip_pre_tokenize(std::string_view text);
+
+// The first 512 tokens of CLIP's vocabulary, by id: GPT-2's printable symbol for each byte in the order of
+// simple_tokenizer.py's bytes_to_unicode(), then the same symbols + "</w>".
+std::vector<std::string> clip_byte_tokens();
 
 struct BpeTrainOptions {
   int64_t vocab_size = 4096;  // including the 512 byte symbols and the 2 special tokens
@@ -49,9 +55,12 @@ class BpeTokenizer {
   static BpeTokenizer load(const std::filesystem::path& dir);
   static BpeTokenizer from_files(const std::filesystem::path& vocab_json,
                                  const std::filesystem::path& merges_txt);
-  // In memory: token of each id ("" for unused ids) and the merges in rank order; validated as the files.
+  // In memory: token of each id ("" for unused ids) and the merges in rank order; validated as the files,
+  // with errors naming vocab_source and merges_source (where the tokens and merges were read from).
   static BpeTokenizer from_tokens(std::vector<std::string> id_to_token,
-                                  std::vector<std::pair<std::string, std::string>> merges);
+                                  std::vector<std::pair<std::string, std::string>> merges,
+                                  const std::string& vocab_source = "vocabulary",
+                                  const std::string& merges_source = "merges");
   // Writes dir/vocab.json (ordered by id) and dir/merges.txt atomically, creating dir if needed.
   void save(const std::filesystem::path& dir) const;
 

@@ -15,7 +15,6 @@ TextTransformerImpl::TextTransformerImpl(const TextConfig& c, int64_t output_dim
   ln_final = register_module(
       "ln_final", torch::nn::LayerNorm(torch::nn::LayerNormOptions({c.width}).eps(layer_norm_eps)));
   text_projection = register_parameter("text_projection", torch::empty({c.width, output_dim}));
-  attn_mask = register_buffer("attn_mask", causal_mask(c.context_length));
 
   // CLIP's initialisation (openai/CLIP model.py, initialize_parameters).
   torch::NoGradGuard no_grad;
@@ -38,7 +37,7 @@ EncoderOutput TextTransformerImpl::forward(const torch::Tensor& ids) {
               "expected token ids [B, T<=", config.context_length, "], got ", ids.sizes());
   const int64_t T = ids.size(1);
   auto x = token_embedding(ids) + positional_embedding.slice(0, 0, T);
-  x = ln_final(transformer(x, attn_mask.slice(0, 0, T).slice(1, 0, T)));
+  x = ln_final(transformer(x, causal_mask(T, x.options())));
   // Pool at the first end-of-text token; a row without one (over-long, truncated by the caller) pools its
   // last.
   auto is_eot = ids == config.eot_token_id;

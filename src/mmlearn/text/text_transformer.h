@@ -32,7 +32,7 @@ struct TextTransformerImpl : torch::nn::Module {
 
   TextConfig config;
   torch::nn::Embedding token_embedding{nullptr};
-  torch::Tensor positional_embedding, text_projection, attn_mask;
+  torch::Tensor positional_embedding, text_projection;
   Transformer transformer{nullptr};
   torch::nn::LayerNorm ln_final{nullptr};
 };

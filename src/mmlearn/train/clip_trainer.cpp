@@ -15,6 +15,7 @@
 #include "mmlearn/data/image_text_dataset.h"
 #include "mmlearn/eval/clip_eval.h"
 #include "mmlearn/heads/contrastive.h"
+#include "mmlearn/models/clip_import.h"
 #include "mmlearn/models/clip_pretrained.h"
 #include "mmlearn/train/schedule.h"
 
@@ -84,6 +85,7 @@ std::unique_ptr<torch::optim::AdamW> make_clip_optimizer(Clip& model, double lea
   // (as open_clip does).
   std::vector<torch::Tensor> decay, no_decay;
   for (const auto& p : model->named_parameters()) {
+    if (!p.value().requires_grad()) continue;  // frozen
     const bool decays = p.value().dim() >= 2 && p.key().find("embedding") == std::string::npos;
     (decays ? decay : no_decay).push_back(p.value());
   }
@@ -145,14 +147,25 @@ ClipTrainResult train_clip(const ClipTrainOptions& o) {
     check(!fs::exists(checkpoint_dir) && !fs::exists(o.out / "model.safetensors"), o.out.string(),
           " already holds a training run: pass --resume to continue it, or choose another --out");
   }
-  ClipConfig config = o.resume ? load_clip_config(o.out) : clip_preset(o.preset);
-  const text::BpeTokenizer tokenizer = o.resume ? text::BpeTokenizer::load(o.out)
+  check(o.init_from.empty() || o.tokenizer.empty(),
+        "--tokenizer cannot be combined with --init-from: the pretrained model's tokenizer is used");
+  check(!o.freeze_towers || !o.init_from.empty() || o.resume,
+        "--freeze-towers needs --init-from (a pretrained model whose towers to keep)");
+  std::optional<ClipBundle> pretrained;
+  if (!o.resume && !o.init_from.empty()) pretrained = open_clip(o.init_from);
+  ClipConfig config = o.resume     ? load_clip_config(o.out)
+                      : pretrained ? pretrained->model->config
+                                   : clip_preset(o.preset);
+  const text::BpeTokenizer tokenizer = o.resume     ? text::BpeTokenizer::load(o.out)
+                                       : pretrained ? pretrained->tokenizer
                                        : o.tokenizer.empty()
                                            ? learn_tokenizer(train_path, o.tokenizer_vocab_size)
                                            : text::BpeTokenizer::load(o.tokenizer);
-  if (!o.resume) {
+  if (!o.resume && !pretrained) {
     config.text.vocab_size = tokenizer.vocab_size();
     config.text.eot_token_id = tokenizer.eot_id();
+  }
+  if (!o.resume) {
     fs::create_directories(o.out);
     write_file_atomic(o.out / "config.json", to_json(config).dump(2) + "\n");
     tokenizer.save(o.out);
@@ -180,6 +193,25 @@ ClipTrainResult train_clip(const ClipTrainOptions& o) {
 
   torch::manual_seed(o.seed);
   Clip model(config);
+  if (pretrained) {
+    load_parameters(*model, parameter_map(*pretrained->model), o.init_from.string());
+    pretrained.reset();
+  }
+  // A linear probe: the towers keep their weights (and BatchNorm its statistics, see set_train_mode).
+  auto is_head = [](const std::string& name) {
+    return name == "visual.proj" || name == "text.text_projection" || name == "logit_scale" ||
+           name.starts_with("visual.attnpool.c_proj.");
+  };
+  if (o.freeze_towers)
+    for (auto& p : model->named_parameters())
+      if (!is_head(p.key())) p.value().requires_grad_(false);
+  auto set_train_mode = [&] {
+    model->train();
+    if (o.freeze_towers) {
+      model->text->eval();
+      if (model->resnet) model->resnet->eval();
+    }
+  };
   std::unique_ptr<torch::optim::AdamW> adamw = make_clip_optimizer(model, o.learning_rate, o.weight_decay);
   torch::optim::AdamW& optimizer = *adamw;
 
@@ -208,14 +240,14 @@ ClipTrainResult train_clip(const ClipTrainOptions& o) {
   auto evaluate = [&]() -> json {
     if (test.size() == 0) return nullptr;
     json metrics = evaluate_clip(model, tokenizer, test, classes_path);
-    model->train();
+    set_train_mode();
     append_metrics(metrics_path, {{"step", step}, {"eval", metrics}});
     return metrics;
   };
 
   ClipTrainResult result;
   result.skipped_records = train.skipped;
-  model->train();
+  set_train_mode();
   std::unique_ptr<Progress> bar;
   torch::Tensor order;
   int64_t order_epoch = -1;

@@ -25,6 +25,10 @@ struct ClipTrainOptions {
   std::filesystem::path data;       // directory with train.jsonl (+ test.jsonl, classes.json) or a manifest
   std::filesystem::path out;        // the run directory: model files, checkpoint/, metrics.jsonl
   std::filesystem::path tokenizer;  // a directory with vocab.json + merges.txt; empty: learn one
+  // A pretrained CLIP to fine-tune (any format models/clip_import.h opens): its architecture, tokenizer and
+  // weights replace preset and tokenizer. freeze_towers: train only the projections and the temperature.
+  std::filesystem::path init_from;
+  bool freeze_towers = false;
   int64_t tokenizer_vocab_size = 1024;
   int64_t steps = 0;  // exactly one of steps / epochs / minutes decides the length; none: 10 epochs
   double epochs = 0;

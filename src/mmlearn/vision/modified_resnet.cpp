@@ -57,7 +57,7 @@ AttentionPool2dImpl::AttentionPool2dImpl(int64_t spatial, int64_t width, int64_t
 
 torch::Tensor AttentionPool2dImpl::forward(const torch::Tensor& x) {
   const int64_t B = x.size(0), C = x.size(1), head_dim = C / heads;
-  auto tokens = x.flatten(2).transpose(1, 2);                             // [B, HW, C]
+  auto tokens = x.flatten(2).transpose(1, 2);                                     // [B, HW, C]
   tokens = torch::cat({tokens.mean(1, true), tokens}, 1) + positional_embedding;  // the mean is the query
   const int64_t L = tokens.size(1);
   auto q = q_proj(tokens.slice(1, 0, 1)).view({B, 1, heads, head_dim}).transpose(1, 2);
@@ -90,6 +90,10 @@ ModifiedResNetImpl::ModifiedResNetImpl(const VisionConfig& c, int64_t output_dim
   }
   const int64_t spatial = c.image_size / (4 << (c.resnet_layers.size() - 1));
   attnpool = register_module("attnpool", AttentionPool2d(spatial, in, c.heads, output_dim));
+  // Filters stored channels-last, like the activations, spare oneDNN a reorder of every filter on every call.
+  torch::NoGradGuard no_grad;
+  for (auto& p : parameters())
+    if (p.dim() == 4) p.set_data(p.contiguous(torch::MemoryFormat::ChannelsLast));
 }
 
 EncoderOutput ModifiedResNetImpl::forward(const torch::Tensor& pixels) {

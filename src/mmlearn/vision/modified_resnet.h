@@ -7,7 +7,8 @@
 // world a tiny ResNet tells a square from a circle after a few hundred steps, where a ViT of the same cost is
 // still guessing, which is why clip-tiny uses one.
 //
-//   mmlearn::ModifiedResNet rn(mmlearn::VisionConfig{.image_size = 64, .width = 16, .resnet_layers = {1,1,1,1}},
+//   mmlearn::ModifiedResNet rn(mmlearn::VisionConfig{.image_size = 64, .width = 16, .resnet_layers =
+//   {1,1,1,1}},
 //                              /*output_dim=*/128);
 //   mmlearn::EncoderOutput out = rn->forward(pixels);   // pixels [B, 3, 64, 64] -> out.pooled [B, 128]
 #pragma once

@@ -1,0 +1,30 @@
+#include <iostream>
+
+#include "commands.h"
+#include "model_args.h"
+
+namespace mmlearn::cli {
+
+void add_convert(CLI::App& app) {
+  auto* cmd = app.add_subcommand("convert",
+                                 "write a CLIP checkpoint (HF directory, OpenAI/OpenCLIP state dict) as an "
+                                 "mmlearn model directory");
+  struct Args {
+    ModelArgs model;
+    std::string out;
+  };
+  auto a = std::make_shared<Args>();
+  add_model_options(cmd, a->model);
+  cmd->add_option("--out", a->out,
+                  "model directory to write (config.json, model.safetensors, vocab.json, "
+                  "merges.txt)")
+      ->required();
+  cmd->callback([a] {
+    ClipBundle clip = open_model(a->model);
+    save_clip(a->out, clip.model, clip.tokenizer);
+    std::cerr << "wrote " << a->out << " (" << clip.model->config.image_preprocess
+              << " image preprocessing, embedding size " << clip.model->config.embed_dim << ")\n";
+  });
+}
+
+}  // namespace mmlearn::cli
