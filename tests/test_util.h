@@ -25,22 +25,26 @@ inline std::filesystem::path temp_dir(const std::string& name) {
 inline std::filesystem::path source_dir() { return MMLEARN_SOURCE_DIR; }
 inline std::filesystem::path shared_dir() { return MMLEARN_SHARED_DIR; }
 
-// Runs tests/fixtures/<script> OUT_DIR once per version of the script and returns OUT_DIR (empty if the
-// script failed). ctest runs each test in its own process, possibly in parallel: the first to finish
+// CLIP's real vocabulary files beside the checkout (../shared/assets/clip); tests that need them skip
+// without.
+inline std::filesystem::path clip_assets() { return shared_dir() / "assets" / "clip"; }
+
+// Runs tests/fixtures/<script> OUT_DIR [args] once per version of the script and returns OUT_DIR (empty if
+// the script failed). ctest runs each test in its own process, possibly in parallel: the first to finish
 // renames its scratch directory into place, the others use it.
-inline std::filesystem::path python_fixture(const std::string& script) {
+inline std::filesystem::path python_fixture(const std::string& script, const std::string& args = "") {
   namespace fs = std::filesystem;
   const fs::path path = source_dir() / "tests" / "fixtures" / script;
   std::ifstream in(path);
   const std::string text((std::istreambuf_iterator<char>(in)), {});
   const fs::path dir = fs::temp_directory_path() / "mmlearn-tests" /
-                       (script + "." + std::to_string(std::hash<std::string>{}(text)));
+                       (script + "." + std::to_string(std::hash<std::string>{}(text + args)));
   if (!fs::exists(dir / ".complete")) {
     fs::path scratch = dir;
     scratch += "." + std::to_string(::getpid());
     std::error_code ignored;
     fs::remove_all(scratch, ignored);
-    const std::string command = "/usr/bin/python3 '" + path.string() + "' '" + scratch.string() + "'";
+    const std::string command = "/usr/bin/python3 '" + path.string() + "' '" + scratch.string() + "' " + args;
     if (std::system(command.c_str()) == 0) {
       std::ofstream(scratch / ".complete") << "\n";
       fs::rename(scratch, dir, ignored);  // fails when another process was first: use its files

@@ -191,7 +191,10 @@ TEST(Cli, TokenizerTrainsFromAManifestAndTokenizes) {
 
 // dump, zero-shot and convert on a Hugging Face directory written by tests/fixtures/clip_reference.py.
 TEST(Cli, DumpZeroShotAndConvertOnAPretrainedModel) {
-  const fs::path fixtures = mmlearn::test::python_fixture("clip_reference.py");
+  const fs::path assets = mmlearn::test::clip_assets();
+  if (!fs::exists(assets / "vocab.json")) GTEST_SKIP() << "CLIP vocabulary not found in " << assets;
+  const fs::path fixtures =
+      mmlearn::test::python_fixture("clip_reference.py", "--assets '" + assets.string() + "'");
   ASSERT_FALSE(fixtures.empty())
       << "tests/fixtures/clip_reference.py failed (needs python3-torch, -numpy, -pil)";
   const fs::path cfg = fixtures / "quickgelu_i32_p8", hf = cfg / "hf";
@@ -244,4 +247,64 @@ TEST(Cli, DumpZeroShotAndConvertOnAPretrainedModel) {
   const auto converted = mmlearn::load_safetensors(dir / "again.safetensors");
   for (const char* name : {"input_ids", "pixel_values", "image_embeds", "text_embeds", "logits_per_image"})
     EXPECT_TRUE(torch::equal(converted.at(name), got.at(name))) << name;
+}
+
+// The zero-shot command, given the shapes world's classes, answers as `eval` scores: the same accuracy.
+TEST(Cli, ZeroShotCommandAgreesWithEval) {
+  const fs::path d = model_dir(), shapes = d / "shapes";
+  CliRun eval = run_cli("eval --model " + (d / "run").string() + " --data " +
+                        (shapes / "test.jsonl").string() + " --json");
+  ASSERT_EQ(eval.status, 0) << eval.output;
+  const json scores = json::parse(eval.output)["zero_shot"];
+
+  std::vector<json> records;
+  std::string images;
+  std::ifstream in(shapes / "test.jsonl");
+  for (std::string line; std::getline(in, line);) {
+    json r = json::parse(line);
+    if (!r.contains("labels")) continue;  // only single-object scenes carry labels
+    images += " --image " + (shapes / r["image"].get<std::string>()).string();
+    records.push_back(r);
+  }
+  ASSERT_GT(records.size(), 5u);
+  CliRun zero_shot = run_cli("zero-shot --model " + (d / "run").string() + " --classes " +
+                             (shapes / "classes.json").string() + images + " --json");
+  ASSERT_EQ(zero_shot.status, 0) << zero_shot.output;
+  const json answers = json::parse(zero_shot.output);
+  ASSERT_EQ(answers.size(), records.size());
+  for (const char* attribute : {"color", "shape", "size"}) {
+    int correct = 0;
+    for (size_t i = 0; i < records.size(); ++i)
+      correct += answers[i]["labels"][attribute] == records[i]["labels"][attribute];
+    EXPECT_DOUBLE_EQ(double(correct) / double(records.size()), scores[attribute].get<double>()) << attribute;
+  }
+  // The same classes spelled on the command line.
+  CliRun spelled =
+      run_cli("zero-shot --model " + (d / "run").string() + images.substr(0, images.find(" --image", 1)) +
+              " --template 'a {size} {color} {shape}' --labels color=red,green,blue,yellow,purple,orange"
+              " --labels shape=circle,square,triangle,diamond,star --labels size=small,large --json");
+  ASSERT_EQ(spelled.status, 0) << spelled.output;
+  EXPECT_EQ(json::parse(spelled.output)[0]["labels"], answers[0]["labels"]);
+  EXPECT_EQ(
+      run_cli("zero-shot --model " + (d / "run").string() + images + " --labels color=red,green").status, 2);
+}
+
+// Fine-tuning from a model directory with the towers frozen changes only the projections and the temperature.
+TEST(Cli, InitFromFineTunesAndFreezesTheTowers) {
+  const fs::path d = model_dir(), tuned = mmlearn::test::temp_dir("tuned") / "run";
+  CliRun train = run_cli("train --init-from " + (d / "run").string() + " --data " + (d / "shapes").string() +
+                         " --out " + tuned.string() + " --steps 2 --batch-size 16 --freeze-towers --lr 1e-2");
+  ASSERT_EQ(train.status, 0) << train.output;
+  const auto before = mmlearn::load_safetensors(d / "run" / "model.safetensors");
+  const auto after = mmlearn::load_safetensors(tuned / "model.safetensors");
+  ASSERT_EQ(before.size(), after.size());
+  for (const auto& [name, t] : before) {
+    const bool head = name == "visual.attnpool.c_proj.weight" || name == "visual.attnpool.c_proj.bias" ||
+                      name == "text.text_projection" || name == "logit_scale";
+    EXPECT_EQ(torch::equal(t, after.at(name)), !head) << name;
+  }
+  EXPECT_EQ(run_cli("train --init-from " + (d / "run").string() + " --tokenizer " + (d / "run").string() +
+                    " --data " + (d / "shapes").string() + " --out " + (tuned.parent_path() / "x").string())
+                .status,
+            1);
 }

@@ -20,8 +20,12 @@ namespace {
 
 class ClipImport : public ::testing::Test {
  protected:
-  static void SetUpTestSuite() { root_ = test::python_fixture("clip_reference.py"); }
+  static void SetUpTestSuite() {
+    if (fs::exists(shared_vocab()))
+      root_ = test::python_fixture("clip_reference.py", "--assets '" + test::clip_assets().string() + "'");
+  }
   void SetUp() override {
+    if (!fs::exists(shared_vocab())) GTEST_SKIP() << "CLIP vocabulary not found in " << test::clip_assets();
     ASSERT_FALSE(root_.empty()) << "tests/fixtures/clip_reference.py failed: it needs /usr/bin/python3 with "
                                    "torch, numpy and PIL (Debian: python3-torch python3-numpy python3-pil)";
   }
@@ -161,4 +165,17 @@ TEST_F(ClipImport, BadCheckpointsGetClearErrors) {
   fs::copy_file(config("quickgelu_i32_p8") / "openai.safetensors", dir / "alone.safetensors");
   EXPECT_NE(error_of([&] { open_clip(dir / "alone.safetensors"); }).find("--tokenizer"), std::string::npos);
   EXPECT_NE(error_of([&] { open_clip(dir / "missing.pt"); }).find("does not exist"), std::string::npos);
+}
+
+TEST_F(ClipImport, OpenAIResNetStateDicts) {
+  for (const char* file : {"openai.safetensors", "openai.pt"}) {
+    SCOPED_TRACE(file);
+    ClipBundle clip = open_clip(config("rn_i64") / file, {.tokenizer = shared_vocab()});
+    const VisionConfig& v = clip.model->config.vision;
+    EXPECT_EQ(v.resnet_layers, (std::vector<int64_t>{1, 2, 1, 1}));
+    EXPECT_EQ(v.width, 16);
+    EXPECT_EQ(v.heads, 8);
+    EXPECT_EQ(v.image_size, 64);
+    expect_parity(config("rn_i64"), clip, "openai", "openai");
+  }
 }
