@@ -249,11 +249,15 @@ TEST(Cli, DumpZeroShotAndConvertOnAPretrainedModel) {
     EXPECT_TRUE(torch::equal(converted.at(name), got.at(name))) << name;
 }
 
-// The zero-shot command, given the shapes world's classes, answers as `eval` scores: the same accuracy.
-TEST(Cli, ZeroShotCommandAgreesWithEval) {
-  const fs::path d = model_dir(), shapes = d / "shapes";
-  CliRun eval = run_cli("eval --model " + (d / "run").string() + " --data " +
-                        (shapes / "test.jsonl").string() + " --json");
+// On a fine-tuned model, the zero-shot command given the shapes world's classes answers as `eval` scores:
+// the same accuracy.
+TEST(Cli, ZeroShotCommandAgreesWithEvalOnAFineTunedModel) {
+  const fs::path d = model_dir(), shapes = d / "shapes", model = mmlearn::test::temp_dir("tuned") / "run";
+  CliRun tune = run_cli("train --init-from " + (d / "run").string() + " --data " + shapes.string() +
+                        " --out " + model.string() + " --steps 2 --batch-size 16");
+  ASSERT_EQ(tune.status, 0) << tune.output;
+  CliRun eval =
+      run_cli("eval --model " + model.string() + " --data " + (shapes / "test.jsonl").string() + " --json");
   ASSERT_EQ(eval.status, 0) << eval.output;
   const json scores = json::parse(eval.output)["zero_shot"];
 
@@ -267,7 +271,7 @@ TEST(Cli, ZeroShotCommandAgreesWithEval) {
     records.push_back(r);
   }
   ASSERT_GT(records.size(), 5u);
-  CliRun zero_shot = run_cli("zero-shot --model " + (d / "run").string() + " --classes " +
+  CliRun zero_shot = run_cli("zero-shot --model " + model.string() + " --classes " +
                              (shapes / "classes.json").string() + images + " --json");
   ASSERT_EQ(zero_shot.status, 0) << zero_shot.output;
   const json answers = json::parse(zero_shot.output);
@@ -280,13 +284,12 @@ TEST(Cli, ZeroShotCommandAgreesWithEval) {
   }
   // The same classes spelled on the command line.
   CliRun spelled =
-      run_cli("zero-shot --model " + (d / "run").string() + images.substr(0, images.find(" --image", 1)) +
+      run_cli("zero-shot --model " + model.string() + images.substr(0, images.find(" --image", 1)) +
               " --template 'a {size} {color} {shape}' --labels color=red,green,blue,yellow,purple,orange"
               " --labels shape=circle,square,triangle,diamond,star --labels size=small,large --json");
   ASSERT_EQ(spelled.status, 0) << spelled.output;
   EXPECT_EQ(json::parse(spelled.output)[0]["labels"], answers[0]["labels"]);
-  EXPECT_EQ(
-      run_cli("zero-shot --model " + (d / "run").string() + images + " --labels color=red,green").status, 2);
+  EXPECT_EQ(run_cli("zero-shot --model " + model.string() + images + " --labels color=red,green").status, 2);
 }
 
 // Fine-tuning from a model directory with the towers frozen changes only the projections and the temperature.

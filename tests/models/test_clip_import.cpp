@@ -99,8 +99,10 @@ TEST_F(ClipImport, OpenAIStateDictAsTorchSaveInFp32AndFp16) {
     ClipBundle fp32 =
         open_clip(config(name) / "openai.pt", {.tokenizer = config(name) / "hf", .activation = act});
     expect_parity(config(name), fp32, "openai", "openai");
-    ClipBundle fp16 =
-        open_clip(config(name) / "openai_fp16.pt", {.tokenizer = config(name) / "hf", .activation = act});
+    // OpenCLIP and HF name the same torch.save format .bin.
+    const fs::path bin = test::temp_dir(name) / "open_clip_pytorch_model.bin";
+    fs::copy_file(config(name) / "openai_fp16.pt", bin);
+    ClipBundle fp16 = open_clip(bin, {.tokenizer = config(name) / "hf", .activation = act});
     expect_parity(config(name), fp16, "openai_fp16", "openai");
   }
 }
