@@ -3,6 +3,7 @@
 
 #include <gtest/gtest.h>
 #include <unistd.h>
+#include <zlib.h>
 
 #include <cstdlib>
 #include <filesystem>
@@ -10,6 +11,7 @@
 #include <functional>
 #include <iterator>
 #include <string>
+#include <string_view>
 
 namespace mmlearn::test {
 
@@ -24,6 +26,21 @@ inline std::filesystem::path temp_dir(const std::string& name) {
 
 inline std::filesystem::path source_dir() { return MMLEARN_SOURCE_DIR; }
 inline std::filesystem::path shared_dir() { return MMLEARN_SHARED_DIR; }
+
+// `data` compressed in gzip's format, as `gzip` writes it.
+inline std::string gzip(std::string_view data) {
+  z_stream z{};
+  EXPECT_EQ(deflateInit2(&z, Z_BEST_SPEED, Z_DEFLATED, 16 + MAX_WBITS, 8, Z_DEFAULT_STRATEGY), Z_OK);
+  std::string out(deflateBound(&z, data.size()), '\0');
+  z.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(data.data()));
+  z.avail_in = static_cast<uInt>(data.size());
+  z.next_out = reinterpret_cast<Bytef*>(out.data());
+  z.avail_out = static_cast<uInt>(out.size());
+  EXPECT_EQ(deflate(&z, Z_FINISH), Z_STREAM_END);
+  out.resize(z.total_out);
+  deflateEnd(&z);
+  return out;
+}
 
 // CLIP's real vocabulary files beside the checkout (../shared/assets/clip); tests that need them skip
 // without.

@@ -1,6 +1,5 @@
 // read_gzip_file: round trips, concatenated members, the size limit, and damaged files.
 #include <gtest/gtest.h>
-#include <zlib.h>
 
 #include "../test_util.h"
 #include "mmlearn/core/atomic_file.h"
@@ -10,20 +9,6 @@
 namespace mmlearn {
 namespace {
 namespace fs = std::filesystem;
-
-std::string gzip(std::string_view data) {
-  z_stream z{};
-  EXPECT_EQ(deflateInit2(&z, Z_BEST_SPEED, Z_DEFLATED, 16 + MAX_WBITS, 8, Z_DEFAULT_STRATEGY), Z_OK);
-  std::string out(deflateBound(&z, data.size()), '\0');
-  z.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(data.data()));
-  z.avail_in = static_cast<uInt>(data.size());
-  z.next_out = reinterpret_cast<Bytef*>(out.data());
-  z.avail_out = static_cast<uInt>(out.size());
-  EXPECT_EQ(deflate(&z, Z_FINISH), Z_STREAM_END);
-  out.resize(z.total_out);
-  deflateEnd(&z);
-  return out;
-}
 
 std::string text_of(size_t n) {
   std::string text;
@@ -44,26 +29,26 @@ std::string error_of(const fs::path& path, uint64_t max_bytes = uint64_t{64} << 
 TEST(Gzip, RoundTripsAndReadsConcatenatedMembers) {
   const fs::path dir = test::temp_dir("gz");
   const std::string text = text_of(300000);  // several output buffer growths
-  write_file_atomic(dir / "one.gz", gzip(text));
+  write_file_atomic(dir / "one.gz", test::gzip(text));
   EXPECT_EQ(read_gzip_file(dir / "one.gz"), text);
   // Two members and trailing zero padding, as `cat a.gz b.gz` and some tape tools write.
   write_file_atomic(dir / "two.gz",
-                    gzip(text.substr(0, 1000)) + gzip(text.substr(1000)) + std::string(5, '\0'));
+                    test::gzip(text.substr(0, 1000)) + test::gzip(text.substr(1000)) + std::string(5, '\0'));
   EXPECT_EQ(read_gzip_file(dir / "two.gz"), text);
-  write_file_atomic(dir / "empty.gz", gzip(""));
+  write_file_atomic(dir / "empty.gz", test::gzip(""));
   EXPECT_EQ(read_gzip_file(dir / "empty.gz"), "");
 }
 
 TEST(Gzip, ContentLimitIsEnforced) {
   const fs::path path = test::temp_dir("gz") / "a.gz";
-  write_file_atomic(path, gzip(std::string(100000, 'a')));  // a few hundred bytes compressed
+  write_file_atomic(path, test::gzip(std::string(100000, 'a')));  // a few hundred bytes compressed
   EXPECT_EQ(read_gzip_file(path, 100000).size(), 100000u);
   EXPECT_NE(error_of(path, 100).find("more than the limit of 100"), std::string::npos) << error_of(path, 100);
 }
 
 TEST(Gzip, DamagedFilesNameTheFile) {
   const fs::path dir = test::temp_dir("gz");
-  const std::string gz = gzip(text_of(50000));
+  const std::string gz = test::gzip(text_of(50000));
   std::string flipped = gz;
   for (size_t i = gz.size() / 2; i < gz.size() / 2 + 16; ++i) flipped[i] = static_cast<char>(~flipped[i]);
   const std::pair<std::string, std::string> cases[] = {

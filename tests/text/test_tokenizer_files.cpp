@@ -2,7 +2,6 @@
 // as vocab.json + merges.txt (CLIP's real files when present, a small trained vocabulary always), directories
 // resolve by preference, and bad files fail with errors that name them.
 #include <gtest/gtest.h>
-#include <zlib.h>
 
 #include <functional>
 #include <memory>
@@ -19,20 +18,6 @@ namespace fs = std::filesystem;
 using json = nlohmann::json;
 
 const fs::path kClipDir = test::shared_dir() / "assets" / "clip";
-
-std::string gzip(std::string_view data) {
-  z_stream z{};
-  EXPECT_EQ(deflateInit2(&z, Z_BEST_SPEED, Z_DEFLATED, 16 + MAX_WBITS, 8, Z_DEFAULT_STRATEGY), Z_OK);
-  std::string out(deflateBound(&z, data.size()), '\0');
-  z.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(data.data()));
-  z.avail_in = static_cast<uInt>(data.size());
-  z.next_out = reinterpret_cast<Bytef*>(out.data());
-  z.avail_out = static_cast<uInt>(out.size());
-  EXPECT_EQ(deflate(&z, Z_FINISH), Z_STREAM_END);
-  out.resize(z.total_out);
-  deflateEnd(&z);
-  return out;
-}
 
 std::string error_of(const fs::path& path) {
   try {
@@ -141,7 +126,7 @@ class TokenizerFiles : public ::testing::Test {
     return dir_ / relative;
   }
   // OpenAI's layout: merges.txt, gzip-compressed.
-  std::string openai_gz() const { return gzip(read_file(dir_ / "hf" / "merges.txt")); }
+  std::string openai_gz() const { return test::gzip(read_file(dir_ / "hf" / "merges.txt")); }
 
   fs::path dir_;
   std::unique_ptr<BpeTokenizer> trained_;
@@ -166,7 +151,7 @@ TEST_F(TokenizerFiles, DirectoryPrefersVocabJsonThenTokenizerJsonThenGzip) {
   // one was chosen.
   const BpeTokenizer smaller = train_bpe({"a photo of a cat"}, {.vocab_size = 520});
   smaller.save(dir_ / "tmp");
-  write("pick/bpe_simple_vocab_16e6.txt.gz", gzip(read_file(dir_ / "tmp" / "merges.txt")));
+  write("pick/bpe_simple_vocab_16e6.txt.gz", test::gzip(read_file(dir_ / "tmp" / "merges.txt")));
   write("pick/other.txt.gz", "not even gzip");
   expect_same_vocabulary(load_clip_tokenizer(dir_ / "pick"), smaller);
   write("pick/tokenizer.json", tokenizer_json(dir_ / "hf", false, true).dump());
@@ -207,11 +192,12 @@ TEST_F(TokenizerFiles, BadOpenAiFilesNameFileAndLine) {
   const std::pair<std::string, std::string> cases[] = {
       {gz.substr(0, gz.size() - 10), ": truncated gzip file"},
       {merges, ": not a gzip file"},
-      {gzip("i n\nt h\n"), ":1: expected a \"#version\" header, got \"i n\""},
-      {gzip("#version: 0.2\ni n\nt h e\n"), ":3: expected two symbols separated by one space, got \"t h e\""},
-      {gzip("#version: 0.2\ni n\n\nt h\n"), ":3: expected two symbols"},
-      {gzip("#version: 0.2\ni n\nxy z\n"), ": merge 2: merge symbol \"xy\" is not in"},
-      {gzip("#version: 0.2\ni n\ni n\n"), ": token \"in\" has two ids, 512 and 513"},
+      {test::gzip("i n\nt h\n"), ":1: expected a \"#version\" header, got \"i n\""},
+      {test::gzip("#version: 0.2\ni n\nt h e\n"),
+       ":3: expected two symbols separated by one space, got \"t h e\""},
+      {test::gzip("#version: 0.2\ni n\n\nt h\n"), ":3: expected two symbols"},
+      {test::gzip("#version: 0.2\ni n\nxy z\n"), ": merge 2: merge symbol \"xy\" is not in"},
+      {test::gzip("#version: 0.2\ni n\ni n\n"), ": token \"in\" has two ids, 512 and 513"},
   };
   for (size_t i = 0; i < std::size(cases); ++i) {
     const fs::path path = write(str_cat("bad", i, ".txt.gz"), cases[i].first);
