@@ -181,3 +181,23 @@ TEST_F(ClipImport, OpenAIResNetStateDicts) {
     expect_parity(config("rn_i64"), clip, "openai", "openai");
   }
 }
+
+TEST_F(ClipImport, HuggingFaceExportOpensWithTheSameNumbers) {
+  const fs::path out = test::temp_dir("hf_export");
+  for (const char* name : kConfigs) {
+    SCOPED_TRACE(name);
+    ClipBundle hf = open_clip(config(name) / "hf");
+    save_clip_hf(out / name, hf.model, hf.tokenizer);
+    ClipBundle back = open_clip(out / name);
+    EXPECT_EQ(back.model->config.image_preprocess, "hf");
+    expect_parity(config(name), back, "hf", "hf");
+    // The same tensor names as the reference's own HF directory.
+    const TensorMap ours = load_safetensors(out / name / "model.safetensors");
+    const TensorMap reference = load_safetensors(config(name) / "hf" / "model.safetensors");
+    for (const auto& [key, t] : reference)
+      if (!key.ends_with("position_ids")) EXPECT_TRUE(ours.count(key)) << key;
+    EXPECT_EQ(ours.size() + 2, reference.size());  // the reference also holds two position_ids buffers
+  }
+  ClipBundle resnet = open_clip(config("rn_i64") / "openai.safetensors", {.tokenizer = shared_vocab()});
+  EXPECT_THROW(save_clip_hf(out / "rn", resnet.model, resnet.tokenizer), Error);
+}

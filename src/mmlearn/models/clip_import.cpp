@@ -165,24 +165,26 @@ ClipConfig clip_config_from_hf(const json& j, const std::string& where) {
   return clip_config_from_json(to_json(c), where);  // the same validation as mmlearn's own configs
 }
 
+// Hugging Face names -> mmlearn (OpenAI) names, applied in order; the reverse for export.
+const std::vector<std::pair<std::string, std::string>> kHfRenames = {
+    {"text_model.embeddings.token_embedding.weight", "text.token_embedding.weight"},
+    {"text_model.embeddings.position_embedding.weight", "text.positional_embedding"},
+    {"text_model.final_layer_norm.", "text.ln_final."},
+    {"text_model.encoder.layers.", "text.transformer.resblocks."},
+    {"vision_model.embeddings.class_embedding", "visual.class_embedding"},
+    {"vision_model.embeddings.patch_embedding.weight", "visual.conv1.weight"},
+    {"vision_model.embeddings.position_embedding.weight", "visual.positional_embedding"},
+    {"vision_model.pre_layrnorm.", "visual.ln_pre."},  // sic: HF's name
+    {"vision_model.post_layernorm.", "visual.ln_post."},
+    {"vision_model.encoder.layers.", "visual.transformer.resblocks."},
+    {".layer_norm1.", ".ln_1."},
+    {".layer_norm2.", ".ln_2."},
+    {".mlp.fc1.", ".mlp.c_fc."},
+    {".mlp.fc2.", ".mlp.c_proj."},
+    {".self_attn.out_proj.", ".attn.out_proj."},
+};
+
 TensorMap from_hf_state_dict(const TensorMap& state, const std::string& where) {
-  static const std::vector<std::pair<std::string, std::string>> kRenames = {
-      {"text_model.embeddings.token_embedding.weight", "text.token_embedding.weight"},
-      {"text_model.embeddings.position_embedding.weight", "text.positional_embedding"},
-      {"text_model.final_layer_norm.", "text.ln_final."},
-      {"text_model.encoder.layers.", "text.transformer.resblocks."},
-      {"vision_model.embeddings.class_embedding", "visual.class_embedding"},
-      {"vision_model.embeddings.patch_embedding.weight", "visual.conv1.weight"},
-      {"vision_model.embeddings.position_embedding.weight", "visual.positional_embedding"},
-      {"vision_model.pre_layrnorm.", "visual.ln_pre."},  // sic: HF's name
-      {"vision_model.post_layernorm.", "visual.ln_post."},
-      {"vision_model.encoder.layers.", "visual.transformer.resblocks."},
-      {".layer_norm1.", ".ln_1."},
-      {".layer_norm2.", ".ln_2."},
-      {".mlp.fc1.", ".mlp.c_fc."},
-      {".mlp.fc2.", ".mlp.c_proj."},
-      {".self_attn.out_proj.", ".attn.out_proj."},
-  };
   TensorMap out;
   std::map<std::string, std::array<torch::Tensor, 3>> qkv;  // "<block>.attn.in_proj_<weight|bias>" -> q, k, v
   for (const auto& [hf_key, t] : state) {
@@ -196,7 +198,7 @@ TensorMap from_hf_state_dict(const TensorMap& state, const std::string& where) {
       continue;
     }
     std::string key = hf_key;
-    for (const auto& [from, to] : kRenames)
+    for (const auto& [from, to] : kHfRenames)
       if (auto at = key.find(from); at != std::string::npos) key.replace(at, from.size(), to);
     static const std::array<std::string, 3> kParts = {".self_attn.q_proj.", ".self_attn.k_proj.",
                                                       ".self_attn.v_proj."};
@@ -216,6 +218,84 @@ TensorMap from_hf_state_dict(const TensorMap& state, const std::string& where) {
     out[key] = torch::cat({parts[0], parts[1], parts[2]});
   }
   return out;
+}
+
+TensorMap to_hf_state_dict(const TensorMap& state) {
+  TensorMap out;
+  for (const auto& [ours, t] : state) {
+    if (ours == "text.text_projection") {
+      out["text_projection.weight"] = t.t().contiguous();
+      continue;
+    }
+    if (ours == "visual.proj") {
+      out["visual_projection.weight"] = t.t().contiguous();
+      continue;
+    }
+    std::string key = ours;
+    for (auto it = kHfRenames.rbegin(); it != kHfRenames.rend(); ++it)
+      if (auto at = key.find(it->second); at != std::string::npos)
+        key.replace(at, it->second.size(), it->first);
+    if (auto at = key.find(".attn.in_proj_"); at != std::string::npos) {
+      const std::string block = key.substr(0, at), kind = key.substr(at + 14);  // "weight" or "bias"
+      const auto parts = t.chunk(3);
+      for (int p = 0; p < 3; ++p)
+        out[str_cat(block, ".self_attn.", "qkv"[p], "_proj.", kind)] = parts[size_t(p)].contiguous();
+      continue;
+    }
+    out[key] = t;
+  }
+  return out;
+}
+
+void save_clip_hf(const fs::path& dir, const Clip& model, const text::BpeTokenizer& tokenizer) {
+  const ClipConfig& c = model->config;
+  check(c.vision.resnet_layers.empty(), dir.string(),
+        ": Hugging Face's CLIPModel has no ResNet image tower; convert to an mmlearn directory instead");
+  auto tower = [&](int64_t width, int64_t heads, int64_t layers, double mlp_ratio) {
+    return json{{"hidden_size", width},
+                {"intermediate_size", static_cast<int64_t>(std::llround(width * mlp_ratio))},
+                {"num_attention_heads", heads},
+                {"num_hidden_layers", layers},
+                {"hidden_act", to_string(c.activation)},
+                {"layer_norm_eps", c.layer_norm_eps},
+                {"projection_dim", c.embed_dim}};
+  };
+  json text = tower(c.text.width, c.text.heads, c.text.layers, c.text.mlp_ratio);
+  text["max_position_embeddings"] = c.text.context_length;
+  text["vocab_size"] = c.text.vocab_size;
+  text["bos_token_id"] = tokenizer.sot_id();
+  text["eos_token_id"] = c.text.eot_token_id;
+  text["pad_token_id"] = 1;
+  json vision = tower(c.vision.width, c.vision.heads, c.vision.layers, c.vision.mlp_ratio);
+  vision["image_size"] = c.vision.image_size;
+  vision["patch_size"] = c.vision.patch_size;
+  vision["num_channels"] = 3;
+  const json config{{"architectures", {"CLIPModel"}},
+                    {"model_type", "clip"},
+                    {"projection_dim", c.embed_dim},
+                    {"logit_scale_init_value", c.logit_scale_init},
+                    {"text_config", text},
+                    {"vision_config", vision}};
+  // CLIPImageProcessor semantics (crop rounding, RGB conversion first): a model from the OpenAI family may
+  // see a pixel's shift on odd crops.
+  const json preprocessor{
+      {"image_processor_type", "CLIPImageProcessor"},
+      {"do_convert_rgb", true},
+      {"do_resize", true},
+      {"size", {{"shortest_edge", c.resize_shortest > 0 ? c.resize_shortest : c.vision.image_size}}},
+      {"resample", 3},
+      {"do_center_crop", true},
+      {"crop_size", {{"height", c.vision.image_size}, {"width", c.vision.image_size}}},
+      {"do_rescale", true},
+      {"rescale_factor", 1.0 / 255},
+      {"do_normalize", true},
+      {"image_mean", c.image_mean},
+      {"image_std", c.image_std}};
+  fs::create_directories(dir);
+  write_file_atomic(dir / "config.json", config.dump(2) + "\n");
+  write_file_atomic(dir / "preprocessor_config.json", preprocessor.dump(2) + "\n");
+  save_safetensors(dir / "model.safetensors", to_hf_state_dict(parameter_map(*model)), {{"format", "pt"}});
+  tokenizer.save(dir);
 }
 
 namespace {

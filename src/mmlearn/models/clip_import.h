@@ -42,5 +42,10 @@ TensorMap from_openai_state_dict(TensorMap state);
 // transposed).
 ClipConfig clip_config_from_hf(const nlohmann::json& config, const std::string& where);
 TensorMap from_hf_state_dict(const TensorMap& state, const std::string& where);
+TensorMap to_hf_state_dict(const TensorMap& state);
+
+// Writes a Hugging Face CLIPModel directory (config.json, model.safetensors, preprocessor_config.json,
+// vocab.json, merges.txt) that transformers and open_clip load. ViT image towers only: HF has no ResNet CLIP.
+void save_clip_hf(const std::filesystem::path& dir, const Clip& model, const text::BpeTokenizer& tokenizer);
 
 }  // namespace mmlearn
