@@ -75,4 +75,12 @@ std::string read_file(const fs::path& path) {
   return buffer.str();
 }
 
+nlohmann::json read_json_file(const fs::path& path) {
+  try {
+    return nlohmann::json::parse(read_file(path));
+  } catch (const nlohmann::json::exception& e) {
+    throw Error(str_cat(path.string(), ": not valid JSON (", e.what(), ")"));
+  }
+}
+
 }  // namespace mmlearn

@@ -9,6 +9,7 @@
 
 #include <cstdio>
 #include <filesystem>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <string_view>
 
@@ -34,5 +35,8 @@ void write_file_atomic(const std::filesystem::path& target, std::string_view byt
 
 // Reads a whole (small) file; throws mmlearn::Error naming the path when it cannot.
 std::string read_file(const std::filesystem::path& path);
+
+// Reads and parses a JSON file; throws mmlearn::Error naming the path when it cannot, or when it is not JSON.
+nlohmann::json read_json_file(const std::filesystem::path& path);
 
 }  // namespace mmlearn

@@ -86,12 +86,7 @@ json retrieval_metrics(const torch::Tensor& image_embeds, const torch::Tensor& t
 }
 
 ZeroShotClasses read_zero_shot_classes(const std::filesystem::path& path) {
-  json j;
-  try {
-    j = json::parse(read_file(path));
-  } catch (const json::exception& e) {
-    throw Error(str_cat(path.string(), ": not valid JSON (", e.what(), ")"));
-  }
+  const json j = read_json_file(path);
   check(j.is_object() && j.contains("template") && j["template"].is_string(), path.string(),
         ": missing string field \"template\"");
   check(j.contains("attributes") && j["attributes"].is_object(), path.string(),

@@ -300,14 +300,6 @@ void save_clip_hf(const fs::path& dir, const Clip& model, const text::BpeTokeniz
 
 namespace {
 
-json read_json(const fs::path& path) {
-  try {
-    return json::parse(read_file(path));
-  } catch (const json::exception& e) {
-    throw Error(str_cat(path.string(), ": not valid JSON (", e.what(), ")"));
-  }
-}
-
 TensorMap read_tensors(const fs::path& path) {
   const std::string ext = path.extension().string();
   if (ext == ".safetensors") return load_safetensors(path);
@@ -323,7 +315,7 @@ TensorMap read_hf_weights(const fs::path& dir) {
   if (fs::exists(dir / "model.safetensors")) return load_safetensors(dir / "model.safetensors");
   const fs::path index = dir / "model.safetensors.index.json";
   if (fs::exists(index)) {
-    const json j = read_json(index);
+    const json j = read_json_file(index);
     check(j.contains("weight_map") && j["weight_map"].is_object(), index.string(),
           ": missing object field \"weight_map\"");
     std::set<std::string> shards;
@@ -351,20 +343,6 @@ TensorMap read_hf_weights(const fs::path& dir) {
                       "with its shards, or pytorch_model.bin)"));
 }
 
-ClipBundle finish(ClipConfig config, const TensorMap& tensors, text::BpeTokenizer tokenizer,
-                  const std::string& where) {
-  check(tokenizer.vocab_size() <= config.text.vocab_size, where, ": the tokenizer has ",
-        tokenizer.vocab_size(), " tokens but the model only ", config.text.vocab_size,
-        " (wrong tokenizer files?)");
-  check(tokenizer.eot_id() == config.text.eot_token_id, where, ": the tokenizer's <|endoftext|> is id ",
-        tokenizer.eot_id(), " but the model pools at id ", config.text.eot_token_id,
-        " (wrong tokenizer files?)");
-  ClipBundle bundle{Clip(config), std::move(tokenizer)};
-  load_parameters(*bundle.model, tensors, where);
-  bundle.model->eval();
-  return bundle;
-}
-
 ClipBundle open_hf(const fs::path& dir, const json& config_json, const ClipImportOptions& o) {
   ClipConfig config = clip_config_from_hf(config_json, (dir / "config.json").string());
   if (o.activation) config.activation = *o.activation;
@@ -381,8 +359,8 @@ ClipBundle open_hf(const fs::path& dir, const json& config_json, const ClipImpor
     config.image_std = {p.std_dev[0], p.std_dev[1], p.std_dev[2]};
   }
   const TensorMap tensors = from_hf_state_dict(read_hf_weights(dir), dir.string());
-  return finish(config, tensors, text::load_clip_tokenizer(o.tokenizer.empty() ? dir : o.tokenizer),
-                dir.string());
+  return make_clip(config, text::load_clip_tokenizer(o.tokenizer.empty() ? dir : o.tokenizer), tensors,
+                   dir.string());
 }
 
 ClipBundle open_state_dict(const fs::path& file, const ClipImportOptions& o) {
@@ -391,7 +369,7 @@ ClipBundle open_state_dict(const fs::path& file, const ClipImportOptions& o) {
   // OpenCLIP's hub directories say what the shapes cannot: the activation and the normalisation.
   const fs::path open_clip_config = file.parent_path() / "open_clip_config.json";
   if (fs::exists(open_clip_config)) {
-    const json j = read_json(open_clip_config);
+    const json j = read_json_file(open_clip_config);
     if (j.contains("model_cfg") && j["model_cfg"].is_object())
       config.activation =
           j["model_cfg"].value("quick_gelu", false) ? Activation::quick_gelu : Activation::gelu;
@@ -417,7 +395,7 @@ ClipBundle open_state_dict(const fs::path& file, const ClipImportOptions& o) {
                                                         : ""));
     }
   }();
-  return finish(config, from_openai_state_dict(std::move(tensors)), std::move(tok), file.string());
+  return make_clip(config, std::move(tok), from_openai_state_dict(std::move(tensors)), file.string());
 }
 
 }  // namespace
@@ -426,7 +404,7 @@ ClipBundle open_clip(const fs::path& path, const ClipImportOptions& options) {
   check(fs::exists(path), "model ", path.string(), " does not exist");
   if (!fs::is_directory(path)) return open_state_dict(path, options);
   if (fs::exists(path / "config.json")) {
-    const json config = read_json(path / "config.json");
+    const json config = read_json_file(path / "config.json");
     if (config.contains("text_config") || config.contains("vision_config"))
       return open_hf(path, config, options);
     return load_clip(path);

@@ -18,7 +18,6 @@
 #include <filesystem>
 #include <optional>
 
-#include "mmlearn/core/safetensors.h"
 #include "mmlearn/models/clip_pretrained.h"
 
 namespace mmlearn {

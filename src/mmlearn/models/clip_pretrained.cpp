@@ -28,24 +28,26 @@ void check_model_dir(const fs::path& dir, std::initializer_list<const char*> fil
 ClipConfig load_clip_config(const fs::path& dir) {
   check_model_dir(dir, {"config.json"});
   const fs::path path = dir / "config.json";
-  nlohmann::json json;
-  try {
-    json = nlohmann::json::parse(read_file(path));
-  } catch (const nlohmann::json::exception& e) {
-    throw Error(str_cat(path.string(), ": not valid JSON (", e.what(), ")"));
-  }
-  return clip_config_from_json(json, path.string());
+  return clip_config_from_json(read_json_file(path), path.string());
 }
 
 ClipBundle load_clip(const fs::path& dir) {
   check_model_dir(dir, {"config.json", "model.safetensors", "vocab.json", "merges.txt"});
-  ClipConfig config = load_clip_config(dir);
-  ClipBundle bundle{Clip(config), text::BpeTokenizer::load(dir)};
-  check(bundle.tokenizer.vocab_size() <= config.text.vocab_size, dir.string(), ": tokenizer has ",
-        bundle.tokenizer.vocab_size(), " tokens but the model's vocab_size is ", config.text.vocab_size);
-  check(bundle.tokenizer.eot_id() == config.text.eot_token_id, dir.string(), ": tokenizer end-of-text id ",
-        bundle.tokenizer.eot_id(), " differs from config text.eot_token_id ", config.text.eot_token_id);
-  load_parameters(*bundle.model, dir / "model.safetensors");
+  const fs::path weights = dir / "model.safetensors";
+  return make_clip(load_clip_config(dir), text::BpeTokenizer::load(dir), load_safetensors(weights),
+                   weights.string());
+}
+
+ClipBundle make_clip(const ClipConfig& config, text::BpeTokenizer tokenizer, const TensorMap& weights,
+                     const std::string& where) {
+  check(tokenizer.vocab_size() <= config.text.vocab_size, where, ": the tokenizer has ",
+        tokenizer.vocab_size(), " tokens but the model only ", config.text.vocab_size,
+        " (wrong tokenizer files?)");
+  check(tokenizer.eot_id() == config.text.eot_token_id, where, ": the tokenizer's <|endoftext|> is id ",
+        tokenizer.eot_id(), " but the model pools at id ", config.text.eot_token_id,
+        " (wrong tokenizer files?)");
+  ClipBundle bundle{Clip(config), std::move(tokenizer)};
+  load_parameters(*bundle.model, weights, where);
   bundle.model->eval();
   return bundle;
 }

@@ -9,6 +9,7 @@
 
 #include <filesystem>
 
+#include "mmlearn/core/safetensors.h"
 #include "mmlearn/models/clip.h"
 #include "mmlearn/text/bpe.h"
 
@@ -21,6 +22,11 @@ struct ClipBundle {
 
 void save_clip(const std::filesystem::path& dir, const Clip& model, const text::BpeTokenizer& tokenizer);
 ClipBundle load_clip(const std::filesystem::path& dir);
+// The model `config` describes with `weights` loaded strictly, in evaluation mode, after checking that the
+// tokenizer fits it (its ids within the vocabulary, its <|endoftext|> where the text tower pools). `where`
+// names the source in errors.
+ClipBundle make_clip(const ClipConfig& config, text::BpeTokenizer tokenizer, const TensorMap& weights,
+                     const std::string& where);
 ClipConfig load_clip_config(const std::filesystem::path& dir);
 
 // Token ids [texts, context_length] for a batch of texts.

@@ -217,12 +217,7 @@ BpeTokenizer BpeTokenizer::load(const fs::path& dir) {
 BpeTokenizer BpeTokenizer::from_files(const fs::path& vocab_json, const fs::path& merges_txt) {
   const std::string vocab_name = vocab_json.string(), merges_name = merges_txt.string();
 
-  nlohmann::json vocab;
-  try {
-    vocab = nlohmann::json::parse(read_file(vocab_json));
-  } catch (const nlohmann::json::exception& e) {
-    throw Error(str_cat(vocab_name, ": not valid JSON (", e.what(), ")"));
-  }
+  const nlohmann::json vocab = read_json_file(vocab_json);
   check(vocab.is_object(), vocab_name, ": expected a JSON object mapping token to id, got ",
         vocab.type_name());
   std::vector<std::string> id_to_token;

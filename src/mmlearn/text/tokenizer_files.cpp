@@ -72,12 +72,7 @@ BpeTokenizer load_openai_vocab(const fs::path& path) {
 
 BpeTokenizer load_tokenizer_json(const fs::path& path) {
   const std::string name = path.string();
-  json doc;
-  try {
-    doc = json::parse(read_file(path));
-  } catch (const json::exception& e) {
-    throw Error(str_cat(name, ": not valid JSON (", e.what(), ")"));
-  }
+  const json doc = read_json_file(path);
   // doc[key] for the dotted field name `field`, checked to be of `type`.
   auto member = [&](const json& parent, const char* key, std::string_view field,
                     json::value_t type) -> const json& {

@@ -137,7 +137,7 @@ ClipTrainResult train_clip(const ClipTrainOptions& o) {
   if (o.resume) {
     check(fs::exists(checkpoint_dir / "state.json"), o.out.string(),
           " holds no checkpoint to resume from (expected checkpoint/state.json)");
-    resume_state = json::parse(read_file(checkpoint_dir / "state.json"));
+    resume_state = read_json_file(checkpoint_dir / "state.json");
     // The batches a resumed run sees are a function of seed and batch size: they must be the run's own.
     check(resume_state.value("seed", o.seed) == o.seed &&
               resume_state.value("batch_size", o.batch_size) == o.batch_size,

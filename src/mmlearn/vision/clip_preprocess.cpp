@@ -117,12 +117,7 @@ PixelTensor preprocess(data::Image image, const ImagePreprocess& p) {
 
 ImagePreprocess read_hf_preprocessor_config(const std::filesystem::path& path) {
   const std::string where = path.string();
-  json j;
-  try {
-    j = json::parse(read_file(path));
-  } catch (const json::exception& e) {
-    throw Error(str_cat(where, ": not valid JSON (", e.what(), ")"));
-  }
+  const json j = read_json_file(path);
   check(j.is_object(), where, ": expected a JSON object (a preprocessor_config.json)");
   // Other processors (and CLIPImageProcessorFast, which resizes with torch) give other pixels.
   for (const char* key : {"image_processor_type", "feature_extractor_type"}) {
