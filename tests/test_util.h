@@ -13,6 +13,8 @@
 #include <string>
 #include <string_view>
 
+#include "mmlearn/core/error.h"
+
 namespace mmlearn::test {
 
 inline std::filesystem::path temp_dir(const std::string& name) {
@@ -26,6 +28,16 @@ inline std::filesystem::path temp_dir(const std::string& name) {
 
 inline std::filesystem::path source_dir() { return MMLEARN_SOURCE_DIR; }
 inline std::filesystem::path shared_dir() { return MMLEARN_SHARED_DIR; }
+
+// The message of the mmlearn::Error that `f` throws, or "(no error)".
+inline std::string error_of(const std::function<void()>& f) {
+  try {
+    f();
+  } catch (const Error& e) {
+    return e.what();
+  }
+  return "(no error)";
+}
 
 // `data` compressed in gzip's format, as `gzip` writes it.
 inline std::string gzip(std::string_view data) {

@@ -18,12 +18,7 @@ std::string text_of(size_t n) {
 }
 
 std::string error_of(const fs::path& path, uint64_t max_bytes = uint64_t{64} << 20) {
-  try {
-    read_gzip_file(path, max_bytes);
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "(no error)";
+  return test::error_of([&] { read_gzip_file(path, max_bytes); });
 }
 
 TEST(Gzip, RoundTripsAndReadsConcatenatedMembers) {

@@ -49,15 +49,7 @@ std::string pickle_error(const std::string& body, const PickleLimits& limits = {
   return "(no error)";
 }
 
-template <typename F>
-std::string error_of(F&& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "(no error)";
-}
+using test::error_of;
 
 const PickleValue& item(const PickleValue& v, size_t i) {
   if (const auto* list = v.get<PickleList>()) return list->items.at(i);

@@ -144,14 +144,7 @@ TEST_F(ClipImport, ConvertedModelDirectoriesKeepTheNumbersAndThePreprocessing) {
 
 TEST_F(ClipImport, BadCheckpointsGetClearErrors) {
   const fs::path dir = test::temp_dir("bad");
-  auto error_of = [](const std::function<void()>& f) {
-    try {
-      f();
-    } catch (const Error& e) {
-      return std::string(e.what());
-    }
-    return std::string("no error");
-  };
+  using test::error_of;
   TensorMap state = load_safetensors(config("quickgelu_i32_p8") / "openai.safetensors");
   state.erase("ln_final.weight");
   save_safetensors(dir / "partial.safetensors", state);

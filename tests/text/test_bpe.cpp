@@ -9,6 +9,7 @@
 #include <nlohmann/json.hpp>
 #include <thread>
 
+#include "../test_util.h"
 #include "mmlearn/core/atomic_file.h"
 #include "mmlearn/core/error.h"
 #include "mmlearn/text/bpe.h"
@@ -49,14 +50,7 @@ class TempDir {
   fs::path path_;
 };
 
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "(no error)";
-}
+using test::error_of;
 
 class BpeClipVocab : public ::testing::Test {
  protected:

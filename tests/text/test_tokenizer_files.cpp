@@ -20,12 +20,7 @@ using json = nlohmann::json;
 const fs::path kClipDir = test::shared_dir() / "assets" / "clip";
 
 std::string error_of(const fs::path& path) {
-  try {
-    load_clip_tokenizer(path);
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "(no error)";
+  return test::error_of([&] { load_clip_tokenizer(path); });
 }
 
 // Whether a and b have the same token for every id and the same merges in the same order: save() writes

@@ -44,14 +44,7 @@ int max_abs_diff(const std::vector<uint8_t>& a, const std::vector<uint8_t>& b) {
   return worst;
 }
 
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "(no error)";
-}
+using test::error_of;
 
 // Pixels that differ everywhere, so a misplaced tap or offset shows.
 data::Image noise_image(int width, int height, bool alpha = false) {
