@@ -192,11 +192,8 @@ ClipTrainResult train_clip(const ClipTrainOptions& o) {
   }
 
   torch::manual_seed(o.seed);
-  Clip model(config);
-  if (pretrained) {
-    load_parameters(*model, parameter_map(*pretrained->model), o.init_from.string());
-    pretrained.reset();
-  }
+  // A pretrained model is trained as opened (no second copy of its weights); otherwise CLIP's initialisation.
+  Clip model = pretrained ? pretrained->model : Clip(config);
   // A linear probe: the towers keep their weights (and BatchNorm its statistics, see set_train_mode).
   auto is_head = [](const std::string& name) {
     return name == "visual.proj" || name == "text.text_projection" || name == "logit_scale" ||
