@@ -99,8 +99,8 @@ int main(int argc, char** argv) {
   std::string which = "all";
   int threads = 0, steps = 10, warmup = 2;
   int64_t batch = 0, records = 5000;
-  app.add_option("--bench", which, "train | embed | shapes | all")
-      ->check(CLI::IsMember({"train", "embed", "shapes", "all"}));
+  app.add_option("--bench", which, "train | embed | shapes | models (train and embed) | all")
+      ->check(CLI::IsMember({"train", "embed", "shapes", "models", "all"}));
   app.add_option("--threads", threads, "intra-op threads (0: all cores)");
   app.add_option("--steps", steps, "timed steps");
   app.add_option("--warmup", warmup, "untimed steps first");
@@ -117,8 +117,9 @@ int main(int argc, char** argv) {
   if (which == "shapes" || which == "all") emit(bench_shapes(records));
   for (Precision p : {Precision::fp32, Precision::bf16}) {
     if (p == Precision::bf16 && !cpu_has_native_bf16()) continue;
-    if (which == "train" || which == "all") emit(bench_train(batch ? batch : 128, steps, warmup, p));
-    if (which == "embed" || which == "all") emit(bench_embed(batch ? batch : 16, steps, warmup, p));
+    const bool models = which == "models" || which == "all";
+    if (which == "train" || models) emit(bench_train(batch ? batch : 128, steps, warmup, p));
+    if (which == "embed" || models) emit(bench_embed(batch ? batch : 16, steps, warmup, p));
   }
   return 0;
 }

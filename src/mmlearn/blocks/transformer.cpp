@@ -1,13 +1,10 @@
 #include "mmlearn/blocks/transformer.h"
 
-#include <torch/nn/functional.h>
-
 #include <cmath>
 
 #include "mmlearn/core/error.h"
 
 namespace mmlearn {
-namespace F = torch::nn::functional;
 
 Activation parse_activation(const std::string& name) {
   if (name == "gelu") return Activation::gelu;
@@ -41,13 +38,14 @@ MultiheadAttentionImpl::MultiheadAttentionImpl(int64_t width_, int64_t heads_)
 torch::Tensor MultiheadAttentionImpl::forward(const torch::Tensor& x, const torch::Tensor& attn_mask) {
   const int64_t B = x.size(0), T = x.size(1), head_dim = width / heads;
   // [B, T, 3D] -> 3 x [B, H, T, hd]
-  auto qkv =
-      F::linear(x, in_proj_weight, in_proj_bias).view({B, T, 3, heads, head_dim}).permute({2, 0, 3, 1, 4});
+  auto qkv = packed_in_proj(x, in_proj_weight, in_proj_bias)
+                 .view({B, T, 3, heads, head_dim})
+                 .permute({2, 0, 3, 1, 4});
   auto q = qkv[0] * (1.0 / std::sqrt(static_cast<double>(head_dim)));
   auto scores = torch::matmul(q, qkv[1].transpose(-2, -1));
   if (attn_mask.defined()) scores = scores + attn_mask;
   auto out = torch::matmul(torch::softmax(scores, -1), qkv[2]);  // [B, H, T, hd]
-  return out_proj(out.transpose(1, 2).reshape({B, T, width}));
+  return packed_out_proj(out.transpose(1, 2).reshape({B, T, width}), out_proj->weight, out_proj->bias);
 }
 
 MlpImpl::MlpImpl(int64_t width, int64_t hidden, Activation activation_) : activation(activation_) {
@@ -55,7 +53,10 @@ MlpImpl::MlpImpl(int64_t width, int64_t hidden, Activation activation_) : activa
   c_proj = register_module("c_proj", torch::nn::Linear(hidden, width));
 }
 
-torch::Tensor MlpImpl::forward(const torch::Tensor& x) { return c_proj(activate(c_fc(x), activation)); }
+torch::Tensor MlpImpl::forward(const torch::Tensor& x) {
+  return packed_c_proj(activate(packed_c_fc(x, c_fc->weight, c_fc->bias), activation), c_proj->weight,
+                       c_proj->bias);
+}
 
 ResidualAttentionBlockImpl::ResidualAttentionBlockImpl(const TransformerConfig& c) {
   auto ln = torch::nn::LayerNormOptions({c.width}).eps(c.layer_norm_eps);

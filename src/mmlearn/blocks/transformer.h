@@ -14,6 +14,8 @@
 
 #include <string>
 
+#include "mmlearn/blocks/packed_linear.h"
+
 namespace mmlearn {
 
 enum class Activation { gelu, quick_gelu };
@@ -52,6 +54,7 @@ struct MultiheadAttentionImpl : torch::nn::Module {
   int64_t width, heads;
   torch::Tensor in_proj_weight, in_proj_bias;  // q, k, v stacked: [3D, D], [3D]
   torch::nn::Linear out_proj{nullptr};
+  PackedLinear packed_in_proj, packed_out_proj;
 };
 TORCH_MODULE(MultiheadAttention);
 
@@ -61,6 +64,7 @@ struct MlpImpl : torch::nn::Module {
 
   torch::nn::Linear c_fc{nullptr}, c_proj{nullptr};
   Activation activation;
+  PackedLinear packed_c_fc, packed_c_proj;
 };
 TORCH_MODULE(Mlp);
 

@@ -29,13 +29,13 @@ Precision parse_precision(const std::string& name) {
 
 // libtorch 2.4 replaced the CPU-specific autocast switches with device-generic ones.
 #if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 4)
-static bool cpu_autocast_enabled() { return at::autocast::is_autocast_enabled(at::kCPU); }
+bool cpu_autocast_enabled() { return at::autocast::is_autocast_enabled(at::kCPU); }
 static void set_cpu_autocast(bool on) {
   at::autocast::set_autocast_dtype(at::kCPU, at::kBFloat16);
   at::autocast::set_autocast_enabled(at::kCPU, on);
 }
 #else
-static bool cpu_autocast_enabled() { return at::autocast::is_cpu_enabled(); }
+bool cpu_autocast_enabled() { return at::autocast::is_cpu_enabled(); }
 static void set_cpu_autocast(bool on) {
   at::autocast::set_autocast_cpu_dtype(at::kBFloat16);
   at::autocast::set_cpu_enabled(on);

@@ -15,6 +15,7 @@ enum class Precision { fp32, bf16 };
 // "fp32", "bf16", or "auto" (bf16 when the CPU computes it natively, fp32 otherwise).
 Precision parse_precision(const std::string& name);
 bool cpu_has_native_bf16();
+bool cpu_autocast_enabled();  // whether CPU autocast is on in this thread
 
 // Enables CPU autocast to bfloat16 for its lifetime when precision is bf16; does nothing for fp32.
 class AutocastGuard {
