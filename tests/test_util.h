@@ -83,4 +83,12 @@ inline std::filesystem::path python_fixture(const std::string& script, const std
   return fs::exists(dir / ".complete") ? dir : fs::path();
 }
 
+// Whisper's real assets beside the checkout (../shared/assets/whisper), and the reference outputs that
+// tests/fixtures/whisper_reference.py makes from them (empty when either is missing or the script failed).
+inline std::filesystem::path whisper_assets() { return shared_dir() / "assets" / "whisper"; }
+inline std::filesystem::path whisper_fixture() {
+  if (!std::filesystem::exists(whisper_assets() / "multilingual.tiktoken")) return {};
+  return python_fixture("whisper_reference.py", "--assets '" + whisper_assets().string() + "'");
+}
+
 }  // namespace mmlearn::test

@@ -141,7 +141,11 @@ torch::Tensor TorchFile::load_storage(const std::string& record, const std::stri
 }
 
 std::vector<std::pair<std::string, torch::Tensor>> read_state_dict(const fs::path& path) {
-  TorchFile file(path);
+  return read_state_dict(TorchFile(path));
+}
+
+std::vector<std::pair<std::string, torch::Tensor>> read_state_dict(const TorchFile& file) {
+  const fs::path& path = file.path();
   const PickleValue& root = file.root();
   const PickleValue* dict = is_state_dict(&root) ? &root : nullptr;
   for (const char* key : {"state_dict", "model_state_dict", "model", "module"})

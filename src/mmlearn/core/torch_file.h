@@ -51,5 +51,6 @@ class TorchFile {
 // The checkpoint's state dict, names in file order: the dict of tensors at the root, or else under
 // "state_dict", "model_state_dict", "model" or "module".
 std::vector<std::pair<std::string, torch::Tensor>> read_state_dict(const std::filesystem::path& path);
+std::vector<std::pair<std::string, torch::Tensor>> read_state_dict(const TorchFile& file);
 
 }  // namespace mmlearn

@@ -8,6 +8,7 @@
 #include "mmlearn/core/checkpoint.h"
 #include "mmlearn/core/error.h"
 #include "mmlearn/core/torch_file.h"
+#include "mmlearn/models/weight_files.h"
 #include "mmlearn/text/tokenizer_files.h"
 #include "mmlearn/vision/clip_preprocess.h"
 
@@ -300,49 +301,6 @@ void save_clip_hf(const fs::path& dir, const Clip& model, const text::BpeTokeniz
 
 namespace {
 
-TensorMap read_tensors(const fs::path& path) {
-  const std::string ext = path.extension().string();
-  if (ext == ".safetensors") return load_safetensors(path);
-  check(ext == ".pt" || ext == ".bin" || ext == ".pth", path.string(),
-        ": unknown checkpoint type (expected .safetensors, or a torch.save file .pt/.bin/.pth)");
-  TensorMap out;
-  for (auto& [key, t] : read_state_dict(path)) out[key] = std::move(t);
-  return out;
-}
-
-// HF weights: one file, shards named by an index, or a torch.save file.
-TensorMap read_hf_weights(const fs::path& dir) {
-  if (fs::exists(dir / "model.safetensors")) return load_safetensors(dir / "model.safetensors");
-  const fs::path index = dir / "model.safetensors.index.json";
-  if (fs::exists(index)) {
-    const json j = read_json_file(index);
-    check(j.contains("weight_map") && j["weight_map"].is_object(), index.string(),
-          ": missing object field \"weight_map\"");
-    std::set<std::string> shards;
-    for (const auto& [key, file] : j["weight_map"].items()) {
-      check(file.is_string(), index.string(), ": weight_map.", key, " must be a file name");
-      const std::string name = file.get<std::string>();
-      check(fs::path(name).filename() == name, index.string(), ": weight_map.", key, ": \"", name,
-            "\" must be a file in the same directory");
-      shards.insert(name);
-    }
-    TensorMap out;
-    for (const auto& shard : shards)
-      for (auto& [key, t] : load_safetensors(dir / shard)) {
-        check(j["weight_map"].contains(key) && j["weight_map"][key] == shard, (dir / shard).string(),
-              ": tensor \"", key, "\" is not listed for this shard in ", index.string());
-        out[key] = std::move(t);
-      }
-    for (const auto& [key, file] : j["weight_map"].items())
-      check(out.count(key), index.string(), ": tensor \"", key, "\" is not in ", file.get<std::string>());
-    return out;
-  }
-  if (fs::exists(dir / "pytorch_model.bin")) return read_tensors(dir / "pytorch_model.bin");
-  throw Error(str_cat(dir.string(),
-                      ": no weights (expected model.safetensors, model.safetensors.index.json "
-                      "with its shards, or pytorch_model.bin)"));
-}
-
 ClipBundle open_hf(const fs::path& dir, const json& config_json, const ClipImportOptions& o) {
   ClipConfig config = clip_config_from_hf(config_json, (dir / "config.json").string());
   if (o.activation) config.activation = *o.activation;
@@ -364,7 +322,7 @@ ClipBundle open_hf(const fs::path& dir, const json& config_json, const ClipImpor
 }
 
 ClipBundle open_state_dict(const fs::path& file, const ClipImportOptions& o) {
-  TensorMap tensors = read_tensors(file);
+  TensorMap tensors = read_weight_file(file);
   ClipConfig config = infer_openai_clip_config(tensors, file.string());
   // OpenCLIP's hub directories say what the shapes cannot: the activation and the normalisation.
   const fs::path open_clip_config = file.parent_path() / "open_clip_config.json";

@@ -550,4 +550,20 @@ BpeTokenizer train_bpe(const std::vector<std::string>& texts, const BpeTrainOpti
   return trainer.finish();
 }
 
+std::string gpt2_symbols_of_bytes(std::string_view bytes) {
+  std::string out;
+  for (unsigned char b : bytes) append_utf8(out, byte_table().symbol_of_byte[b]);
+  return out;
+}
+
+std::optional<std::string> gpt2_bytes_of_symbols(std::string_view symbols) {
+  std::string out;
+  for (size_t pos = 0; pos < symbols.size();) {
+    const char32_t cp = next_codepoint(symbols, pos);
+    if (cp >= 512 || byte_table().byte_of_symbol[cp] < 0) return std::nullopt;
+    out += static_cast<char>(byte_table().byte_of_symbol[cp]);
+  }
+  return out;
+}
+
 }  // namespace mmlearn::text

@@ -22,6 +22,7 @@
 #include <filesystem>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -43,6 +44,11 @@ std::vector<std::string> clip_pre_tokenize(std::string_view text);
 // The first 512 tokens of CLIP's vocabulary, by id: GPT-2's printable symbol for each byte in the order of
 // simple_tokenizer.py's bytes_to_unicode(), then the same symbols + "</w>".
 std::vector<std::string> clip_byte_tokens();
+
+// GPT-2's printable stand-ins for bytes (bytes_to_unicode), as vocab.json files spell byte-level tokens:
+// raw bytes -> their symbols, and back (nullopt when `symbols` holds a character that stands for no byte).
+std::string gpt2_symbols_of_bytes(std::string_view bytes);
+std::optional<std::string> gpt2_bytes_of_symbols(std::string_view symbols);
 
 struct BpeTrainOptions {
   int64_t vocab_size = 4096;  // including the 512 byte symbols and the 2 special tokens
