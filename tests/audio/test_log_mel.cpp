@@ -6,6 +6,7 @@
 #include "../test_util.h"
 #include "mmlearn/audio/audio_decoder.h"
 #include "mmlearn/audio/log_mel.h"
+#include "mmlearn/audio/log_mel_stream.h"
 #include "mmlearn/core/safetensors.h"
 
 using namespace mmlearn;
@@ -70,4 +71,37 @@ TEST_F(WhisperFeatures, LogMelMatchesTheReferenceWithin1e4) {
     ASSERT_EQ(longform.sizes(), expected.at("jfk_longform").sizes());
     EXPECT_LT(max_diff(longform, expected.at("jfk_longform")), 1e-4);
   }
+}
+
+TEST_F(WhisperFeatures, StreamedWindowsMatchTheWholeRecordingsFeatures) {
+  auto inputs = load_safetensors(root_ / "mel" / "inputs.safetensors");
+  auto expected = load_safetensors(root_ / "mel" / "features_80.safetensors").at("jfk_longform");
+  auto stream = audio::LogMelStream::of_samples(inputs.at("jfk"), 80);
+  EXPECT_EQ(stream.total_frames(), expected.size(1));
+  // Windows as transcription asks for them: increasing, overlapping, of any length.
+  for (auto [first, count] :
+       std::vector<std::pair<int64_t, int64_t>>{{0, 3000}, {0, 1100}, {37, 3000}, {1100, 3000}})
+    EXPECT_LT(max_diff(stream.frames(first, count), expected.narrow(1, first, count)), 1e-4) << first;
+  EXPECT_NE(test::error_of([&] { stream.frames(10, 5); }).find("in order"), std::string::npos);
+  EXPECT_NE(test::error_of([&] { stream.frames(4000, 200); }).find("outside"), std::string::npos);
+}
+
+TEST(LogMelStream, TenMinutesInBoundedMemoryWithTheSameFrames) {
+  // Ten minutes of a tone whose loudness swells and fades, so that the global maximum matters.
+  const int64_t n = 10 * 60 * 16000;
+  auto t = torch::arange(n, torch::kDouble) / 16000.0;
+  auto audio =
+      (0.5 * torch::sin(2 * M_PI * 0.003 * t).pow(2) * torch::sin(2 * M_PI * 440 * t)).to(torch::kFloat);
+  auto whole = audio::log_mel_spectrogram(audio, 80, audio::whisper::chunk_samples);
+  auto stream = audio::LogMelStream::of_samples(audio, 80);
+  ASSERT_EQ(stream.total_frames(), whole.size(1));
+  int64_t most_buffered = 0;
+  double worst = 0;
+  for (int64_t seek = 0; seek < stream.content_frames(); seek += 2345) {
+    const int64_t count = std::min<int64_t>(3000, stream.content_frames() - seek);
+    worst = std::max(worst, max_diff(stream.frames(seek, count), whole.narrow(1, seek, count)));
+    most_buffered = std::max(most_buffered, stream.buffered_samples());
+  }
+  EXPECT_LT(worst, 1e-4);
+  EXPECT_LT(most_buffered, 3000 * 160 + 400 + 16000) << "the stream holds more than one window of samples";
 }

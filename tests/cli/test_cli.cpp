@@ -311,3 +311,83 @@ TEST(Cli, InitFromFineTunesAndFreezesTheTowers) {
                 .status,
             1);
 }
+
+// Whisper from the command line, on the tiny random-weight models of tests/fixtures/whisper_reference.py.
+class CliWhisper : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    root_ = mmlearn::test::whisper_fixture();
+    if (root_.empty()) GTEST_SKIP() << "no Whisper assets or fixture";
+    model_ = "--model '" + (root_ / "tiny_80" / "openai.pt").string() + "' --tokenizer '" +
+             (mmlearn::test::whisper_assets() / "multilingual.tiktoken").string() + "'";
+    clip_ = "'" + (mmlearn::test::whisper_assets() / "jfk.flac").string() + "'";
+  }
+  fs::path root_;
+  std::string model_, clip_;
+};
+
+TEST_F(CliWhisper, TranscribesTheRealClipInEveryFormat) {
+  CliRun json_run = run_cli("transcribe " + model_ + " " + clip_ + " --format json");
+  ASSERT_EQ(json_run.status, 0) << json_run.output;
+  const json result = json::parse(json_run.output);
+  ASSERT_FALSE(result["segments"].empty());
+  EXPECT_DOUBLE_EQ(result["duration"].get<double>(), 11.0);
+  for (const auto& s : result["segments"]) {
+    for (const char* key : {"start", "end", "text", "avg_logprob", "no_speech_prob", "tokens"})
+      EXPECT_TRUE(s.contains(key)) << key;
+    EXPECT_LE(s["start"].get<double>(), s["end"].get<double>());
+  }
+  CliRun txt = run_cli("transcribe " + model_ + " " + clip_ + " --language en --format txt");
+  ASSERT_EQ(txt.status, 0) << txt.output;
+  CliRun srt = run_cli("transcribe " + model_ + " " + clip_ + " --format srt");
+  ASSERT_EQ(srt.status, 0) << srt.output;
+  EXPECT_EQ(srt.output.rfind("1\n00:00:", 0), 0u) << srt.output;
+  EXPECT_NE(srt.output.find(" --> "), std::string::npos);
+  CliRun vtt = run_cli("transcribe " + model_ + " " + clip_ + " --format vtt --beam 2");
+  ASSERT_EQ(vtt.status, 0) << vtt.output;
+  EXPECT_EQ(vtt.output.rfind("WEBVTT\n\n", 0), 0u) << vtt.output;
+  // The Hugging Face directory gives the same transcript as OpenAI's checkpoint.
+  auto dir = mmlearn::test::temp_dir("out");
+  CliRun hf = run_cli("transcribe --model '" + (root_ / "tiny_80" / "hf").string() + "' " + clip_ +
+                      " --format json --output-dir '" + dir.string() + "'");
+  ASSERT_EQ(hf.status, 0) << hf.output;
+  std::ifstream in(dir / "jfk.json");
+  EXPECT_EQ(json::parse(in)["text"], result["text"]);
+}
+
+TEST_F(CliWhisper, DumpWritesFeaturesEncoderOutputAndLogits) {
+  auto out = mmlearn::test::temp_dir("dump") / "jfk.safetensors";
+  CliRun r = run_cli("dump " + model_ + " --audio " + clip_ + " --tokens 50258,50259,50359,50363 --out '" +
+                     out.string() + "'");
+  ASSERT_EQ(r.status, 0) << r.output;
+  auto tensors = mmlearn::load_safetensors(out);
+  EXPECT_EQ(tensors.at("input_features").sizes(), (std::vector<int64_t>{80, 3000}));
+  EXPECT_EQ(tensors.at("encoder_output").sizes(), (std::vector<int64_t>{1500, 64}));
+  EXPECT_EQ(tensors.at("logits").sizes(), (std::vector<int64_t>{4, 51865}));
+  auto reference = mmlearn::load_safetensors(root_ / "mel" / "features_80.safetensors").at("jfk");
+  EXPECT_LT((tensors.at("input_features") - reference).abs().max().item<double>(), 1e-4);
+  CliRun bad =
+      run_cli("dump " + model_ + " --audio " + clip_ + " --tokens 99999999 --out '" + out.string() + "'");
+  EXPECT_EQ(bad.status, 1);
+  EXPECT_NE(bad.output.find("outside the vocabulary"), std::string::npos) << bad.output;
+}
+
+TEST_F(CliWhisper, BadAudioAndWrongModelsGetClearErrors) {
+  auto dir = mmlearn::test::temp_dir("bad");
+  std::ofstream(dir / "empty.wav").close();
+  std::ofstream(dir / "notes.mp3") << "not audio at all\n";
+  CliRun empty = run_cli("transcribe " + model_ + " '" + (dir / "empty.wav").string() + "'");
+  EXPECT_EQ(empty.status, 1);
+  EXPECT_NE(empty.output.find("empty.wav: empty file"), std::string::npos) << empty.output;
+  CliRun text = run_cli("transcribe " + model_ + " '" + (dir / "notes.mp3").string() + "'");
+  EXPECT_EQ(text.status, 1);
+  EXPECT_NE(text.output.find("notes.mp3: not a readable audio"), std::string::npos) << text.output;
+  fs::create_directories(dir / "clip");
+  std::ofstream(dir / "clip" / "config.json") << R"({"model_type": "clip", "text_config": {}})";
+  CliRun clip_model = run_cli("transcribe --model '" + (dir / "clip").string() + "' " + clip_);
+  EXPECT_EQ(clip_model.status, 1);
+  EXPECT_NE(clip_model.output.find("not a Whisper model"), std::string::npos) << clip_model.output;
+  CliRun language = run_cli("transcribe " + model_ + " " + clip_ + " --language xx");
+  EXPECT_EQ(language.status, 2);
+  EXPECT_NE(language.output.find("unknown language \"xx\""), std::string::npos) << language.output;
+}

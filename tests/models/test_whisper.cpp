@@ -13,6 +13,7 @@
 #include "mmlearn/models/whisper.h"
 #include "mmlearn/models/whisper_decoding.h"
 #include "mmlearn/models/whisper_import.h"
+#include "mmlearn/models/whisper_transcribe.h"
 
 using namespace mmlearn;
 namespace fs = std::filesystem;
@@ -142,4 +143,32 @@ TEST(WhisperImport, WrongCheckpointsGetClearErrors) {
       [&] { open_whisper(dir / "tiny.pt", {.tokenizer = test::whisper_assets() / "gpt2.tiktoken"}); });
   EXPECT_NE(mismatch.find("the tokenizer has 51864 tokens but the model 51865"), std::string::npos)
       << mismatch;
+}
+
+TEST_P(WhisperParity, LongFormTranscriptionMatchesTheReferenceSegmentBySegment) {
+  WhisperBundle w = open_whisper(dir_ / "hf");
+  for (const auto& [name, want] : reference_["transcribe"].items()) {
+    SCOPED_TRACE(name);
+    const fs::path file =
+        name == "jfk" ? test::whisper_assets() / "jfk.flac" : root_ / "audio" / "long_75s.wav";
+    TranscribeOptions o;
+    o.temperatures = {0.0};  // as the reference: one temperature, so no random fallback
+    if (!want["language_given"].is_null()) o.decode.language = want["language_given"].get<std::string>();
+    Transcript t = transcribe(w, file, o);
+    EXPECT_EQ(t.language, want["language"].get<std::string>());
+    EXPECT_EQ(t.text, want["text"].get<std::string>());
+    ASSERT_EQ(t.segments.size(), want["segments"].size());
+    for (size_t i = 0; i < t.segments.size(); ++i) {
+      const auto& got = t.segments[i];
+      const auto& s = want["segments"][i];
+      EXPECT_EQ(got.seek, s["seek"].get<int64_t>()) << i;
+      EXPECT_NEAR(got.start, s["start"].get<double>(), 1e-9) << i;
+      EXPECT_NEAR(got.end, s["end"].get<double>(), 1e-9) << i;
+      EXPECT_EQ(got.text, s["text"].get<std::string>()) << i;
+      EXPECT_EQ(got.tokens, s["tokens"].get<std::vector<int64_t>>()) << i;
+      EXPECT_NEAR(got.avg_logprob, s["avg_logprob"].get<double>(),
+                  1e-3 * std::abs(s["avg_logprob"].get<double>()));
+      EXPECT_NEAR(got.no_speech_prob, s["no_speech_prob"].get<double>(), 1e-4);
+    }
+  }
 }

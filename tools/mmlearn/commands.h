@@ -16,5 +16,6 @@ void add_quickstart(CLI::App& app);
 void add_zero_shot(CLI::App& app);
 void add_dump(CLI::App& app);
 void add_convert(CLI::App& app);
+void add_transcribe(CLI::App& app);
 
 }  // namespace mmlearn::cli

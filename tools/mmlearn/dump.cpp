@@ -5,6 +5,7 @@
 #include "mmlearn/core/safetensors.h"
 #include "mmlearn/eval/clip_eval.h"
 #include "mmlearn/models/clip_pixels.h"
+#include "mmlearn/models/whisper_decoding.h"
 #include "model_args.h"
 
 namespace mmlearn::cli {
@@ -16,17 +17,34 @@ void add_dump(CLI::App& app) {
   struct Args {
     ModelArgs model;
     std::vector<std::string> images, texts;
-    std::string out;
+    std::string out, audio;
+    std::vector<int64_t> tokens;
   };
   auto a = std::make_shared<Args>();
   add_model_options(cmd, a->model);
   cmd->add_option("--image", a->images, "image file (repeatable)");
   cmd->add_option("--text", a->texts, "text (repeatable)");
-  cmd->add_option("--out", a->out,
-                  "safetensors file: input_ids, pixel_values, image_embeds, text_embeds, logits_per_image")
+  cmd->add_option("--audio", a->audio,
+                  "audio file, for a Whisper model: dumps input_features, encoder_output");
+  cmd->add_option("--tokens", a->tokens,
+                  "with --audio: decoder input ids (e.g. 50258,50259,50359) for logits")
+      ->delimiter(',');
+  cmd->add_option(
+         "--out", a->out,
+         "safetensors file: CLIP's input_ids, pixel_values, image_embeds, text_embeds, logits_per_image; "
+         "Whisper's input_features, encoder_output, logits")
       ->required();
   cmd->callback([a] {
-    if (a->images.empty() && a->texts.empty()) throw UsageError("dump needs at least one --image or --text");
+    if (!a->audio.empty()) {
+      if (!a->images.empty() || !a->texts.empty()) throw UsageError("dump takes --audio, or --image/--text");
+      WhisperBundle whisper = open_whisper(a->model.model, {.tokenizer = a->model.tokenizer});
+      const TensorMap out = dump_whisper(whisper, a->audio, a->tokens);
+      save_safetensors(a->out, out, {{"producer", "mmlearn dump"}});
+      std::cerr << "wrote " << out.size() << " tensors to " << a->out << "\n";
+      return;
+    }
+    if (a->images.empty() && a->texts.empty())
+      throw UsageError("dump needs at least one --image or --text (CLIP), or --audio (Whisper)");
     ClipBundle clip = open_model(a->model);
     TensorMap out;
     if (!a->images.empty()) {

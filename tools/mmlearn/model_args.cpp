@@ -5,7 +5,7 @@ namespace mmlearn::cli {
 void add_model_options(CLI::App* cmd, ModelArgs& a) {
   cmd->add_option("--model", a.model,
                   "model: an mmlearn or Hugging Face CLIP directory, or an OpenAI/OpenCLIP state dict "
-                  "(.safetensors, .pt, .bin)")
+                  "(.safetensors, .pt, .bin); for dump --audio, a Whisper model")
       ->required();
   cmd->add_option("--tokenizer", a.tokenizer,
                   "tokenizer files for a state dict (bpe_simple_vocab_16e6.txt.gz, tokenizer.json, or a "

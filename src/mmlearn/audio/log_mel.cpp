@@ -24,16 +24,6 @@ double mel_to_hz(double mel) {
   return mel < min_log_mel ? f_sp * mel : min_log_hz * std::exp(log_step * (mel - min_log_mel));
 }
 
-// Filters and windows are the same for every call with the same sizes: make them once.
-const torch::Tensor& cached_filters(int64_t n_mels) {
-  static std::mutex mutex;
-  static std::map<int64_t, torch::Tensor> filters;
-  std::lock_guard<std::mutex> lock(mutex);
-  auto& f = filters[n_mels];
-  if (!f.defined()) f = mel_filters(n_mels);
-  return f;
-}
-
 const torch::Tensor& hann_window() {
   static const torch::Tensor window = torch::hann_window(whisper::n_fft, torch::kFloat);  // periodic
   return window;
@@ -68,6 +58,15 @@ torch::Tensor mel_filters(int64_t n_mels, int64_t n_fft, int64_t sample_rate) {
   return filters;
 }
 
+const torch::Tensor& whisper_mel_filters(int64_t n_mels) {
+  static std::mutex mutex;
+  static std::map<int64_t, torch::Tensor> filters;
+  std::lock_guard<std::mutex> lock(mutex);
+  auto& f = filters[n_mels];
+  if (!f.defined()) f = mel_filters(n_mels);
+  return f;
+}
+
 torch::Tensor pad_or_trim(const torch::Tensor& audio, int64_t length) {
   const int64_t n = audio.size(-1);
   if (n > length) return audio.narrow(-1, 0, length);
@@ -84,7 +83,7 @@ torch::Tensor mel_power(const torch::Tensor& audio, int64_t n_mels) {
                               /*onesided=*/true, /*return_complex=*/true);
   // Whisper drops the last frame, so that frames = samples / hop.
   auto power = spectrum.narrow(-1, 0, spectrum.size(-1) - 1).abs().pow(2);
-  return cached_filters(n_mels).matmul(power);
+  return whisper_mel_filters(n_mels).matmul(power);
 }
 
 torch::Tensor log_mel_from_power(const torch::Tensor& power, double max_log) {

@@ -24,6 +24,9 @@ inline constexpr int64_t chunk_frames = chunk_samples / hop_length;  // 3000
 torch::Tensor mel_filters(int64_t n_mels, int64_t n_fft = whisper::n_fft,
                           int64_t sample_rate = whisper::sample_rate);
 
+// mel_filters(n_mels) for Whisper's STFT, made once per size.
+const torch::Tensor& whisper_mel_filters(int64_t n_mels);
+
 // Zero-pads or cuts the last dimension to `length` samples.
 torch::Tensor pad_or_trim(const torch::Tensor& audio, int64_t length = whisper::chunk_samples);
 

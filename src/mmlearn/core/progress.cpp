@@ -51,12 +51,15 @@ void Progress::update(int64_t done, const std::vector<std::pair<std::string, dou
 void Progress::finish() {
   if (finished_) return;
   finished_ = true;
+  // Off a terminal every line stays: do not repeat the one that already showed the end.
+  if (!tty_ && drawn_ && drawn_done_ == done_) return;
   if (drawn_ || done_ > start_done_) draw(true);
 }
 
 void Progress::draw(bool final) {
   if (!g_enabled) return;
   drawn_ = true;
+  drawn_done_ = done_;
   double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
   double rate = elapsed > 0 ? (done_ - start_done_) / elapsed : 0;
   double eta = rate > 0 && total_ > 0 ? (total_ - done_) / rate : NAN;

@@ -27,7 +27,7 @@ class Progress {
  private:
   void draw(bool final);
   std::string label_, unit_;
-  int64_t total_, done_, start_done_;
+  int64_t total_, done_, start_done_, drawn_done_ = -1;
   std::vector<std::pair<std::string, double>> fields_;
   std::chrono::steady_clock::time_point start_, last_draw_;
   bool tty_, drawn_ = false, finished_ = false;

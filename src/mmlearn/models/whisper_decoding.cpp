@@ -9,6 +9,8 @@
 #include <map>
 #include <set>
 
+#include "mmlearn/audio/audio_decoder.h"
+#include "mmlearn/audio/log_mel.h"
 #include "mmlearn/core/error.h"
 
 namespace mmlearn {
@@ -134,6 +136,27 @@ torch::Tensor to_tensor(const std::vector<std::vector<int64_t>>& rows) {
 }
 
 }  // namespace
+
+TensorMap dump_whisper(WhisperBundle& w, const std::filesystem::path& audio_file,
+                       const std::vector<int64_t>& tokens) {
+  auto samples = audio::load_audio(audio_file);
+  auto audio =
+      torch::from_blob(samples.data(), {static_cast<int64_t>(samples.size())}, torch::kFloat).clone();
+  TensorMap out;
+  out["input_features"] = audio::log_mel_spectrogram(audio::pad_or_trim(audio), w.model->config.n_mels);
+  c10::InferenceMode inference;
+  auto features = w.model->encoder->forward(out["input_features"].unsqueeze(0));
+  out["encoder_output"] = features[0];
+  if (!tokens.empty()) {
+    for (int64_t t : tokens)
+      check(t >= 0 && t < w.model->config.n_vocab, "token id ", t, " is outside the vocabulary of ",
+            w.model->config.n_vocab);
+    check(static_cast<int64_t>(tokens.size()) <= w.model->config.n_text_ctx, tokens.size(),
+          " tokens exceed the decoder's context of ", w.model->config.n_text_ctx);
+    out["logits"] = w.model->decoder->forward(torch::tensor(tokens, torch::kLong).unsqueeze(0), features)[0];
+  }
+  return out;
+}
 
 double compression_ratio(const std::string& text) {
   if (text.empty()) return 0.0;

@@ -49,6 +49,12 @@ std::vector<std::vector<std::pair<std::string, double>>> detect_language(Whisper
 std::vector<WhisperDecodeResult> decode_whisper(WhisperBundle& whisper, const torch::Tensor& mel,
                                                 const WhisperDecodeOptions& options);
 
+// The reference tensors of one audio file, to check a model against its source: input_features
+// [n_mels, 3000] (the first 30 s), encoder_output [n_audio_ctx, d], and with `tokens` the teacher-forced
+// logits [tokens, vocab].
+TensorMap dump_whisper(WhisperBundle& whisper, const std::filesystem::path& audio_file,
+                       const std::vector<int64_t>& tokens);
+
 // len(text) / len(zlib.compress(text)) of the UTF-8 text, as Whisper judges repetitive output.
 double compression_ratio(const std::string& text);
 
