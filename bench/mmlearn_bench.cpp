@@ -10,11 +10,13 @@
 #include <iostream>
 #include <nlohmann/json.hpp>
 
+#include "mmlearn/audio/log_mel.h"
 #include "mmlearn/core/precision.h"
 #include "mmlearn/core/progress.h"
 #include "mmlearn/core/runtime.h"
 #include "mmlearn/data/shapes.h"
 #include "mmlearn/models/clip.h"
+#include "mmlearn/models/whisper.h"
 #include "mmlearn/train/clip_trainer.h"
 
 using namespace mmlearn;
@@ -80,6 +82,31 @@ json bench_embed(int64_t batch, int steps, int warmup, Precision precision) {
           {"embed_dim", config.embed_dim}};
 }
 
+// Whisper's features of one 30 s window (random audio), as transcription computes them.
+json bench_logmel(int steps, int warmup) {
+  auto audio = torch::randn({audio::whisper::chunk_samples}) * 0.1;
+  double s = time_steps(warmup, steps, [&] { audio::log_mel_spectrogram(audio, 80); });
+  return {{"bench", "logmel_30s"},
+          {"impl", "mmlearn"},
+          {"windows_per_s", steps / s},
+          {"steps", steps},
+          {"seconds", s}};
+}
+
+// The encoder of whisper-base (random weights) on one 30 s window of features.
+json bench_whisper_encoder(int steps, int warmup) {
+  Whisper model(whisper_preset("whisper-base"));
+  model->eval();
+  auto mel = torch::randn({1, 80, audio::whisper::chunk_frames});
+  c10::InferenceMode inference;
+  double s = time_steps(warmup, steps, [&] { model->encoder->forward(mel); });
+  return {{"bench", "whisper_base_encoder_30s"},
+          {"impl", "mmlearn"},
+          {"windows_per_s", steps / s},
+          {"steps", steps},
+          {"seconds", s}};
+}
+
 json bench_shapes(int64_t records) {
   auto dir = std::filesystem::temp_directory_path() / "mmlearn-bench-shapes";
   std::filesystem::remove_all(dir);
@@ -99,8 +126,9 @@ int main(int argc, char** argv) {
   std::string which = "all";
   int threads = 0, steps = 10, warmup = 2;
   int64_t batch = 0, records = 5000;
-  app.add_option("--bench", which, "train | embed | shapes | models (train and embed) | all")
-      ->check(CLI::IsMember({"train", "embed", "shapes", "models", "all"}));
+  app.add_option("--bench", which,
+                 "train | embed | shapes | logmel | encoder | models (train, embed, logmel, encoder) | all")
+      ->check(CLI::IsMember({"train", "embed", "shapes", "logmel", "encoder", "models", "all"}));
   app.add_option("--threads", threads, "intra-op threads (0: all cores)");
   app.add_option("--steps", steps, "timed steps");
   app.add_option("--warmup", warmup, "untimed steps first");
@@ -114,10 +142,12 @@ int main(int argc, char** argv) {
     j["threads"] = torch::get_num_threads();
     std::cout << j.dump() << std::endl;
   };
+  const bool models = which == "models" || which == "all";
   if (which == "shapes" || which == "all") emit(bench_shapes(records));
+  if (which == "logmel" || models) emit(bench_logmel(std::max(steps * 20, 200), warmup));
+  if (which == "encoder" || models) emit(bench_whisper_encoder(steps, warmup));
   for (Precision p : {Precision::fp32, Precision::bf16}) {
     if (p == Precision::bf16 && !cpu_has_native_bf16()) continue;
-    const bool models = which == "models" || which == "all";
     if (which == "train" || models) emit(bench_train(batch ? batch : 128, steps, warmup, p));
     if (which == "embed" || models) emit(bench_embed(batch ? batch : 16, steps, warmup, p));
   }

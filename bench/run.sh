@@ -27,15 +27,17 @@ for r in $(seq "$repeat"); do
   [ "$r" -gt 1 ] && which=models  # the shapes generator has no peer: one run is enough
   "$bench" --bench "$which" --threads "$threads" --steps "$steps" | sed "s/}\$/,\"repeat\":$r}/" |
     tee -a "$out/mmlearn.jsonl" >&2
-  "$python" bench/clip_peer.py --bench all --threads "$threads" --steps "$steps" | sed "s/}\$/, \"repeat\": $r}/" |
-    tee -a "$out/peer.jsonl" >&2
+  for peer in clip_peer whisper_peer; do
+    "$python" "bench/$peer.py" --bench all --threads "$threads" --steps "$steps" | sed "s/}\$/, \"repeat\": $r}/" |
+      tee -a "$out/peer.jsonl" >&2
+  done
 done
 "$python" - "$out/mmlearn.jsonl" "$out/peer.jsonl" <<'PY'
 import json, statistics, sys
 ours = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
 peer = [json.loads(l) for l in open(sys.argv[2]) if l.strip()]
 def rate(r):
-    return r.get("samples_per_s") or r.get("images_per_s") or r.get("records_per_s")
+    return r.get("samples_per_s") or r.get("images_per_s") or r.get("records_per_s") or r.get("windows_per_s")
 def key(r):
     return r["bench"] + (" bf16" if r["impl"].endswith("bf16") else " fp32")
 print(f"{'bench':24} {'mmlearn':>10} {'pytorch eager':>14} {'ratio':>7}  {'range':>11}")

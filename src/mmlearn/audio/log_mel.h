@@ -36,6 +36,8 @@ torch::Tensor log_mel_spectrogram(const torch::Tensor& audio, int64_t n_mels, in
 // The steps of log_mel_spectrogram, for callers that see the audio in pieces: mel power spectra of frames
 // (before the log), and the log with its clamp to `max_log - 8` and scaling.
 torch::Tensor mel_power(const torch::Tensor& audio, int64_t n_mels);
+// Mel power of `frames` frames of samples already padded as the STFT needs (frame f starts at sample 160 f).
+torch::Tensor frames_mel_power(const torch::Tensor& samples, int64_t frames, int64_t n_mels);
 torch::Tensor log_mel_from_power(const torch::Tensor& power, double max_log);
 
 }  // namespace mmlearn::audio

@@ -92,11 +92,7 @@ torch::Tensor LogMelStream::power(int64_t first, int64_t count) {
     if (j < 0) j = -j;
     p[i] = j >= buffer_start_ && j < end ? buffer_[static_cast<size_t>(j - buffer_start_)] : 0.0f;
   }
-  static const torch::Tensor window = torch::hann_window(whisper::n_fft, torch::kFloat);
-  auto spectrum = torch::stft(x, whisper::n_fft, kHop, whisper::n_fft, window, /*center=*/false, "reflect",
-                              /*normalized=*/false, /*onesided=*/true, /*return_complex=*/true);
-  auto magnitudes = spectrum.narrow(-1, 0, count).abs().pow(2);
-  return whisper_mel_filters(n_mels_).matmul(magnitudes);
+  return frames_mel_power(x, count, n_mels_);
 }
 
 torch::Tensor LogMelStream::frames(int64_t first, int64_t count) {
