@@ -1,14 +1,17 @@
 // The shapes synthetic world: determinism (seed, thread count), record structure, and images that decode.
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
+#include <set>
 #include <sstream>
 #include <string>
 #include <vector>
 
 #include "../test_util.h"
+#include "mmlearn/audio/audio_decoder.h"
 #include "mmlearn/core/atomic_file.h"
 #include "mmlearn/core/error.h"
 #include "mmlearn/data/image_io.h"
@@ -55,6 +58,41 @@ TEST(Shapes, ThreadCountDoesNotChangeOutput) {
   generate_shapes(b, config);
   for (const auto& file : kCompared) EXPECT_EQ(read_file(a / file), read_file(b / file)) << file;
   EXPECT_EQ(read_file(a / "images/train/000099.png"), read_file(b / "images/train/000099.png"));
+}
+
+TEST(Shapes, SpokenCaptionsAreReproducibleAndSayTheCaption) {
+  const fs::path a = test::temp_dir("a"), b = test::temp_dir("b"), plain = test::temp_dir("plain");
+  ShapesConfig config = small_config(5, 1);
+  config.n_train = 24;
+  config.audio = true;
+  generate_shapes(a, config);
+  config.threads = 2;
+  generate_shapes(b, config);
+  config.audio = false;
+  generate_shapes(plain, config);
+  const auto records = read_records(a / "train.jsonl");
+  const auto without = read_records(plain / "train.jsonl");
+  ASSERT_EQ(records.size(), 24u);
+  std::set<std::string> voices;
+  for (size_t i = 0; i < records.size(); ++i) {
+    const auto& r = records[i];
+    const std::string path = r["audio"];
+    EXPECT_EQ(read_file(a / path), read_file(b / path)) << path;  // whatever the thread count or order
+    voices.insert(r["voice"]["name"].get<std::string>());
+    // Speech adds fields and leaves the others as they were.
+    Json stripped = r;
+    stripped.erase("audio");
+    stripped.erase("voice");
+    EXPECT_EQ(stripped, without[i]);
+    auto samples = audio::load_audio(a / path);
+    const double seconds = samples.size() / 16000.0;
+    double energy = 0;
+    for (float v : samples) energy += double(v) * v;
+    EXPECT_GT(seconds, 0.5) << path;
+    EXPECT_LT(seconds, 8.0) << path;
+    EXPECT_GT(std::sqrt(energy / samples.size()), 0.01) << path << " is nearly silent";
+  }
+  EXPECT_GE(voices.size(), 4u);
 }
 
 TEST(Shapes, DifferentSeedOrSplitDiffers) {

@@ -23,6 +23,7 @@ void add_data(CLI::App& app) {
   shapes->add_option("--image-size", config->image_size, "image side in pixels")->capture_default_str();
   shapes->add_option("--max-objects", config->max_objects, "objects per scene, 1 to 3")
       ->capture_default_str();
+  shapes->add_flag("--audio", config->audio, "also speak each caption (16 kHz WAV, several voices)");
   shapes->add_flag("--json", *as_json, "print a JSON summary on stdout");
   shapes->callback([=] {
     Progress bar("shapes", config->n_train + config->n_test, "rec");

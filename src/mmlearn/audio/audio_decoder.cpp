@@ -254,4 +254,56 @@ std::vector<float> load_audio(const std::filesystem::path& path, const AudioOpti
   return samples;
 }
 
+std::vector<float> resample(const std::vector<float>& samples, int from_rate, int to_rate) {
+  if (from_rate == to_rate || samples.empty()) return samples;
+  check(from_rate > 0 && to_rate > 0, "invalid sample rates ", from_rate, " -> ", to_rate);
+  SwrContext* swr = nullptr;
+  AVChannelLayout mono = AV_CHANNEL_LAYOUT_MONO;
+  if (swr_alloc_set_opts2(&swr, &mono, AV_SAMPLE_FMT_FLT, to_rate, &mono, AV_SAMPLE_FMT_FLT, from_rate, 0,
+                          nullptr) < 0 ||
+      swr_init(swr) < 0) {
+    swr_free(&swr);
+    throw Error(str_cat("cannot resample from ", from_rate, " to ", to_rate, " Hz"));
+  }
+  std::vector<float> out(
+      static_cast<size_t>(swr_get_out_samples(swr, static_cast<int>(samples.size())) + 256));
+  auto* dst = reinterpret_cast<uint8_t*>(out.data());
+  const auto* src = reinterpret_cast<const uint8_t*>(samples.data());
+  int n = swr_convert(swr, &dst, static_cast<int>(out.size()), &src, static_cast<int>(samples.size()));
+  int total = std::max(n, 0);
+  if (n >= 0) {  // drain the filter's delay
+    dst = reinterpret_cast<uint8_t*>(out.data() + total);
+    n = swr_convert(swr, &dst, static_cast<int>(out.size()) - total, nullptr, 0);
+    total += std::max(n, 0);
+  }
+  swr_free(&swr);
+  check(n >= 0, "resampling failed");
+  out.resize(static_cast<size_t>(total));
+  return out;
+}
+
+std::string encode_wav(const std::vector<float>& samples, int sample_rate) {
+  const auto data_bytes = static_cast<uint32_t>(samples.size() * 2);
+  std::string out;
+  auto u32 = [&](uint32_t v) { out.append(reinterpret_cast<const char*>(&v), 4); };
+  auto u16 = [&](uint16_t v) { out.append(reinterpret_cast<const char*>(&v), 2); };
+  out += "RIFF";
+  u32(36 + data_bytes);
+  out += "WAVEfmt ";
+  u32(16);
+  u16(1);  // PCM
+  u16(1);  // mono
+  u32(static_cast<uint32_t>(sample_rate));
+  u32(static_cast<uint32_t>(sample_rate) * 2);
+  u16(2);
+  u16(16);
+  out += "data";
+  u32(data_bytes);
+  for (float v : samples) {
+    const auto s = static_cast<int16_t>(std::lrint(std::clamp(v, -1.0f, 32767.0f / 32768.0f) * 32768.0f));
+    u16(static_cast<uint16_t>(s));
+  }
+  return out;
+}
+
 }  // namespace mmlearn::audio

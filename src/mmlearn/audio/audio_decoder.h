@@ -53,4 +53,10 @@ class AudioDecoder {
 // undecodable or truncated ones, and ones longer than options.max_seconds.
 std::vector<float> load_audio(const std::filesystem::path& path, const AudioOptions& options = {});
 
+// Mono samples from one rate to another with libswresample's defaults (as the decoder resamples).
+std::vector<float> resample(const std::vector<float>& samples, int from_rate, int to_rate);
+
+// A 16-bit PCM WAV file of mono samples (values clipped to [-1, 1)).
+std::string encode_wav(const std::vector<float>& samples, int sample_rate);
+
 }  // namespace mmlearn::audio

@@ -14,6 +14,8 @@
 #include <string_view>
 #include <thread>
 
+#include "mmlearn/audio/audio_decoder.h"
+#include "mmlearn/audio/speech_synth.h"
 #include "mmlearn/core/atomic_file.h"
 #include "mmlearn/core/error.h"
 #include "mmlearn/data/image_io.h"
@@ -403,6 +405,22 @@ std::string make_record(const fs::path& out_dir, const ShapesConfig& config, con
   record["id"] = str_cat(split.name, "-", index_name(index));
   record["image"] = image_path;
   record["text"] = caption(scene, config.image_size, rng);
+  if (config.audio) {
+    // The caption spoken: voice, rate and pitch from a stream of their own, so that adding speech leaves
+    // every other field as it was.
+    Rng voice_rng(mix64(record_seed(config.seed, split, index) ^ 0x766f696365ULL));
+    audio::Voice voice{
+        .name = audio::speech_voices()[size_t(voice_rng.below(int(audio::speech_voices().size())))],
+        .rate = 140 + voice_rng.below(61),
+        .pitch = 30 + voice_rng.below(41)};
+    const std::string audio_path = str_cat("audio/", split.name, "/", index_name(index), ".wav");
+    const std::string wav = audio::encode_wav(audio::synthesize_speech(record["text"], voice), 16000);
+    std::ofstream file(out_dir / audio_path, std::ios::binary);
+    file.write(wav.data(), std::streamsize(wav.size()));
+    check(file.good(), "cannot write ", (out_dir / audio_path).string(), " (is the disk full?)");
+    record["audio"] = audio_path;
+    record["voice"] = Json{{"name", voice.name}, {"rate", voice.rate}, {"pitch", voice.pitch}};
+  }
   Json objects = Json::array();
   for (const Object& o : scene.objects) {
     objects.push_back(Json{{"shape", shape_names()[o.shape]},
@@ -428,6 +446,7 @@ std::string make_record(const fs::path& out_dir, const ShapesConfig& config, con
 void generate_split(const fs::path& out_dir, const ShapesConfig& config, const Split& split, int64_t n,
                     int threads, const std::function<void(int64_t)>& on_written) {
   fs::create_directories(out_dir / "images" / split.name);
+  if (config.audio) fs::create_directories(out_dir / "audio" / split.name);
   AtomicFile manifest(out_dir / str_cat(split.name, ".jsonl"));
   const int64_t n_chunks = (n + kChunkRecords - 1) / kChunkRecords;
   std::vector<std::string> results(static_cast<size_t>(n_chunks));

@@ -6,6 +6,7 @@
 // Layout written under out_dir:
 //   train.jsonl, test.jsonl     one record per line: id, image, text, objects, n_objects, [labels], qa
 //   images/train/000000.png     paths in records are relative to the manifest
+//   audio/train/000000.wav      with audio: the caption spoken (record fields "audio" and "voice")
 //   classes.json                {"template": "a {size} {color} {shape}", "attributes": {...}} for zero-shot
 //
 // Output is a pure function of the config (seed, sizes): byte-identical across runs and thread counts.
@@ -30,6 +31,7 @@ struct ShapesConfig {
   int image_size = 64;  // side in pixels, [16, 1024]
   int max_objects = 3;  // [1, 3]; the count per scene is uniform in [1, max_objects]
   int threads = 0;      // 0 = hardware concurrency; never changes the output
+  bool audio = false;   // also the caption spoken (espeak-ng, several voices, rates and pitches), 16 kHz WAV
 };
 
 struct ShapesSummary {
