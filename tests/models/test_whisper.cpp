@@ -113,7 +113,7 @@ TEST(WhisperImport, SavedModelDirectoriesOpenWithTheSameNumbers) {
   if (root.empty()) GTEST_SKIP() << "no Whisper assets or fixture";
   auto w = open_whisper(root / "tiny_80" / "hf");
   auto dir = test::temp_dir("saved");
-  save_whisper(dir, w.model, w.tokenizer);
+  save_whisper(dir, w.model, w.tokenizer, w.multilingual);
   auto again = open_whisper(dir);
   auto mel = load_safetensors(root / "tiny_80" / "expected.safetensors").at("input_features").unsqueeze(0);
   WhisperDecodeOptions o{.language = "en"};

@@ -6,14 +6,18 @@
 #include "mmlearn/data/image_text_dataset.h"
 #include "mmlearn/eval/clip_eval.h"
 #include "mmlearn/models/clip_pretrained.h"
+#include "mmlearn/train/whisper_trainer.h"
 
 namespace mmlearn::cli {
 
 void add_eval(CLI::App& app) {
-  auto* cmd = app.add_subcommand("eval", "evaluate a model on a manifest: retrieval R@K, zero-shot accuracy");
+  auto* cmd = app.add_subcommand(
+      "eval",
+      "evaluate a model on a manifest: retrieval R@K and zero-shot accuracy (CLIP), WER/CER (Whisper)");
   struct Args {
     std::string model, data, classes, precision = "fp32";
     bool json = false, strict = false;
+    int64_t limit = 0;
   };
   auto a = std::make_shared<Args>();
   cmd->add_option("--model", a->model, "model directory")->required();
@@ -23,7 +27,23 @@ void add_eval(CLI::App& app) {
   cmd->add_option("--precision", a->precision, "fp32 (exact) or bf16")->capture_default_str();
   cmd->add_flag("--strict", a->strict, "fail on the first bad record instead of skipping it");
   cmd->add_flag("--json", a->json, "JSON on stdout");
+  cmd->add_option("--limit", a->limit, "evaluate only the first N records (speech recognition)");
   cmd->callback([a] {
+    if (is_whisper_model(a->model)) {  // speech recognition: word and character error rates
+      WhisperBundle whisper = open_whisper(a->model);
+      auto metrics = evaluate_transcription(whisper, data::find_manifest(a->data, "test"), a->limit);
+      if (a->json) {
+        std::cout << nlohmann::json{{"transcription", metrics}}.dump() << "\n";
+        return;
+      }
+      std::printf("records: %lld (%lld skipped)\nWER %5.1f%%  CER %5.1f%%\n",
+                  (long long)metrics["samples"].get<int64_t>(), (long long)metrics["skipped"].get<int64_t>(),
+                  100 * metrics["wer"].get<double>(), 100 * metrics["cer"].get<double>());
+      for (const auto& e : metrics["examples"])
+        std::cout << "  ref: " << e["reference"].get<std::string>()
+                  << "\n  hyp: " << e["hypothesis"].get<std::string>() << "\n";
+      return;
+    }
     auto clip = load_clip(a->model);
     auto manifest = data::find_manifest(a->data, "test");
     data::ImageTextOptions options{.image_size = clip.model->config.vision.image_size,

@@ -4,11 +4,14 @@
 #include "commands.h"
 #include "mmlearn/core/error.h"
 #include "mmlearn/train/clip_trainer.h"
+#include "mmlearn/train/whisper_trainer.h"
 
 namespace mmlearn::cli {
 
 void add_train(CLI::App& app) {
-  auto* cmd = app.add_subcommand("train", "train a model (contrastive image–text: CLIP presets)");
+  auto* cmd = app.add_subcommand(
+      "train",
+      "train a model: contrastive image–text (clip-* presets) or speech recognition (whisper-tiny-shapes)");
   auto o = std::make_shared<ClipTrainOptions>();
   auto data = std::make_shared<std::string>(), out = std::make_shared<std::string>(),
        tokenizer = std::make_shared<std::string>(), init_from = std::make_shared<std::string>();
@@ -25,8 +28,8 @@ void add_train(CLI::App& app) {
   auto* minutes = cmd->add_option("--minutes", o->minutes, "train for this long (wall clock)");
   steps->excludes(epochs)->excludes(minutes);
   epochs->excludes(minutes);
-  cmd->add_option("--batch-size", o->batch_size, "examples per step")->capture_default_str();
-  cmd->add_option("--lr", o->learning_rate, "peak learning rate (AdamW)")->capture_default_str();
+  auto* batch = cmd->add_option("--batch-size", o->batch_size, "examples per step (default 128; Whisper 32)");
+  auto* lr = cmd->add_option("--lr", o->learning_rate, "peak learning rate (AdamW)")->capture_default_str();
   cmd->add_option("--weight-decay", o->weight_decay, "AdamW weight decay (matrices only)")
       ->capture_default_str();
   cmd->add_option("--warmup", o->warmup_steps, "warm-up steps (default 5% of the run)");
@@ -50,10 +53,44 @@ void add_train(CLI::App& app) {
   cmd->add_flag("--resume", o->resume, "continue the run in --out from its last checkpoint");
   cmd->add_flag("--json", *as_json, "print the result as JSON on stdout");
   cmd->callback([=] {
+    const bool cmd_lr_default = lr->count() == 0;
     o->data = *data;
     o->out = *out;
     o->tokenizer = *tokenizer;
     o->init_from = *init_from;
+    if (o->preset.rfind("whisper", 0) == 0) {  // a speech recognizer from scratch
+      if (o->epochs > 0) throw UsageError("Whisper presets train by --steps or --minutes");
+      if (!tokenizer->empty() || !init_from->empty() || o->resume)
+        throw UsageError(
+            "Whisper presets learn their vocabulary and start from scratch (no --tokenizer, "
+            "--init-from or --resume yet)");
+      WhisperTrainOptions w{.preset = o->preset,
+                            .data = *data,
+                            .out = *out,
+                            .steps = o->steps,
+                            .minutes = o->minutes,
+                            .batch_size = batch->count() ? o->batch_size : 32,
+                            .seed = o->seed,
+                            .eval_every = o->eval_every};
+      if (o->precision != "auto") w.precision = o->precision;
+      if (o->tokenizer_vocab_size != 1024) w.vocab_size = o->tokenizer_vocab_size;
+      if (!cmd_lr_default) w.learning_rate = o->learning_rate;
+      WhisperTrainResult r = train_whisper(w);
+      nlohmann::json summary{{"out", *out},
+                             {"steps", r.steps},
+                             {"seconds", r.seconds},
+                             {"final_loss", r.final_loss},
+                             {"skipped_records", r.skipped_records},
+                             {"eval", r.final_eval}};
+      if (*as_json) {
+        std::cout << summary.dump() << "\n";
+        return;
+      }
+      std::cerr << "trained " << r.steps << " steps in " << r.seconds << " s; final loss " << r.final_loss
+                << "; model written to " << *out << "\n";
+      if (!r.final_eval.is_null()) std::cerr << "held-out: " << r.final_eval.dump() << "\n";
+      return;
+    }
     ClipTrainResult r = train_clip(*o);
     nlohmann::json summary{{"out", *out},
                            {"steps", r.steps},

@@ -55,7 +55,8 @@ void add_transcribe(CLI::App& app) {
     o.initial_prompt = a->initial_prompt;
     o.condition_on_previous_text = !a->no_condition;
     for (const auto& file : a->files) {
-      auto mel = audio::LogMelStream::of_file(file, whisper.model->config.n_mels);
+      auto mel = audio::LogMelStream::of_file(file, whisper.model->config.n_mels,
+                                              2 * whisper.model->config.n_audio_ctx);
       // Counted in seconds of audio, so the rate reads as speed against real time.
       const auto total = static_cast<int64_t>(std::ceil(mel.samples() / 16000.0));
       Progress bar("transcribe " + std::filesystem::path(file).filename().string(), total, "s audio");

@@ -166,4 +166,12 @@ torch::Tensor log_mel_spectrogram(const torch::Tensor& audio, int64_t n_mels, in
   return log_mel_from_power(power, power.max().clamp_min(1e-10).log10().item<double>());
 }
 
+torch::Tensor window_features(const torch::Tensor& audio, int64_t n_mels, int64_t window_frames) {
+  const int64_t window_samples = window_frames * whisper::hop_length;
+  auto clip = audio.size(0) > window_samples ? audio.narrow(0, 0, window_samples) : audio;
+  auto mel = log_mel_spectrogram(clip, n_mels, window_samples);
+  const int64_t content = clip.size(0) / whisper::hop_length;
+  return torch::constant_pad_nd(mel.narrow(1, 0, content), {0, window_frames - content});
+}
+
 }  // namespace mmlearn::audio

@@ -33,6 +33,12 @@ torch::Tensor pad_or_trim(const torch::Tensor& audio, int64_t length = whisper::
 // audio [samples] (float, 16 kHz) -> [n_mels, (samples + padding) / 160], after appending `padding` zeros.
 torch::Tensor log_mel_spectrogram(const torch::Tensor& audio, int64_t n_mels, int64_t padding = 0);
 
+// The features transcription gives a model for a clip no longer than one window of `window_frames`: the
+// log-mel of the clip followed by a window of silence (clamped by its global maximum), its content frames
+// kept and zero-padded after the log to the window, as Whisper's transcribe() pads them. Longer clips are
+// cut to the window.
+torch::Tensor window_features(const torch::Tensor& audio, int64_t n_mels, int64_t window_frames);
+
 // The steps of log_mel_spectrogram, for callers that see the audio in pieces: mel power spectra of frames
 // (before the log), and the log with its clamp to `max_log - 8` and scaling.
 torch::Tensor mel_power(const torch::Tensor& audio, int64_t n_mels);

@@ -13,8 +13,9 @@ constexpr int64_t kHop = whisper::hop_length, kHalf = whisper::n_fft / 2,
                   kChunkFrames = whisper::chunk_frames;
 }
 
-LogMelStream::LogMelStream(std::function<Reader()> open, int64_t n_mels)
-    : open_(std::move(open)), n_mels_(n_mels) {
+LogMelStream::LogMelStream(std::function<Reader()> open, int64_t n_mels, int64_t padding_frames)
+    : open_(std::move(open)), n_mels_(n_mels), padding_frames_(padding_frames) {
+  check(padding_frames >= 0, "negative padding");
   // Pass 1: the global maximum, window by window over the frames that reach real samples (the others see
   // only silence, whose log is the floor of -10).
   reader_ = open_();
@@ -33,16 +34,17 @@ LogMelStream::LogMelStream(std::function<Reader()> open, int64_t n_mels)
   exhausted_ = false;
 }
 
-LogMelStream LogMelStream::of_file(const std::filesystem::path& path, int64_t n_mels) {
+LogMelStream LogMelStream::of_file(const std::filesystem::path& path, int64_t n_mels,
+                                   int64_t padding_frames) {
   return LogMelStream(
       [path]() -> Reader {
         auto decoder = std::make_shared<AudioDecoder>(path);
         return [decoder](std::vector<float>& out, int64_t max) { return decoder->read(out, max); };
       },
-      n_mels);
+      n_mels, padding_frames);
 }
 
-LogMelStream LogMelStream::of_samples(torch::Tensor samples, int64_t n_mels) {
+LogMelStream LogMelStream::of_samples(torch::Tensor samples, int64_t n_mels, int64_t padding_frames) {
   check(samples.dim() == 1, "audio must be one channel of samples, got shape ", samples.sizes());
   auto data = std::make_shared<torch::Tensor>(samples.to(torch::kFloat).contiguous());
   return LogMelStream(
@@ -56,7 +58,7 @@ LogMelStream LogMelStream::of_samples(torch::Tensor samples, int64_t n_mels) {
           return n;
         };
       },
-      n_mels);
+      n_mels, padding_frames);
 }
 
 void LogMelStream::discard_before(int64_t sample) {

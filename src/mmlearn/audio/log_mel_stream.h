@@ -22,13 +22,15 @@ class LogMelStream {
   using Reader = std::function<int64_t(std::vector<float>& out, int64_t max)>;
 
   // `open` starts the audio from its beginning; it is called twice (the maximum pass, then the frames).
-  LogMelStream(std::function<Reader()> open, int64_t n_mels);
-  static LogMelStream of_file(const std::filesystem::path& path, int64_t n_mels);
-  static LogMelStream of_samples(torch::Tensor samples, int64_t n_mels);
+  // `padding_frames` of silence follow the audio (Whisper pads by one 30 s window: 3000).
+  LogMelStream(std::function<Reader()> open, int64_t n_mels, int64_t padding_frames = 3000);
+  static LogMelStream of_file(const std::filesystem::path& path, int64_t n_mels,
+                              int64_t padding_frames = 3000);
+  static LogMelStream of_samples(torch::Tensor samples, int64_t n_mels, int64_t padding_frames = 3000);
 
   int64_t samples() const { return samples_; }
   int64_t content_frames() const { return samples_ / 160; }  // frames before the 30 s of padding
-  int64_t total_frames() const { return content_frames() + 3000; }
+  int64_t total_frames() const { return content_frames() + padding_frames_; }
   double max_log() const { return max_log_; }
   int64_t buffered_samples() const { return static_cast<int64_t>(buffer_.size()); }  // memory in use
 
@@ -43,7 +45,7 @@ class LogMelStream {
 
   std::function<Reader()> open_;
   Reader reader_;
-  int64_t n_mels_;
+  int64_t n_mels_, padding_frames_;
   int64_t samples_ = 0;
   double max_log_ = -10.0;
   std::vector<float> buffer_;  // samples from buffer_start_ on

@@ -201,7 +201,7 @@ std::vector<WhisperDecodeResult> decode_whisper(WhisperBundle& w, const torch::T
   const int64_t n_ctx = config.n_text_ctx;
   const int64_t sample_len = o.sample_len > 0 ? o.sample_len : n_ctx / 2;
   const int64_t n_group = o.beam_size > 0 ? o.beam_size : 1;
-  const bool multilingual = config.n_vocab >= 51865;
+  const bool multilingual = w.multilingual;
 
   // The prompt: [<|startofprev|> earlier text] <|startoftranscript|> [<|lang|> <|task|>] [<|notimestamps|>]
   // [prefix]. OpenAI's tokenizer fills language "en" for multilingual models until detection overwrites it;
@@ -227,7 +227,7 @@ std::vector<WhisperDecodeResult> decode_whisper(WhisperBundle& w, const torch::T
                    o.suppress_blank,
                    suppressed_tokens(tok, o.suppress_tokens),
                    !o.without_timestamps,
-                   static_cast<int64_t>(std::lround(o.max_initial_timestamp / (30.0 / config.n_audio_ctx))),
+                   static_cast<int64_t>(std::lround(o.max_initial_timestamp / 0.02)),
                    {}};
   if (o.max_initial_timestamp < 0) rules.max_initial_timestamp_index = -1;
   rules.blank = tok.encode(" ");

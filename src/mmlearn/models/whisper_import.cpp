@@ -138,7 +138,7 @@ TensorMap whisper_from_hf_state_dict(const TensorMap& state, const std::string& 
 }
 
 WhisperBundle make_whisper(const WhisperConfig& config, text::WhisperTokenizer tokenizer, TensorMap weights,
-                           const std::string& where) {
+                           const std::string& where, std::optional<bool> multilingual) {
   check(tokenizer.vocab_size() == config.n_vocab, where, ": the tokenizer has ", tokenizer.vocab_size(),
         " tokens but the model ", config.n_vocab, " (",
         config.n_vocab >= 51865 ? "multilingual models use multilingual.tiktoken"
@@ -148,7 +148,10 @@ WhisperBundle make_whisper(const WhisperConfig& config, text::WhisperTokenizer t
   Whisper model(config);
   load_parameters(*model, weights, where);
   model->eval();
-  return {model, std::move(tokenizer)};
+  const bool is_multilingual = multilingual.value_or(config.n_vocab >= 51865);
+  check(!is_multilingual || !tokenizer.languages().empty(), where,
+        ": a multilingual model needs language tokens");
+  return {model, std::move(tokenizer), is_multilingual};
 }
 
 WhisperBundle open_whisper(const fs::path& path, const WhisperOpenOptions& options) {
@@ -166,8 +169,14 @@ WhisperBundle open_whisper(const fs::path& path, const WhisperOpenOptions& optio
   if (config.value("architecture", "") == "whisper") {
     check(config.contains("dims"), config_path.string(), ": missing \"dims\"");
     const WhisperConfig c = whisper_config_from_json(config["dims"], config_path.string() + ": dims");
-    return make_whisper(c, load_tokenizer(tokenizer, c.n_vocab, true),
-                        load_safetensors(path / "model.safetensors"), path.string());
+    // The tokenizer file holds the base vocabulary; the language count and multilinguality are in config.json
+    // (models trained here have their own vocabulary, so OpenAI's rule from n_vocab does not apply).
+    const int languages = config.value("num_languages", -1);
+    auto tok = languages >= 0 && options.tokenizer.empty()
+                   ? text::WhisperTokenizer::from_tiktoken(path / "tokenizer.tiktoken", languages)
+                   : load_tokenizer(tokenizer, c.n_vocab, true);
+    return make_whisper(c, std::move(tok), load_safetensors(path / "model.safetensors"), path.string(),
+                        config.value("multilingual", c.n_vocab >= 51865));
   }
   check(config.value("model_type", "") == "whisper", config_path.string(),
         ": not a Whisper model (model_type ", config.value("model_type", json("none")).dump(), ")");
@@ -176,12 +185,28 @@ WhisperBundle open_whisper(const fs::path& path, const WhisperOpenOptions& optio
                       whisper_from_hf_state_dict(read_hf_weights(path), path.string()), path.string());
 }
 
-void save_whisper(const fs::path& dir, const Whisper& model, const text::WhisperTokenizer& tokenizer) {
+bool is_whisper_model(const fs::path& path) {
+  if (fs::is_regular_file(path)) return path.extension() == ".pt";
+  if (!fs::exists(path / "config.json")) return false;
+  try {
+    const json config = read_json_file(path / "config.json");
+    return config.value("architecture", "") == "whisper" || config.value("model_type", "") == "whisper";
+  } catch (const Error&) {
+    return false;  // the loader that follows reports what is wrong with it
+  }
+}
+
+void save_whisper(const fs::path& dir, const Whisper& model, const text::WhisperTokenizer& tokenizer,
+                  bool multilingual) {
   fs::create_directories(dir);
   tokenizer.save_tiktoken(dir / "tokenizer.tiktoken");
   save_safetensors(dir / "model.safetensors", parameter_map(*model), {{"format", "pt"}});
-  write_file_atomic(dir / "config.json",
-                    json{{"architecture", "whisper"}, {"dims", to_json(model->config)}}.dump(2) + "\n");
+  write_file_atomic(dir / "config.json", json{{"architecture", "whisper"},
+                                              {"dims", to_json(model->config)},
+                                              {"num_languages", tokenizer.languages().size()},
+                                              {"multilingual", multilingual}}
+                                                 .dump(2) +
+                                             "\n");
 }
 
 }  // namespace mmlearn

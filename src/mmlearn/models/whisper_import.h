@@ -4,8 +4,8 @@
 //    (multilingual.tiktoken / gpt2.tiktoken, or a Hugging Face tokenizer directory);
 //  - Hugging Face WhisperForConditionalGeneration directories: config.json, model.safetensors (or shards, or
 //    pytorch_model.bin), vocab.json + added tokens;
-//  - mmlearn Whisper directories (save_whisper): config.json {"architecture": "whisper", "dims": {...}},
-//    model.safetensors under OpenAI's names, tokenizer.tiktoken.
+//  - mmlearn Whisper directories (save_whisper): config.json {"architecture": "whisper", "dims": {...},
+//    "num_languages": N, "multilingual": bool}, model.safetensors under OpenAI's names, tokenizer.tiktoken.
 // fp16/bf16 weights are loaded into fp32.
 //
 //   mmlearn::WhisperBundle w = mmlearn::open_whisper("base.pt", {.tokenizer = "multilingual.tiktoken"});
@@ -13,6 +13,7 @@
 
 #include <filesystem>
 #include <nlohmann/json.hpp>
+#include <optional>
 
 #include "mmlearn/core/safetensors.h"
 #include "mmlearn/models/whisper.h"
@@ -23,6 +24,9 @@ namespace mmlearn {
 struct WhisperBundle {
   Whisper model{nullptr};
   text::WhisperTokenizer tokenizer;
+  // Multilingual models start decoding with <|lang|> <|task|> and can detect the language; English-only ones
+  // with <|startoftranscript|> alone. OpenAI's rule: n_vocab >= 51865; mmlearn directories say so.
+  bool multilingual = false;
 };
 
 struct WhisperOpenOptions {
@@ -30,13 +34,15 @@ struct WhisperOpenOptions {
 };
 
 WhisperBundle open_whisper(const std::filesystem::path& path, const WhisperOpenOptions& options = {});
+// Whether `path` holds a Whisper model in one of the formats above (by its config.json, or a .pt file).
+bool is_whisper_model(const std::filesystem::path& path);
 void save_whisper(const std::filesystem::path& dir, const Whisper& model,
-                  const text::WhisperTokenizer& tokenizer);
+                  const text::WhisperTokenizer& tokenizer, bool multilingual);
 
 // The model `config` describes with `weights` (OpenAI names) loaded strictly, in evaluation mode, after
 // checking that the tokenizer's vocabulary is the model's.
 WhisperBundle make_whisper(const WhisperConfig& config, text::WhisperTokenizer tokenizer, TensorMap weights,
-                           const std::string& where);
+                           const std::string& where, std::optional<bool> multilingual = std::nullopt);
 
 // Hugging Face's WhisperConfig -> dimensions, and its tensor names -> OpenAI's.
 WhisperConfig whisper_config_from_hf(const nlohmann::json& config, const std::string& where);

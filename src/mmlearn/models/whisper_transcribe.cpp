@@ -9,8 +9,6 @@ namespace mmlearn {
 
 namespace {
 
-constexpr int64_t kWindow = audio::whisper::chunk_frames;  // 3000 frames, 30 s
-
 std::string strip(const std::string& s) {
   const auto first = s.find_first_not_of(" \t\n\r");
   if (first == std::string::npos) return "";
@@ -43,14 +41,17 @@ Transcript transcribe(WhisperBundle& w, audio::LogMelStream& mel, const Transcri
   check(!o.temperatures.empty(), "transcribe needs at least one temperature");
   const int64_t content_frames = mel.content_frames();
   const double frame_seconds = static_cast<double>(audio::whisper::hop_length) / audio::whisper::sample_rate;
-  const int64_t input_stride = kWindow / config.n_audio_ctx;  // mel frames per output position (2)
+  // A window is what the encoder takes: 2 frames per position (3000 frames, 30 s, for Whisper's 1500).
+  const int64_t kWindow = 2 * config.n_audio_ctx;
+  check(mel.total_frames() - mel.content_frames() >= kWindow, "the features must be padded by a window");
+  const int64_t input_stride = 2;  // mel frames per output position
   const double time_precision = static_cast<double>(input_stride) * frame_seconds;  // 0.02 s
 
   Transcript transcript;
   transcript.duration = static_cast<double>(mel.samples()) / audio::whisper::sample_rate;
   WhisperDecodeOptions decode = o.decode;
   if (decode.language.empty()) {
-    if (config.n_vocab >= 51865) {
+    if (w.multilingual) {
       auto features = w.model->encoder->forward(mel.frames(0, kWindow).unsqueeze(0));
       decode.language = detect_language(w, features)[0][0].first;
     } else {
@@ -151,7 +152,8 @@ Transcript transcribe(WhisperBundle& w, audio::LogMelStream& mel, const Transcri
 }
 
 Transcript transcribe(WhisperBundle& w, const std::filesystem::path& audio_file, const TranscribeOptions& o) {
-  auto mel = audio::LogMelStream::of_file(audio_file, w.model->config.n_mels);
+  auto mel =
+      audio::LogMelStream::of_file(audio_file, w.model->config.n_mels, 2 * w.model->config.n_audio_ctx);
   return transcribe(w, mel, o);
 }
 

@@ -5,6 +5,7 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <set>
+#include <tuple>
 
 #include "mmlearn/core/atomic_file.h"
 #include "mmlearn/core/error.h"
@@ -129,6 +130,54 @@ std::vector<std::string> gpt2_pre_tokenize(std::string_view text) {
     emit(end);
   }
   return pieces;
+}
+
+std::vector<std::string> train_byte_ranks(const std::vector<std::string>& texts, int64_t vocab_size) {
+  check(vocab_size >= 256 && vocab_size <= 1'000'000, "vocabulary size ", vocab_size,
+        " is outside 256..1000000");
+  std::vector<std::string> tokens;
+  for (int b = 0; b < 256; ++b) tokens.emplace_back(1, static_cast<char>(b));
+  // Distinct pieces with their counts, each as a sequence of token ids.
+  std::map<std::string, int64_t> counts;
+  for (const auto& text : texts)
+    for (auto& piece : gpt2_pre_tokenize(text)) ++counts[piece];
+  std::vector<std::pair<std::vector<int32_t>, int64_t>> words;
+  for (const auto& [piece, count] : counts) {
+    std::vector<int32_t> ids;
+    for (unsigned char c : piece) ids.push_back(c);
+    words.emplace_back(std::move(ids), count);
+  }
+  while (static_cast<int64_t>(tokens.size()) < vocab_size) {
+    std::map<std::pair<int32_t, int32_t>, int64_t> pairs;
+    for (const auto& [ids, count] : words)
+      for (size_t i = 0; i + 1 < ids.size(); ++i) pairs[{ids[i], ids[i + 1]}] += count;
+    const std::pair<int32_t, int32_t>* best = nullptr;
+    int64_t best_count = 1;  // a pair seen once is not worth a token
+    for (const auto& [pair, count] : pairs) {
+      const bool better =
+          count > best_count || (count == best_count && best &&
+                                 std::tie(tokens[size_t(pair.first)], tokens[size_t(pair.second)]) <
+                                     std::tie(tokens[size_t(best->first)], tokens[size_t(best->second)]));
+      if (better) best = &pair, best_count = count;
+    }
+    if (!best) break;
+    const auto [left, right] = *best;
+    const auto merged = static_cast<int32_t>(tokens.size());
+    tokens.push_back(tokens[size_t(left)] + tokens[size_t(right)]);
+    for (auto& [ids, count] : words) {
+      std::vector<int32_t> next;
+      for (size_t i = 0; i < ids.size(); ++i) {
+        if (i + 1 < ids.size() && ids[i] == left && ids[i + 1] == right) {
+          next.push_back(merged);
+          ++i;
+        } else {
+          next.push_back(ids[i]);
+        }
+      }
+      ids = std::move(next);
+    }
+  }
+  return tokens;
 }
 
 const std::vector<std::string>& whisper_language_codes() {

@@ -28,6 +28,11 @@ std::vector<std::string> gpt2_pre_tokenize(std::string_view text);
 // Whisper's language codes in token order (the first num_languages of these have tokens).
 const std::vector<std::string>& whisper_language_codes();
 
+// Learns a byte-level vocabulary in tiktoken's form (the 256 bytes, then one token per merge, most frequent
+// pair first; ties to the smallest bytes) from texts split as gpt2_pre_tokenize does: the base of a
+// tokenizer for a Whisper-architecture model trained from scratch. Deterministic.
+std::vector<std::string> train_byte_ranks(const std::vector<std::string>& texts, int64_t vocab_size);
+
 class WhisperTokenizer {
  public:
   // `num_languages` language tokens follow <|startoftranscript|> (99, or 100 from large-v3 on).
