@@ -4,11 +4,12 @@
 #include "commands.h"
 #include "mmlearn/core/error.h"
 #include "mmlearn/models/clip.h"
+#include "mmlearn/models/whisper.h"
 
 namespace mmlearn::cli {
 
 void add_models(CLI::App& app) {
-  auto* cmd = app.add_subcommand("models", "list the model presets");
+  auto* cmd = app.add_subcommand("models", "list the model presets (CLIP and Whisper)");
   auto as_json = std::make_shared<bool>(false);
   cmd->add_flag("--json", *as_json, "JSON on stdout");
   cmd->callback([as_json] {
@@ -19,7 +20,18 @@ void add_models(CLI::App& app) {
       for (const auto& p : Clip(c)->parameters()) params += p.numel();
       out.push_back({{"name", name}, {"parameters", params}, {"config", to_json(c)}});
     }
+    // Whisper sizes by formula: building large-v3 only to count it would allocate 6 GB.
+    nlohmann::json speech = nlohmann::json::array();
+    for (const auto& name : whisper_preset_names()) {
+      const WhisperConfig c = whisper_preset(name);
+      const int64_t d = c.n_audio_state, t = c.n_text_state;
+      const int64_t encoder =
+          3 * c.n_mels * d + d + 3 * d * d + d + c.n_audio_layer * (12 * d * d + 12 * d) + 2 * d;
+      const int64_t decoder = (c.n_vocab + c.n_text_ctx) * t + c.n_text_layer * (16 * t * t + 17 * t) + 2 * t;
+      speech.push_back({{"name", name}, {"parameters", encoder + decoder}, {"config", to_json(c)}});
+    }
     if (*as_json) {
+      for (const auto& m : speech) out.push_back(m);
       std::cout << out.dump() << "\n";
       return;
     }
@@ -35,6 +47,15 @@ void add_models(CLI::App& app) {
       std::printf("%-20s %11.1fM  %s; text width %lld x%lld layers\n", m["name"].get<std::string>().c_str(),
                   m["parameters"].get<int64_t>() / 1e6, vision.c_str(), (long long)c["text"]["width"],
                   (long long)c["text"]["layers"]);
+    }
+    std::printf("\n%-22s %10s  %s\n", "preset", "parameters", "audio encoder / text decoder");
+    for (const auto& m : speech) {
+      const auto& c = m["config"];
+      std::printf(
+          "%-22s %9.1fM  %lld mels, %lld positions, width %lld x%lld layers; x%lld layers, vocab %lld\n",
+          m["name"].get<std::string>().c_str(), m["parameters"].get<int64_t>() / 1e6, (long long)c["n_mels"],
+          (long long)c["n_audio_ctx"], (long long)c["n_audio_state"], (long long)c["n_audio_layer"],
+          (long long)c["n_text_layer"], (long long)c["n_vocab"]);
     }
   });
 }
