@@ -53,6 +53,23 @@ void add_train(CLI::App& app) {
   cmd->add_flag("--resume", o->resume, "continue the run in --out from its last checkpoint");
   cmd->add_flag("--json", *as_json, "print the result as JSON on stdout");
   cmd->callback([=] {
+    // Either trainer's result, as JSON or as a summary on stderr.
+    auto report = [&](const auto& r) {
+      nlohmann::json summary{{"out", *out},
+                             {"steps", r.steps},
+                             {"seconds", r.seconds},
+                             {"final_loss", r.final_loss},
+                             {"skipped_records", r.skipped_records},
+                             {"eval", r.final_eval}};
+      if (*as_json) {
+        std::cout << summary.dump() << "\n";
+        return;
+      }
+      std::cerr << "trained " << r.steps << " steps in " << r.seconds << " s; final loss " << r.final_loss
+                << "; model written to " << *out << "\n";
+      if (r.skipped_records) std::cerr << r.skipped_records << " bad records were skipped\n";
+      if (!r.final_eval.is_null()) std::cerr << "held-out: " << r.final_eval.dump() << "\n";
+    };
     const bool cmd_lr_default = lr->count() == 0;
     o->data = *data;
     o->out = *out;
@@ -75,37 +92,10 @@ void add_train(CLI::App& app) {
       if (o->precision != "auto") w.precision = o->precision;
       if (o->tokenizer_vocab_size != 1024) w.vocab_size = o->tokenizer_vocab_size;
       if (!cmd_lr_default) w.learning_rate = o->learning_rate;
-      WhisperTrainResult r = train_whisper(w);
-      nlohmann::json summary{{"out", *out},
-                             {"steps", r.steps},
-                             {"seconds", r.seconds},
-                             {"final_loss", r.final_loss},
-                             {"skipped_records", r.skipped_records},
-                             {"eval", r.final_eval}};
-      if (*as_json) {
-        std::cout << summary.dump() << "\n";
-        return;
-      }
-      std::cerr << "trained " << r.steps << " steps in " << r.seconds << " s; final loss " << r.final_loss
-                << "; model written to " << *out << "\n";
-      if (!r.final_eval.is_null()) std::cerr << "held-out: " << r.final_eval.dump() << "\n";
+      report(train_whisper(w));
       return;
     }
-    ClipTrainResult r = train_clip(*o);
-    nlohmann::json summary{{"out", *out},
-                           {"steps", r.steps},
-                           {"seconds", r.seconds},
-                           {"final_loss", r.final_loss},
-                           {"skipped_records", r.skipped_records},
-                           {"eval", r.final_eval}};
-    if (*as_json) {
-      std::cout << summary.dump() << "\n";
-      return;
-    }
-    std::cerr << "trained " << r.steps << " steps in " << r.seconds << " s; final loss " << r.final_loss
-              << "; model written to " << *out << "\n";
-    if (r.skipped_records) std::cerr << r.skipped_records << " bad records were skipped\n";
-    if (!r.final_eval.is_null()) std::cerr << "held-out: " << r.final_eval.dump() << "\n";
+    report(train_clip(*o));
   });
 }
 

@@ -4,20 +4,15 @@
 #include <cstdio>
 
 #include "mmlearn/core/error.h"
+#include "mmlearn/text/unicode.h"
 
 namespace mmlearn {
 
 namespace {
 
-std::string strip(const std::string& s) {
-  const auto first = s.find_first_not_of(" \t\n\r");
-  if (first == std::string::npos) return "";
-  return s.substr(first, s.find_last_not_of(" \t\n\r") - first + 1);
-}
-
 // Subtitle text may not contain the cue arrow.
-std::string cue_text(const std::string& text) {
-  std::string out = strip(text);
+std::string cue_text(const std::string& caption) {
+  std::string out = text::strip_ascii_space(caption);
   for (size_t pos; (pos = out.find("-->")) != std::string::npos;) out.replace(pos, 3, "->");
   return out;
 }
@@ -46,7 +41,7 @@ std::string format_timestamp(double seconds, bool always_include_hours, char dec
 
 std::string to_txt(const Transcript& t) {
   std::string out;
-  for (const auto& s : t.segments) out += strip(s.text) + "\n";
+  for (const auto& s : t.segments) out += text::strip_ascii_space(s.text) + "\n";
   return out;
 }
 

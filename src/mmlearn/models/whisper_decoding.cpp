@@ -12,18 +12,13 @@
 #include "mmlearn/audio/audio_decoder.h"
 #include "mmlearn/audio/log_mel.h"
 #include "mmlearn/core/error.h"
+#include "mmlearn/text/unicode.h"
 
 namespace mmlearn {
 
 namespace {
 
 constexpr float kNegInf = -std::numeric_limits<float>::infinity();
-
-std::string strip(const std::string& s) {
-  const auto first = s.find_first_not_of(" \t\n\r\f\v");
-  if (first == std::string::npos) return "";
-  return s.substr(first, s.find_last_not_of(" \t\n\r\f\v") - first + 1);
-}
 
 // Python's list[-n:] for any n (n <= 0 keeps everything or drops from the front, as slicing does).
 std::vector<int64_t> last_n(const std::vector<int64_t>& v, int64_t n) {
@@ -39,7 +34,7 @@ std::vector<int64_t> suppressed_tokens(const text::WhisperTokenizer& tok, const 
   while (start <= spec.size()) {
     size_t comma = spec.find(',', start);
     if (comma == std::string::npos) comma = spec.size();
-    const std::string item = strip(spec.substr(start, comma - start));
+    const std::string item = text::strip_ascii_space(spec.substr(start, comma - start));
     start = comma + 1;
     if (item.empty()) continue;
     int64_t id = 0;
@@ -210,8 +205,8 @@ std::vector<WhisperDecodeResult> decode_whisper(WhisperBundle& w, const torch::T
                                      ? tok.sot_sequence(o.language.empty() ? "en" : o.language, o.task)
                                      : std::vector<int64_t>{tok.sot};
   if (o.without_timestamps) initial.push_back(tok.no_timestamps);
-  if (!strip(o.prefix).empty()) {
-    auto prefix = last_n(tok.encode(" " + strip(o.prefix)), n_ctx / 2 - sample_len);
+  if (!text::strip_ascii_space(o.prefix).empty()) {
+    auto prefix = last_n(tok.encode(" " + text::strip_ascii_space(o.prefix)), n_ctx / 2 - sample_len);
     initial.insert(initial.end(), prefix.begin(), prefix.end());
   }
   if (!o.prompt.empty()) {
@@ -388,7 +383,7 @@ std::vector<WhisperDecodeResult> decode_whisper(WhisperBundle& w, const torch::T
     WhisperDecodeResult r;
     r.language = languages[static_cast<size_t>(a)];
     r.tokens = sampled[best];
-    r.text = strip(tok.decode(r.tokens, /*specials=*/true));
+    r.text = text::strip_ascii_space(tok.decode(r.tokens, /*specials=*/true));
     r.sum_logprob = candidates[best].second;
     r.avg_logprob = r.sum_logprob / static_cast<double>(r.tokens.size() + 1);
     r.no_speech_prob = no_speech[static_cast<size_t>(a)];

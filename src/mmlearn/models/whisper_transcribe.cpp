@@ -4,16 +4,11 @@
 
 #include "mmlearn/audio/log_mel.h"
 #include "mmlearn/core/error.h"
+#include "mmlearn/text/unicode.h"
 
 namespace mmlearn {
 
 namespace {
-
-std::string strip(const std::string& s) {
-  const auto first = s.find_first_not_of(" \t\n\r");
-  if (first == std::string::npos) return "";
-  return s.substr(first, s.find_last_not_of(" \t\n\r") - first + 1);
-}
 
 // Decodes at the first temperature whose result is neither repetitive nor unlikely (silence excepted).
 WhisperDecodeResult decode_with_fallback(WhisperBundle& w, const torch::Tensor& mel,
@@ -62,7 +57,8 @@ Transcript transcribe(WhisperBundle& w, audio::LogMelStream& mel, const Transcri
 
   std::vector<int64_t> all_tokens;
   size_t prompt_reset_since = 0;
-  if (!strip(o.initial_prompt).empty()) all_tokens = tok.encode(" " + strip(o.initial_prompt));
+  if (!text::strip_ascii_space(o.initial_prompt).empty())
+    all_tokens = tok.encode(" " + text::strip_ascii_space(o.initial_prompt));
   int64_t seek = 0;
   while (seek < content_frames) {
     const double time_offset = static_cast<double>(seek) * frame_seconds;
@@ -137,7 +133,7 @@ Transcript transcribe(WhisperBundle& w, audio::LogMelStream& mel, const Transcri
     if (seek <= previous_seek) seek = previous_seek + segment_size;  // never stall on a degenerate window
     // Instantaneous or empty segments keep their place but no text.
     for (auto& s : current)
-      if (s.start == s.end || strip(s.text).empty()) s.text.clear(), s.tokens.clear();
+      if (s.start == s.end || text::strip_ascii_space(s.text).empty()) s.text.clear(), s.tokens.clear();
     for (auto& s : current) {
       s.id = static_cast<int64_t>(transcript.segments.size());
       all_tokens.insert(all_tokens.end(), s.tokens.begin(), s.tokens.end());

@@ -163,4 +163,10 @@ std::u32string lower(std::u32string_view text) {
 
 std::string lower_utf8(std::string_view text) { return encode_utf8(lower(decode_utf8(text))); }
 
+std::string strip_ascii_space(std::string_view text) {
+  const auto first = text.find_first_not_of(" \t\n\r\f\v");
+  if (first == std::string_view::npos) return "";
+  return std::string(text.substr(first, text.find_last_not_of(" \t\n\r\f\v") - first + 1));
+}
+
 }  // namespace mmlearn::text

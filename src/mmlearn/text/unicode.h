@@ -43,5 +43,7 @@ char32_t to_lower(char32_t cp);
 // final sigma (see unicode.cpp for how far the latter is followed).
 std::u32string lower(std::u32string_view text);
 std::string lower_utf8(std::string_view text);
+// `text` without leading and trailing ASCII whitespace (space, \t, \n, \r, \f, \v).
+std::string strip_ascii_space(std::string_view text);
 
 }  // namespace mmlearn::text
