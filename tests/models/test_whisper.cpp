@@ -172,3 +172,39 @@ TEST_P(WhisperParity, LongFormTranscriptionMatchesTheReferenceSegmentBySegment) 
     }
   }
 }
+
+// Training runs the encoder's convolutions as matrix products (libtorch 1.13's oneDNN convolution backward
+// gives wrong weight gradients behind the permute): same outputs as the convolutions, and gradients equal to
+// a float64 computation, which never takes the oneDNN path.
+TEST(WhisperEncoder, TrainingPathMatchesTheConvolutionsAndFloat64Gradients) {
+  torch::manual_seed(4);
+  WhisperConfig c;
+  c.n_mels = 80, c.n_audio_ctx = 200, c.n_audio_state = 64, c.n_audio_head = 2, c.n_audio_layer = 1;
+  WhisperEncoder encoder(c);
+  auto mel = torch::randn({4, 80, 400});
+  auto probe = torch::randn({64, 64});
+  torch::Tensor inference;
+  {
+    torch::NoGradGuard no_grad;
+    inference = encoder(mel);
+  }
+  auto training = encoder(mel);
+  EXPECT_LT((training - inference).abs().max().item<double>(), 1e-4);
+  torch::matmul(training, probe).square().mean().backward();
+  auto conv1_grad = encoder->conv1->weight.grad().clone(), conv2_grad = encoder->conv2->weight.grad().clone();
+
+  // The reference: the encoder's forward written out with the convolutions themselves, in float64.
+  encoder->zero_grad();
+  encoder->to(torch::kDouble);
+  namespace F = torch::nn::functional;
+  auto x = torch::gelu(F::conv1d(mel.to(torch::kDouble), encoder->conv1->weight,
+                                 F::Conv1dFuncOptions().bias(encoder->conv1->bias).padding(1)));
+  x = torch::gelu(F::conv1d(x, encoder->conv2->weight,
+                            F::Conv1dFuncOptions().bias(encoder->conv2->bias).stride(2).padding(1)))
+          .permute({0, 2, 1}) +
+      encoder->positional_embedding;
+  x = encoder->ln_post(encoder->blocks[0]->as<WhisperBlock>()->forward(x, {}, {}, nullptr, 0));
+  torch::matmul(x, probe.to(torch::kDouble)).square().mean().backward();
+  EXPECT_LT(relative_error(conv1_grad, encoder->conv1->weight.grad().to(torch::kFloat)), 1e-4);
+  EXPECT_LT(relative_error(conv2_grad, encoder->conv2->weight.grad().to(torch::kFloat)), 1e-4);
+}

@@ -219,13 +219,35 @@ WhisperEncoderImpl::WhisperEncoderImpl(const WhisperConfig& c) {
   ln_post = register_module("ln_post", torch::nn::LayerNorm(torch::nn::LayerNormOptions({d})));
 }
 
+namespace {
+// A kernel-3, padding-1 convolution over time of x [B, T, C_in] -> [B, T / stride, C_out], as one matrix
+// product over the unfolded windows; weight [C_out, C_in, 3] (Conv1d's layout).
+torch::Tensor time_major_conv1d(const torch::Tensor& x, const torch::Tensor& weight,
+                                const torch::Tensor& bias, int64_t stride) {
+  auto padded = torch::constant_pad_nd(x, {0, 0, 1, 1});          // [B, T + 2, C_in]
+  auto windows = padded.unfold(1, 3, stride);                     // [B, T_out, C_in, 3]
+  auto flat = windows.reshape({x.size(0), windows.size(1), -1});  // C_in-major, as weight.view(C_out, -1)
+  return torch::addmm(bias, flat.reshape({-1, flat.size(2)}), weight.reshape({weight.size(0), -1}).t())
+      .view({x.size(0), windows.size(1), weight.size(0)});
+}
+}  // namespace
+
 torch::Tensor WhisperEncoderImpl::forward(const torch::Tensor& mel) {
   check(mel.dim() == 3 && mel.size(1) == conv1->options.in_channels() &&
             mel.size(2) == 2 * positional_embedding.size(0),
         "Whisper's encoder takes log-mel features [batch, ", conv1->options.in_channels(), ", ",
         2 * positional_embedding.size(0), "], got ", mel.sizes());
-  auto x = torch::gelu(conv1(mel));
-  x = torch::gelu(conv2(x)).permute({0, 2, 1});
+  torch::Tensor x;
+  if (torch::GradMode::is_enabled() && conv1->weight.requires_grad()) {
+    // Training: the convolutions as matrix products over time-major windows. libtorch 1.13's oneDNN
+    // convolution backward returns wrong weight gradients here (the gradient reaching it comes through the
+    // permute below), which left the stem all but untrained; inference keeps the convolution.
+    x = torch::gelu(time_major_conv1d(mel.transpose(1, 2), conv1->weight, conv1->bias, 1));
+    x = torch::gelu(time_major_conv1d(x, conv2->weight, conv2->bias, 2));
+  } else {
+    x = torch::gelu(conv1(mel));
+    x = torch::gelu(conv2(x)).permute({0, 2, 1});
+  }
   // The residual stream stays in fp32 (under bf16 autocast the convolutions return bf16, and LayerNorm on
   // the CPU wants its input in its weights' type).
   x = x.to(positional_embedding.scalar_type()) + positional_embedding;
