@@ -50,7 +50,7 @@ json bench_train(int64_t batch, int steps, int warmup, Precision precision) {
   ClipConfig config = clip_preset("clip-tiny");
   Clip model(config);
   model->train();
-  auto optimizer = make_clip_optimizer(model, 1e-3, 0.1);
+  auto optimizer = make_contrastive_optimizer(*model, 1e-3, 0.1);
   auto images = torch::randint(0, 256, {batch, 3, 64, 64}, torch::kUInt8);
   auto ids = random_ids(batch, config.text);
   double loss = 0;

@@ -391,3 +391,40 @@ TEST_F(CliWhisper, BadAudioAndWrongModelsGetClearErrors) {
   EXPECT_EQ(language.status, 2);
   EXPECT_NE(language.output.find("unknown language \"xx\""), std::string::npos) << language.output;
 }
+
+TEST(CliAudioText, TrainsEvaluatesAndRefusesMisuse) {
+  auto dir = mmlearn::test::temp_dir("clap-cli");
+  const std::string data = (dir / "data").string(), run = (dir / "run").string();
+  ASSERT_EQ(run_cli("data shapes --audio --out " + data + " --train 24 --test 8 --image-size 32").status, 0);
+  CliRun train = run_cli("train --preset clap-tiny --data " + data + " --out " + run +
+                         " --steps 3 --batch-size 8 --vocab-size 600 --json");
+  ASSERT_EQ(train.status, 0) << train.output;
+  EXPECT_EQ(json::parse(train.output.substr(train.output.rfind("{\"eval\"")))["steps"], 3);
+  CliRun eval = run_cli("eval --model " + run + " --data " + data + " --json");
+  ASSERT_EQ(eval.status, 0) << eval.output;
+  const json metrics = json::parse(eval.output);
+  EXPECT_EQ(metrics["retrieval"]["n"], 8);
+  EXPECT_TRUE(metrics["retrieval"]["text_to_audio"].contains("R@1"));
+  CliRun models = run_cli("models");
+  EXPECT_NE(models.output.find("clap-tiny"), std::string::npos) << models.output;
+  CliRun embed = run_cli("embed --model " + run + " --audio " + data +
+                         "/audio/test/000001.wav --text 'a red star' --json");
+  ASSERT_EQ(embed.status, 0) << embed.output;
+  const json embeddings = json::parse(embed.output);
+  ASSERT_EQ(embeddings.size(), 2u);
+  EXPECT_TRUE(embeddings[0].contains("audio"));
+  double norm = 0;
+  for (double v : embeddings[0]["embedding"]) norm += v * v;
+  EXPECT_NEAR(norm, 1.0, 1e-4);
+  EXPECT_EQ(embeddings[1]["embedding"].size(), embeddings[0]["embedding"].size());
+  EXPECT_EQ(run_cli("embed --model " + run + " --image x.png").status, 2);
+
+  CliRun misuse = run_cli("train --preset clip-tiny --init-audio-from " + run + " --data " + data +
+                          " --out " + (dir / "x").string());
+  EXPECT_EQ(misuse.status, 2);
+  EXPECT_NE(misuse.output.find("clap-*"), std::string::npos) << misuse.output;
+  CliRun not_whisper = run_cli("train --preset clap-tiny --init-audio-from " + run + " --data " + data +
+                               " --out " + (dir / "y").string() + " --steps 1 --batch-size 8");
+  EXPECT_EQ(not_whisper.status, 1);
+  EXPECT_NE(not_whisper.output.find("Whisper"), std::string::npos) << not_whisper.output;
+}

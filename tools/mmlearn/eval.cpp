@@ -2,18 +2,31 @@
 #include <nlohmann/json.hpp>
 
 #include "commands.h"
+#include "mmlearn/audio/log_mel.h"
 #include "mmlearn/core/error.h"
 #include "mmlearn/data/image_text_dataset.h"
 #include "mmlearn/eval/clip_eval.h"
 #include "mmlearn/models/clip_pretrained.h"
+#include "mmlearn/train/clap_trainer.h"
 #include "mmlearn/train/whisper_trainer.h"
 
 namespace mmlearn::cli {
 
+namespace {
+void print_retrieval(const nlohmann::json& retrieval, std::initializer_list<const char*> directions) {
+  for (const char* dir : directions) {
+    const auto& m = retrieval[dir];
+    std::printf("%-14s R@1 %5.1f%%  R@5 %5.1f%%  R@10 %5.1f%%\n", dir, 100 * m["R@1"].get<double>(),
+                100 * m["R@5"].get<double>(), 100 * m["R@10"].get<double>());
+  }
+}
+}  // namespace
+
 void add_eval(CLI::App& app) {
   auto* cmd = app.add_subcommand(
       "eval",
-      "evaluate a model on a manifest: retrieval R@K and zero-shot accuracy (CLIP), WER/CER (Whisper)");
+      "evaluate a model on a manifest: retrieval R@K and zero-shot accuracy (CLIP), audio↔text R@K (CLAP), "
+      "WER/CER (Whisper)");
   struct Args {
     std::string model, data, classes, precision = "fp32";
     bool json = false, strict = false;
@@ -27,7 +40,7 @@ void add_eval(CLI::App& app) {
   cmd->add_option("--precision", a->precision, "fp32 (exact) or bf16")->capture_default_str();
   cmd->add_flag("--strict", a->strict, "fail on the first bad record instead of skipping it");
   cmd->add_flag("--json", a->json, "JSON on stdout");
-  cmd->add_option("--limit", a->limit, "evaluate only the first N records (speech recognition)");
+  cmd->add_option("--limit", a->limit, "evaluate only the first N records (audio models)");
   cmd->callback([a] {
     if (is_whisper_model(a->model)) {  // speech recognition: word and character error rates
       WhisperBundle whisper = open_whisper(a->model);
@@ -42,6 +55,23 @@ void add_eval(CLI::App& app) {
       for (const auto& e : metrics["examples"])
         std::cout << "  ref: " << e["reference"].get<std::string>()
                   << "\n  hyp: " << e["hypothesis"].get<std::string>() << "\n";
+      return;
+    }
+    if (is_clap_model(a->model)) {  // audio–text retrieval
+      ClapBundle clap = load_clap(a->model);
+      const auto manifest = data::find_manifest(a->data, "test");
+      const auto ds = data::load_audio_text(
+          manifest, 2 * clap.model->config.audio.n_ctx * audio::whisper::hop_length, a->limit);
+      check(a->strict ? ds.skipped == 0 : !ds.clips.empty(), manifest.string(),
+            a->strict ? ": a record could not be read (see above)" : ": no usable audio + text records");
+      auto metrics = evaluate_clap(clap, ds);
+      metrics["skipped_records"] = ds.skipped;
+      if (a->json) {
+        std::cout << metrics.dump() << "\n";
+        return;
+      }
+      std::cout << "records: " << ds.clips.size() << " (" << ds.skipped << " skipped)\n";
+      print_retrieval(metrics["retrieval"], {"audio_to_text", "text_to_audio"});
       return;
     }
     auto clip = load_clip(a->model);
@@ -62,11 +92,7 @@ void add_eval(CLI::App& app) {
       return;
     }
     std::cout << "records: " << ds.size() << " (" << ds.skipped << " skipped)\n";
-    for (const char* dir : {"image_to_text", "text_to_image"}) {
-      const auto& m = metrics["retrieval"][dir];
-      std::printf("%-14s R@1 %5.1f%%  R@5 %5.1f%%  R@10 %5.1f%%\n", dir, 100 * m["R@1"].get<double>(),
-                  100 * m["R@5"].get<double>(), 100 * m["R@10"].get<double>());
-    }
+    print_retrieval(metrics["retrieval"], {"image_to_text", "text_to_image"});
     if (metrics.contains("zero_shot"))
       for (auto it = metrics["zero_shot"].begin(); it != metrics["zero_shot"].end(); ++it)
         std::printf("zero-shot %-8s %5.1f%%  (%lld images)\n", it.key().c_str(),

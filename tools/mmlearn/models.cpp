@@ -3,13 +3,14 @@
 
 #include "commands.h"
 #include "mmlearn/core/error.h"
+#include "mmlearn/models/clap.h"
 #include "mmlearn/models/clip.h"
 #include "mmlearn/models/whisper.h"
 
 namespace mmlearn::cli {
 
 void add_models(CLI::App& app) {
-  auto* cmd = app.add_subcommand("models", "list the model presets (CLIP and Whisper)");
+  auto* cmd = app.add_subcommand("models", "list the model presets (CLIP, Whisper, CLAP)");
   auto as_json = std::make_shared<bool>(false);
   cmd->add_flag("--json", *as_json, "JSON on stdout");
   cmd->callback([as_json] {
@@ -30,8 +31,16 @@ void add_models(CLI::App& app) {
       const int64_t decoder = (c.n_vocab + c.n_text_ctx) * t + c.n_text_layer * (16 * t * t + 17 * t) + 2 * t;
       speech.push_back({{"name", name}, {"parameters", encoder + decoder}, {"config", to_json(c)}});
     }
+    nlohmann::json audio_text = nlohmann::json::array();
+    for (const auto& name : clap_preset_names()) {
+      const ClapConfig c = clap_preset(name);
+      int64_t params = 0;
+      for (const auto& p : Clap(c)->parameters()) params += p.numel();
+      audio_text.push_back({{"name", name}, {"parameters", params}, {"config", to_json(c)}});
+    }
     if (*as_json) {
       for (const auto& m : speech) out.push_back(m);
+      for (const auto& m : audio_text) out.push_back(m);
       std::cout << out.dump() << "\n";
       return;
     }
@@ -56,6 +65,16 @@ void add_models(CLI::App& app) {
           m["name"].get<std::string>().c_str(), m["parameters"].get<int64_t>() / 1e6, (long long)c["n_mels"],
           (long long)c["n_audio_ctx"], (long long)c["n_audio_state"], (long long)c["n_audio_layer"],
           (long long)c["n_text_layer"], (long long)c["n_vocab"]);
+    }
+    std::printf("\n%-22s %10s  %s\n", "preset", "parameters", "audio / text");
+    for (const auto& m : audio_text) {
+      const auto& a = m["config"]["audio"];
+      const auto& t = m["config"]["text"];
+      std::printf(
+          "%-22s %9.1fM  %lld mels, %lld positions, width %lld x%lld layers; text width %lld x%lld layers\n",
+          m["name"].get<std::string>().c_str(), m["parameters"].get<int64_t>() / 1e6, (long long)a["n_mels"],
+          (long long)a["n_ctx"], (long long)a["width"], (long long)a["layers"], (long long)t["width"],
+          (long long)t["layers"]);
     }
   });
 }

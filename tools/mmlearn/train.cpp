@@ -3,6 +3,7 @@
 
 #include "commands.h"
 #include "mmlearn/core/error.h"
+#include "mmlearn/train/clap_trainer.h"
 #include "mmlearn/train/clip_trainer.h"
 #include "mmlearn/train/whisper_trainer.h"
 
@@ -11,10 +12,12 @@ namespace mmlearn::cli {
 void add_train(CLI::App& app) {
   auto* cmd = app.add_subcommand(
       "train",
-      "train a model: contrastive image–text (clip-* presets) or speech recognition (whisper-tiny-shapes)");
+      "train a model: contrastive image–text (clip-*), audio–text (clap-tiny) or speech recognition "
+      "(whisper-tiny-shapes)");
   auto o = std::make_shared<ClipTrainOptions>();
   auto data = std::make_shared<std::string>(), out = std::make_shared<std::string>(),
-       tokenizer = std::make_shared<std::string>(), init_from = std::make_shared<std::string>();
+       tokenizer = std::make_shared<std::string>(), init_from = std::make_shared<std::string>(),
+       init_audio_from = std::make_shared<std::string>();
   auto as_json = std::make_shared<bool>(false);
   cmd->add_option("--preset", o->preset, "model preset (`mmlearn models` lists them)")->capture_default_str();
   cmd->add_option("--data", *data, "directory with train.jsonl [test.jsonl, classes.json] or a manifest")
@@ -34,6 +37,10 @@ void add_train(CLI::App& app) {
       ->capture_default_str();
   cmd->add_option("--warmup", o->warmup_steps, "warm-up steps (default 5% of the run)");
   cmd->add_option("--grad-clip", o->grad_clip, "gradient norm clip")->capture_default_str();
+  auto ctc_weight = std::make_shared<double>(WhisperTrainOptions{}.ctc_weight);
+  cmd->add_option("--ctc-weight", *ctc_weight,
+                  "speech recognition: weight of the auxiliary CTC loss on the encoder (0: none)")
+      ->capture_default_str();
   cmd->add_option("--seed", o->seed, "random seed")->capture_default_str();
   cmd->add_option("--checkpoint-every", o->checkpoint_every,
                   "steps between checkpoints (default: at the end)");
@@ -48,6 +55,9 @@ void add_train(CLI::App& app) {
   cmd->add_option("--init-from", *init_from,
                   "start from a pretrained CLIP (mmlearn or HF directory, OpenAI/OpenCLIP state dict) and "
                   "fine-tune it; its architecture and tokenizer replace --preset and --tokenizer");
+  cmd->add_option("--init-audio-from", *init_audio_from,
+                  "audio–text presets: seed the audio tower with this speech recognizer's encoder "
+                  "(a Whisper model of the same encoder size, e.g. a whisper-tiny-shapes run)");
   cmd->add_flag("--freeze-towers", o->freeze_towers,
                 "with --init-from: train only the projections and the temperature (a linear probe)");
   cmd->add_flag("--resume", o->resume, "continue the run in --out from its last checkpoint");
@@ -75,6 +85,28 @@ void add_train(CLI::App& app) {
     o->out = *out;
     o->tokenizer = *tokenizer;
     o->init_from = *init_from;
+    if (o->preset.rfind("clap", 0) == 0) {  // audio–text, contrastive
+      if (o->epochs > 0) throw UsageError("audio–text presets train by --steps or --minutes");
+      if (!tokenizer->empty() || !init_from->empty() || o->resume)
+        throw UsageError(
+            "audio–text presets learn their vocabulary (no --tokenizer, --init-from or --resume yet); "
+            "--init-audio-from seeds the audio tower from a speech recognizer");
+      ClapTrainOptions c{.preset = o->preset,
+                         .data = *data,
+                         .out = *out,
+                         .init_audio_from = *init_audio_from,
+                         .tokenizer_vocab_size = o->tokenizer_vocab_size,
+                         .steps = o->steps,
+                         .minutes = o->minutes,
+                         .batch_size = o->batch_size,
+                         .seed = o->seed,
+                         .eval_every = o->eval_every};
+      if (!cmd_lr_default) c.learning_rate = o->learning_rate;
+      report(train_clap(c));
+      return;
+    }
+    if (!init_audio_from->empty())
+      throw UsageError("--init-audio-from applies to audio–text (clap-*) presets");
     if (o->preset.rfind("whisper", 0) == 0) {  // a speech recognizer from scratch
       if (o->epochs > 0) throw UsageError("Whisper presets train by --steps or --minutes");
       if (!tokenizer->empty() || !init_from->empty() || o->resume)
@@ -89,6 +121,7 @@ void add_train(CLI::App& app) {
                             .batch_size = batch->count() ? o->batch_size : 32,
                             .seed = o->seed,
                             .eval_every = o->eval_every};
+      w.ctc_weight = *ctc_weight;
       if (o->precision != "auto") w.precision = o->precision;
       if (o->tokenizer_vocab_size != 1024) w.vocab_size = o->tokenizer_vocab_size;
       if (!cmd_lr_default) w.learning_rate = o->learning_rate;

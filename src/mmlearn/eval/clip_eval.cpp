@@ -71,7 +71,8 @@ json recall_at(const torch::Tensor& scores, const std::vector<std::vector<int64_
 }  // namespace
 
 json retrieval_metrics(const torch::Tensor& image_embeds, const torch::Tensor& text_embeds,
-                       const std::vector<std::string>& texts, const std::vector<int64_t>& ks) {
+                       const std::vector<std::string>& texts, const std::vector<int64_t>& ks,
+                       const std::pair<std::string, std::string>& names) {
   const int64_t n = image_embeds.size(0);
   check(text_embeds.size(0) == n && static_cast<int64_t>(texts.size()) == n,
         "retrieval needs paired embeddings");
@@ -80,8 +81,8 @@ json retrieval_metrics(const torch::Tensor& image_embeds, const torch::Tensor& t
   std::vector<std::vector<int64_t>> relevant(n);
   for (int64_t i = 0; i < n; ++i) relevant[i] = by_text[texts[i]];
   auto scores = torch::matmul(image_embeds, text_embeds.t());
-  return {{"image_to_text", recall_at(scores, relevant, ks)},
-          {"text_to_image", recall_at(scores.t().contiguous(), relevant, ks)},
+  return {{names.first, recall_at(scores, relevant, ks)},
+          {names.second, recall_at(scores.t().contiguous(), relevant, ks)},
           {"n", n}};
 }
 

@@ -32,9 +32,12 @@ torch::Tensor embed_texts(Clip& model, const torch::Tensor& ids, Precision preci
 
 // R@K both ways. A candidate counts as a hit when its text equals the query's own text: identical captions
 // (common in synthetic and templated data) cannot be told apart by any model.
+// `names` label the two directions (the audio–text model reports "audio_to_text", "text_to_audio").
 nlohmann::json retrieval_metrics(const torch::Tensor& image_embeds, const torch::Tensor& text_embeds,
                                  const std::vector<std::string>& texts,
-                                 const std::vector<int64_t>& ks = {1, 5, 10});
+                                 const std::vector<int64_t>& ks = {1, 5, 10},
+                                 const std::pair<std::string, std::string>& names = {"image_to_text",
+                                                                                     "text_to_image"});
 
 struct ZeroShotClasses {
   std::string template_text;                                                 // "a {size} {color} {shape}"

@@ -1,6 +1,7 @@
 #include "mmlearn/models/clip.h"
 
 #include "mmlearn/core/error.h"
+#include "mmlearn/core/json_fields.h"
 
 namespace mmlearn {
 using nlohmann::json;
@@ -25,31 +26,35 @@ nlohmann::json to_json(const ClipConfig& c) {
         {"heads", c.vision.heads},
         {"mlp_ratio", c.vision.mlp_ratio},
         {"resnet_layers", c.vision.resnet_layers}}},
-      {"text",
-       {{"context_length", c.text.context_length},
-        {"vocab_size", c.text.vocab_size},
-        {"width", c.text.width},
-        {"layers", c.text.layers},
-        {"heads", c.text.heads},
-        {"mlp_ratio", c.text.mlp_ratio},
-        {"eot_token_id", c.text.eot_token_id}}},
+      {"text", to_json(c.text)},
   };
 }
 
-namespace {
-
-// Reads json[key] into out when present, naming the field on a type error.
-template <typename T>
-void read_field(const json& j, const char* key, T& out, const std::string& where) {
-  if (!j.contains(key)) return;
-  try {
-    out = j.at(key).get<T>();
-  } catch (const json::exception&) {
-    throw Error(str_cat(where, ": field \"", key, "\" has the wrong type (", j.at(key).dump(), ")"));
-  }
+nlohmann::json to_json(const TextConfig& t) {
+  return {{"context_length", t.context_length},
+          {"vocab_size", t.vocab_size},
+          {"width", t.width},
+          {"layers", t.layers},
+          {"heads", t.heads},
+          {"mlp_ratio", t.mlp_ratio},
+          {"eot_token_id", t.eot_token_id}};
 }
 
-}  // namespace
+void read_text_config(const nlohmann::json& t, TextConfig& c, const std::string& where) {
+  read_field(t, "context_length", c.context_length, where);
+  read_field(t, "vocab_size", c.vocab_size, where);
+  read_field(t, "width", c.width, where);
+  read_field(t, "layers", c.layers, where);
+  read_field(t, "heads", c.heads, where);
+  read_field(t, "mlp_ratio", c.mlp_ratio, where);
+  read_field(t, "eot_token_id", c.eot_token_id, where);
+  for (auto [value, field] : {std::pair{c.context_length, "context_length"},
+                              {c.vocab_size, "vocab_size"},
+                              {c.width, "width"},
+                              {c.heads, "heads"}})
+    check(value > 0, where, ": field \"", field, "\" must be positive, got ", value);
+  check(c.width % c.heads == 0, where, ": text width is not divisible by text heads");
+}
 
 ClipConfig clip_config_from_json(const json& j, const std::string& where) {
   check(j.is_object(), where, ": config must be a JSON object");
@@ -86,17 +91,7 @@ ClipConfig clip_config_from_json(const json& j, const std::string& where) {
     read_field(v, "mlp_ratio", c.vision.mlp_ratio, w);
     read_field(v, "resnet_layers", c.vision.resnet_layers, w);
   }
-  if (j.contains("text")) {
-    const json& t = j["text"];
-    const std::string w = where + " (text)";
-    read_field(t, "context_length", c.text.context_length, w);
-    read_field(t, "vocab_size", c.text.vocab_size, w);
-    read_field(t, "width", c.text.width, w);
-    read_field(t, "layers", c.text.layers, w);
-    read_field(t, "heads", c.text.heads, w);
-    read_field(t, "mlp_ratio", c.text.mlp_ratio, w);
-    read_field(t, "eot_token_id", c.text.eot_token_id, w);
-  }
+  if (j.contains("text")) read_text_config(j["text"], c.text, where + " (text)");
   auto positive = [&](int64_t value, const char* field) {
     check(value > 0, where, ": field \"", field, "\" must be positive, got ", value);
   };
@@ -105,10 +100,6 @@ ClipConfig clip_config_from_json(const json& j, const std::string& where) {
   positive(c.vision.patch_size, "vision.patch_size");
   positive(c.vision.width, "vision.width");
   positive(c.vision.heads, "vision.heads");
-  positive(c.text.context_length, "text.context_length");
-  positive(c.text.vocab_size, "text.vocab_size");
-  positive(c.text.width, "text.width");
-  positive(c.text.heads, "text.heads");
   if (c.vision.resnet_layers.empty()) {
     check(c.vision.image_size % c.vision.patch_size == 0, where, ": vision.image_size ", c.vision.image_size,
           " is not a multiple of vision.patch_size ", c.vision.patch_size);
@@ -121,7 +112,6 @@ ClipConfig clip_config_from_json(const json& j, const std::string& where) {
     for (int64_t n : c.vision.resnet_layers)
       check(n > 0, where, ": vision.resnet_layers must hold positive block counts");
   }
-  check(c.text.width % c.text.heads == 0, where, ": text.width is not divisible by text.heads");
   return c;
 }
 

@@ -46,6 +46,10 @@ nlohmann::json to_json(const ClipConfig& config);
 // Reads a config written by to_json; `where` names the file for errors (unknown or mistyped fields fail).
 ClipConfig clip_config_from_json(const nlohmann::json& json, const std::string& where);
 
+// The text tower's part of config.json (shared with the audio–text model, models/clap.h).
+nlohmann::json to_json(const TextConfig& config);
+void read_text_config(const nlohmann::json& json, TextConfig& config, const std::string& where);
+
 // Presets are data: name -> config. clip-tiny trains on a CPU in minutes; the others are the published sizes.
 ClipConfig clip_preset(const std::string& name);
 std::vector<std::string> clip_preset_names();

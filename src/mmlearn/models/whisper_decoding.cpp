@@ -138,7 +138,12 @@ TensorMap dump_whisper(WhisperBundle& w, const std::filesystem::path& audio_file
   auto audio =
       torch::from_blob(samples.data(), {static_cast<int64_t>(samples.size())}, torch::kFloat).clone();
   TensorMap out;
-  out["input_features"] = audio::log_mel_spectrogram(audio::pad_or_trim(audio), w.model->config.n_mels);
+  // Whisper's own models see 30 s (the reference's pad_or_trim); a model with a shorter window (trained here)
+  // sees its window's features as transcription makes them.
+  const int64_t window_frames = 2 * w.model->config.n_audio_ctx;
+  out["input_features"] = window_frames == audio::whisper::chunk_frames
+                              ? audio::log_mel_spectrogram(audio::pad_or_trim(audio), w.model->config.n_mels)
+                              : audio::window_features(audio, w.model->config.n_mels, window_frames);
   c10::InferenceMode inference;
   auto features = w.model->encoder->forward(out["input_features"].unsqueeze(0));
   out["encoder_output"] = features[0];

@@ -24,8 +24,6 @@ namespace fs = std::filesystem;
 using nlohmann::json;
 using Clock = std::chrono::steady_clock;
 
-namespace {
-
 text::BpeTokenizer learn_tokenizer(const fs::path& manifest_path, int64_t vocab_size) {
   data::Manifest manifest = data::read_manifest(manifest_path);
   std::vector<std::string> texts;
@@ -40,6 +38,8 @@ text::BpeTokenizer learn_tokenizer(const fs::path& manifest_path, int64_t vocab_
   });
   return tokenizer;
 }
+
+namespace {
 
 void log_skipped(const data::ImageTextDataset& ds) {
   if (!ds.skipped) return;
@@ -79,12 +79,12 @@ void save_checkpoint(const fs::path& dir, const Clip& model, torch::optim::Optim
 
 }  // namespace
 
-std::unique_ptr<torch::optim::AdamW> make_clip_optimizer(Clip& model, double learning_rate,
-                                                         double weight_decay) {
+std::unique_ptr<torch::optim::AdamW> make_contrastive_optimizer(torch::nn::Module& model,
+                                                                double learning_rate, double weight_decay) {
   // Weight decay applies to matrices only: not to gains, biases, position/class embeddings or the temperature
   // (as open_clip does).
   std::vector<torch::Tensor> decay, no_decay;
-  for (const auto& p : model->named_parameters()) {
+  for (const auto& p : model.named_parameters()) {
     if (!p.value().requires_grad()) continue;  // frozen
     const bool decays = p.value().dim() >= 2 && p.key().find("embedding") == std::string::npos;
     (decays ? decay : no_decay).push_back(p.value());
@@ -209,7 +209,8 @@ ClipTrainResult train_clip(const ClipTrainOptions& o) {
       if (model->resnet) model->resnet->eval();
     }
   };
-  std::unique_ptr<torch::optim::AdamW> adamw = make_clip_optimizer(model, o.learning_rate, o.weight_decay);
+  std::unique_ptr<torch::optim::AdamW> adamw =
+      make_contrastive_optimizer(*model, o.learning_rate, o.weight_decay);
   torch::optim::AdamW& optimizer = *adamw;
 
   const int64_t steps_per_epoch = train.size() / o.batch_size;

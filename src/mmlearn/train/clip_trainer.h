@@ -17,6 +17,7 @@
 
 #include "mmlearn/core/precision.h"
 #include "mmlearn/models/clip.h"
+#include "mmlearn/text/bpe.h"
 
 namespace mmlearn {
 
@@ -59,11 +60,15 @@ struct ClipTrainResult {
 
 ClipTrainResult train_clip(const ClipTrainOptions& options);
 
-// The pieces of a training step, shared with the benchmark: AdamW with decay on matrices only, and one step
+// A byte-level BPE tokenizer learned from the "text" fields of a manifest (with a progress bar).
+text::BpeTokenizer learn_tokenizer(const std::filesystem::path& manifest, int64_t vocab_size);
+
+// The pieces of a training step, shared with the benchmark and the audio–text trainer: AdamW with decay on
+// matrices only (not on gains, biases, embeddings or the temperature), and one step
 // (normalize pixels, both towers, contrastive loss, backward, clip, update, clamp the temperature). Returns
 // the loss.
-std::unique_ptr<torch::optim::AdamW> make_clip_optimizer(Clip& model, double learning_rate,
-                                                         double weight_decay);
+std::unique_ptr<torch::optim::AdamW> make_contrastive_optimizer(torch::nn::Module& model,
+                                                                double learning_rate, double weight_decay);
 double clip_train_step(Clip& model, torch::optim::Optimizer& optimizer, const torch::Tensor& images_u8,
                        const torch::Tensor& ids, double grad_clip, Precision precision = Precision::fp32);
 

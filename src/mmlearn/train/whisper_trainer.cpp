@@ -6,13 +6,13 @@
 #include <cmath>
 #include <fstream>
 
-#include "mmlearn/audio/audio_decoder.h"
 #include "mmlearn/audio/log_mel.h"
 #include "mmlearn/core/atomic_file.h"
 #include "mmlearn/core/error.h"
 #include "mmlearn/core/log.h"
 #include "mmlearn/core/precision.h"
 #include "mmlearn/core/progress.h"
+#include "mmlearn/data/audio_text_dataset.h"
 #include "mmlearn/data/manifest.h"
 #include "mmlearn/eval/wer.h"
 #include "mmlearn/models/whisper_decoding.h"
@@ -25,48 +25,7 @@ using nlohmann::json;
 namespace {
 
 using Clock = std::chrono::steady_clock;
-
-struct Clip {
-  std::vector<int16_t> samples;  // 16 kHz, cut to one window
-  std::string text;
-};
-
-// The audio + text records of a manifest, decoded once (as 16-bit samples, to halve the memory); records
-// that cannot be read are skipped and counted.
-std::vector<Clip> load_clips(const fs::path& manifest_path, int64_t window_samples, int64_t limit,
-                             int64_t& skipped) {
-  const auto manifest = data::read_manifest(manifest_path);
-  std::vector<Clip> clips;
-  for (const auto& record : manifest.records) {
-    if (limit > 0 && static_cast<int64_t>(clips.size()) >= limit) break;
-    try {
-      Clip clip;
-      clip.text = data::string_field(manifest, record, "text");
-      auto samples = audio::load_audio(manifest.resolve(data::string_field(manifest, record, "audio")),
-                                       {.max_seconds = 3600});
-      if (static_cast<int64_t>(samples.size()) > window_samples)
-        samples.resize(static_cast<size_t>(window_samples));
-      clip.samples.reserve(samples.size());
-      for (float v : samples)
-        clip.samples.push_back(static_cast<int16_t>(std::lrint(std::clamp(v, -1.0f, 0.99997f) * 32768.0f)));
-      clips.push_back(std::move(clip));
-    } catch (const Error& e) {
-      if (skipped++ < 5) log_warn("skipping ", manifest.where(record), ": ", e.what());
-    }
-  }
-  return clips;
-}
-
-torch::Tensor features_of(const std::vector<const Clip*>& batch, int64_t n_mels, int64_t window_frames) {
-  std::vector<torch::Tensor> mels;
-  for (const Clip* c : batch) {
-    auto audio = torch::empty({static_cast<int64_t>(c->samples.size())}, torch::kFloat);
-    float* p = audio.data_ptr<float>();
-    for (size_t i = 0; i < c->samples.size(); ++i) p[i] = c->samples[i] / 32768.0f;
-    mels.push_back(audio::window_features(audio, n_mels, window_frames));
-  }
-  return torch::stack(mels);
-}
+using data::AudioClip;
 
 void append_line(const fs::path& path, const json& line) {
   std::ofstream out(path, std::ios::app);
@@ -76,17 +35,17 @@ void append_line(const fs::path& path, const json& line) {
 }  // namespace
 
 json evaluate_transcription(WhisperBundle& w, const fs::path& manifest, int64_t limit, int64_t batch_size) {
-  int64_t skipped = 0;
   const int64_t window_frames = 2 * w.model->config.n_audio_ctx;
-  const auto clips = load_clips(manifest, window_frames * audio::whisper::hop_length, limit, skipped);
+  const auto ds = data::load_audio_text(manifest, window_frames * audio::whisper::hop_length, limit);
+  const auto& clips = ds.clips;
   std::vector<std::string> references, hypotheses;
   WhisperDecodeOptions o{.without_timestamps = true};
   if (w.multilingual) o.language = "en";
   for (size_t start = 0; start < clips.size(); start += static_cast<size_t>(batch_size)) {
-    std::vector<const Clip*> batch;
+    std::vector<const AudioClip*> batch;
     for (size_t i = start; i < std::min(clips.size(), start + static_cast<size_t>(batch_size)); ++i)
       batch.push_back(&clips[i]);
-    auto results = decode_whisper(w, features_of(batch, w.model->config.n_mels, window_frames), o);
+    auto results = decode_whisper(w, data::log_mel_batch(batch, w.model->config.n_mels, window_frames), o);
     for (size_t i = 0; i < batch.size(); ++i) {
       references.push_back(batch[i]->text);
       hypotheses.push_back(results[i].text);
@@ -99,7 +58,7 @@ json evaluate_transcription(WhisperBundle& w, const fs::path& manifest, int64_t 
   return {{"wer", wer.rate()},
           {"cer", cer.rate()},
           {"samples", references.size()},
-          {"skipped", skipped},
+          {"skipped", ds.skipped},
           {"examples", examples}};
 }
 
@@ -115,7 +74,9 @@ WhisperTrainResult train_whisper(const WhisperTrainOptions& o) {
   WhisperTrainResult result;
   const fs::path train_path = data::find_manifest(o.data, "train");
   log_info("reading ", train_path.string());
-  const auto clips = load_clips(train_path, window_samples, 0, result.skipped_records);
+  const auto train = data::load_audio_text(train_path, window_samples);
+  const auto& clips = train.clips;
+  result.skipped_records = train.skipped;
   check(!clips.empty(), train_path.string(), ": no usable audio + text records");
   fs::path test_path;
   if (fs::is_directory(o.data) && fs::exists(o.data / "test.jsonl")) test_path = o.data / "test.jsonl";
@@ -128,10 +89,15 @@ WhisperTrainResult train_whisper(const WhisperTrainOptions& o) {
   config.n_vocab = tokenizer.vocab_size();
   Whisper model(config);
   model->train();
+  // CTC over the text tokens, with <|endoftext|>'s id as the blank: classes 0 .. eot.
+  torch::nn::Linear ctc_head(config.n_audio_state, tokenizer.eot + 1);
   WhisperBundle bundle{model, tokenizer, false};
 
   std::vector<torch::Tensor> decay, no_decay;
-  for (auto& p : model->parameters()) (p.dim() >= 2 ? decay : no_decay).push_back(p);
+  auto parameters = model->parameters();
+  if (o.ctc_weight > 0)
+    for (auto& p : ctc_head->parameters()) parameters.push_back(p);
+  for (auto& p : parameters) (p.dim() >= 2 ? decay : no_decay).push_back(p);
   torch::optim::AdamW optimizer(
       {torch::optim::OptimizerParamGroup(
            decay, std::make_unique<torch::optim::AdamWOptions>(torch::optim::AdamWOptions(o.learning_rate)
@@ -154,7 +120,7 @@ WhisperTrainResult train_whisper(const WhisperTrainOptions& o) {
   torch::Tensor order = torch::randperm(n, generator);
   int64_t cursor = 0;
   auto next_batch = [&] {
-    std::vector<const Clip*> batch;
+    std::vector<const AudioClip*> batch;
     while (static_cast<int64_t>(batch.size()) < std::min(o.batch_size, n)) {
       if (cursor == n) order = torch::randperm(n, generator), cursor = 0;
       batch.push_back(&clips[static_cast<size_t>(order[cursor++].item<int64_t>())]);
@@ -175,7 +141,7 @@ WhisperTrainResult train_whisper(const WhisperTrainOptions& o) {
   const auto start = Clock::now();
   std::unique_ptr<Progress> bar;
   double loss_value = 0;
-  int64_t step = 0;
+  int64_t step = 0, bad_steps_in_a_row = 0;
   for (; total_steps == 0 || step < total_steps; ++step) {
     if (total_steps == 0 && step == 5) {  // --minutes: time a few steps, then fix the schedule's length
       const double per_step = std::chrono::duration<double>(Clock::now() - start).count() / 5;
@@ -189,14 +155,17 @@ WhisperTrainResult train_whisper(const WhisperTrainOptions& o) {
       static_cast<torch::optim::AdamWOptions&>(group.options()).lr(lr);
 
     const auto batch = next_batch();
-    auto mel = features_of(batch, config.n_mels, window_frames);
+    auto mel = data::log_mel_batch(batch, config.n_mels, window_frames);
     std::vector<std::vector<int64_t>> sequences;
+    std::vector<int64_t> ctc_targets, ctc_lengths;
     size_t longest = 0;
-    for (const Clip* c : batch) {
+    for (const AudioClip* c : batch) {
       std::vector<int64_t> ids = {tokenizer.sot, tokenizer.no_timestamps};
       for (int64_t id : tokenizer.encode(" " + c->text)) ids.push_back(id);
       if (static_cast<int64_t>(ids.size()) >= config.n_text_ctx)
         ids.resize(static_cast<size_t>(config.n_text_ctx - 1));
+      ctc_targets.insert(ctc_targets.end(), ids.begin() + 2, ids.end());
+      ctc_lengths.push_back(static_cast<int64_t>(ids.size()) - 2);
       ids.push_back(tokenizer.eot);
       longest = std::max(longest, ids.size());
       sequences.push_back(std::move(ids));
@@ -210,23 +179,47 @@ WhisperTrainResult train_whisper(const WhisperTrainOptions& o) {
         if (t >= 1) targets[int64_t(b)][int64_t(t)] = sequences[b][t + 1];  // not the <|notimestamps|> prompt
       }
     optimizer.zero_grad();
-    torch::Tensor loss;
+    torch::Tensor loss, ce, ctc;
     {
       AutocastGuard autocast(precision);
-      auto logits = model->forward(mel, inputs);
-      loss = torch::nn::functional::cross_entropy(
+      auto audio = model->encoder->forward(mel);
+      auto logits = model->decoder->forward(inputs, audio);
+      ce = torch::nn::functional::cross_entropy(
           logits.reshape({-1, logits.size(-1)}).to(torch::kFloat), targets.reshape({-1}),
           torch::nn::functional::CrossEntropyFuncOptions().ignore_index(-100));
+      loss = ce;
+      if (o.ctc_weight > 0) {
+        auto log_probs =
+            ctc_head->forward(audio).to(torch::kFloat).log_softmax(-1).transpose(0, 1);  // [T, B, C]
+        ctc = torch::nn::functional::ctc_loss(
+            log_probs, torch::tensor(ctc_targets),
+            torch::full({static_cast<int64_t>(batch.size())}, audio.size(1), torch::kLong),
+            torch::tensor(ctc_lengths),
+            torch::nn::functional::CTCLossFuncOptions().blank(tokenizer.eot).zero_infinity(true));
+        loss = (1 - o.ctc_weight) * ce + o.ctc_weight * ctc;
+      }
     }
     loss_value = loss.item<double>();
     check(std::isfinite(loss_value), "training diverged at step ", step, " (loss ", loss_value,
           "); lower --lr or raise --warmup");
     loss.backward();
-    torch::nn::utils::clip_grad_norm_(model->parameters(), o.grad_clip);
+    // A non-finite gradient would reach every weight through the clipping (which scales by 1 / norm): the
+    // step is skipped instead, as mixed-precision loss scaling does, and only a run of them stops training.
+    const double grad_norm = torch::nn::utils::clip_grad_norm_(parameters, o.grad_clip);
+    if (!std::isfinite(grad_norm)) {
+      ++result.skipped_steps;
+      log_warn("step ", step, ": non-finite gradient, update skipped");
+      check(++bad_steps_in_a_row < 10, "training diverged at step ", step,
+            " (10 non-finite gradients in a row); lower --lr or raise --warmup");
+      continue;
+    }
+    bad_steps_in_a_row = 0;
     optimizer.step();
 
     if (bar) bar->update(step + 1, {{"loss", loss_value}});
-    append_line(metrics_path, {{"step", step}, {"loss", loss_value}, {"lr", lr}});
+    json line{{"step", step}, {"loss", loss_value}, {"lr", lr}, {"ce", ce.item<double>()}};
+    if (ctc.defined()) line["ctc"] = ctc.item<double>();
+    append_line(metrics_path, line);
     const int64_t eval_every = o.eval_every > 0 ? o.eval_every : std::max<int64_t>(50, total_steps / 5);
     if (total_steps > 0 && (step + 1) % eval_every == 0 && step + 1 < total_steps) evaluate(step + 1);
   }

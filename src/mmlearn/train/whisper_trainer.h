@@ -1,6 +1,7 @@
 // Training a Whisper-architecture speech recognizer from scratch on a manifest of audio + text records (the
 // shapes world with --audio, or any such manifest): a byte-level vocabulary learned from the training text,
-// teacher-forced cross-entropy on <|startoftranscript|> <|notimestamps|> text <|endoftext|>, AdamW with
+// teacher-forced cross-entropy on <|startoftranscript|> <|notimestamps|> text <|endoftext|> (plus CTC on the
+// encoder output while training), AdamW with
 // warm-up and cosine decay, and the word error rate of greedy transcripts on held-out records as it goes.
 // Features are made exactly as transcription makes them, so the model directory it writes transcribes files
 // with `mmlearn transcribe`.
@@ -30,6 +31,10 @@ struct WhisperTrainOptions {
   double weight_decay = 0.01;
   int64_t warmup_steps = 0;  // 0: 5% of the steps
   double grad_clip = 1.0;
+  // Weight of an auxiliary CTC loss on the encoder output (hybrid CTC/attention, Watanabe et al., 2017): it
+  // makes the encoder carry the words from the first steps, where the decoder alone first learns the
+  // captions' language and only later to listen. Its projection is training-only; the model stays Whisper.
+  double ctc_weight = 0.3;
   uint64_t seed = 0;
   int64_t eval_every = 0;      // steps; 0: about 5 times a run
   int64_t eval_samples = 200;  // held-out records transcribed at each evaluation
@@ -42,6 +47,7 @@ struct WhisperTrainResult {
   int64_t steps = 0;
   double seconds = 0, final_loss = 0;
   int64_t skipped_records = 0;
+  int64_t skipped_steps = 0;  // updates skipped for a non-finite gradient
   nlohmann::json final_eval;  // {"wer", "cer", "samples"}, null without held-out data
 };
 

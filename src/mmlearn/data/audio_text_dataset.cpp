@@ -1,0 +1,57 @@
+#include "mmlearn/data/audio_text_dataset.h"
+
+#include <torch/torch.h>
+
+#include <cmath>
+
+#include "mmlearn/audio/audio_decoder.h"
+#include "mmlearn/audio/log_mel.h"
+#include "mmlearn/core/error.h"
+#include "mmlearn/core/log.h"
+#include "mmlearn/data/manifest.h"
+
+namespace mmlearn::data {
+
+AudioClip read_audio_clip(const std::filesystem::path& path, int64_t window_samples) {
+  auto samples = audio::load_audio(path, {.max_seconds = 3600});
+  if (static_cast<int64_t>(samples.size()) > window_samples)
+    samples.resize(static_cast<size_t>(window_samples));
+  AudioClip clip;
+  clip.samples.reserve(samples.size());
+  for (float v : samples)
+    clip.samples.push_back(static_cast<int16_t>(std::lrint(std::clamp(v, -1.0f, 0.99997f) * 32768.0f)));
+  return clip;
+}
+
+AudioTextDataset load_audio_text(const std::filesystem::path& manifest_path, int64_t window_samples,
+                                 int64_t limit) {
+  const Manifest manifest = read_manifest(manifest_path);
+  AudioTextDataset ds;
+  for (const auto& record : manifest.records) {
+    if (limit > 0 && static_cast<int64_t>(ds.clips.size()) >= limit) break;
+    try {
+      std::string text = string_field(manifest, record, "text");
+      AudioClip clip =
+          read_audio_clip(manifest.resolve(string_field(manifest, record, "audio")), window_samples);
+      clip.text = std::move(text);
+      ds.clips.push_back(std::move(clip));
+    } catch (const Error& e) {
+      if (ds.skipped++ < 5) log_warn("skipping ", manifest.where(record), ": ", e.what());
+    }
+  }
+  return ds;
+}
+
+torch::Tensor log_mel_batch(const std::vector<const AudioClip*>& batch, int64_t n_mels,
+                            int64_t window_frames) {
+  std::vector<torch::Tensor> mels;
+  for (const AudioClip* c : batch) {
+    auto audio = torch::empty({static_cast<int64_t>(c->samples.size())}, torch::kFloat);
+    float* p = audio.data_ptr<float>();
+    for (size_t i = 0; i < c->samples.size(); ++i) p[i] = c->samples[i] / 32768.0f;
+    mels.push_back(audio::window_features(audio, n_mels, window_frames));
+  }
+  return torch::stack(mels);
+}
+
+}  // namespace mmlearn::data
