@@ -113,11 +113,15 @@ TEST(WhisperImport, SavedModelDirectoriesOpenWithTheSameNumbers) {
   if (root.empty()) GTEST_SKIP() << "no Whisper assets or fixture";
   auto w = open_whisper(root / "tiny_80" / "hf");
   auto dir = test::temp_dir("saved");
-  save_whisper(dir, w.model, w.tokenizer, w.multilingual);
+  save_whisper(dir, w);
   auto again = open_whisper(dir);
   auto mel = load_safetensors(root / "tiny_80" / "expected.safetensors").at("input_features").unsqueeze(0);
   WhisperDecodeOptions o{.language = "en"};
   EXPECT_EQ(decode_whisper(again, mel, o)[0].tokens, decode_whisper(w, mel, o)[0].tokens);
+  EXPECT_TRUE(again.suppress_non_speech);
+  w.suppress_non_speech = false;  // as a model trained here is saved
+  save_whisper(dir, w);
+  EXPECT_FALSE(open_whisper(dir).suppress_non_speech);
 }
 
 TEST(WhisperImport, WrongCheckpointsGetClearErrors) {

@@ -27,7 +27,8 @@ std::vector<int64_t> last_n(const std::vector<int64_t>& v, int64_t n) {
   return {v.begin() + start, v.end()};
 }
 
-std::vector<int64_t> suppressed_tokens(const text::WhisperTokenizer& tok, const std::string& spec) {
+std::vector<int64_t> suppressed_tokens(const text::WhisperTokenizer& tok, const std::string& spec,
+                                       bool non_speech_symbols) {
   std::set<int64_t> ids;
   bool non_speech = false;
   size_t start = 0;
@@ -52,7 +53,7 @@ std::vector<int64_t> suppressed_tokens(const text::WhisperTokenizer& tok, const 
     else
       throw UsageError(str_cat("suppress_tokens: token id ", id, " is outside the vocabulary"));
   }
-  if (non_speech)
+  if (non_speech && non_speech_symbols)
     for (int64_t id : tok.non_speech_tokens()) ids.insert(id);
   for (int64_t id : {tok.transcribe, tok.translate, tok.sot, tok.sot_prev, tok.sot_lm, tok.no_speech})
     ids.insert(id);
@@ -225,7 +226,7 @@ std::vector<WhisperDecodeResult> decode_whisper(WhisperBundle& w, const torch::T
   LogitRules rules{&tok,
                    sample_begin,
                    o.suppress_blank,
-                   suppressed_tokens(tok, o.suppress_tokens),
+                   suppressed_tokens(tok, o.suppress_tokens, w.suppress_non_speech),
                    !o.without_timestamps,
                    static_cast<int64_t>(std::lround(o.max_initial_timestamp / 0.02)),
                    {}};

@@ -27,7 +27,7 @@ struct WhisperDecodeOptions {
   std::optional<double> length_penalty;  // none: rank by log-probability / length
   std::vector<int64_t> prompt;           // earlier text tokens (after <|startofprev|>)
   std::string prefix;                    // text to continue from
-  std::string suppress_tokens = "-1";    // comma-separated ids; -1: the non-speech symbols
+  std::string suppress_tokens = "-1";  // comma-separated ids; -1: the non-speech symbols (see WhisperBundle)
   bool suppress_blank = true;
   bool without_timestamps = false;
   double max_initial_timestamp = 1.0;

@@ -175,8 +175,10 @@ WhisperBundle open_whisper(const fs::path& path, const WhisperOpenOptions& optio
     auto tok = languages >= 0 && options.tokenizer.empty()
                    ? text::WhisperTokenizer::from_tiktoken(path / "tokenizer.tiktoken", languages)
                    : load_tokenizer(tokenizer, c.n_vocab, true);
-    return make_whisper(c, std::move(tok), load_safetensors(path / "model.safetensors"), path.string(),
-                        config.value("multilingual", c.n_vocab >= 51865));
+    WhisperBundle bundle = make_whisper(c, std::move(tok), load_safetensors(path / "model.safetensors"),
+                                        path.string(), config.value("multilingual", c.n_vocab >= 51865));
+    bundle.suppress_non_speech = config.value("suppress_non_speech", true);
+    return bundle;
   }
   check(config.value("model_type", "") == "whisper", config_path.string(),
         ": not a Whisper model (model_type ", config.value("model_type", json("none")).dump(), ")");
@@ -196,15 +198,15 @@ bool is_whisper_model(const fs::path& path) {
   }
 }
 
-void save_whisper(const fs::path& dir, const Whisper& model, const text::WhisperTokenizer& tokenizer,
-                  bool multilingual) {
+void save_whisper(const fs::path& dir, const WhisperBundle& w) {
   fs::create_directories(dir);
-  tokenizer.save_tiktoken(dir / "tokenizer.tiktoken");
-  save_safetensors(dir / "model.safetensors", parameter_map(*model), {{"format", "pt"}});
+  w.tokenizer.save_tiktoken(dir / "tokenizer.tiktoken");
+  save_safetensors(dir / "model.safetensors", parameter_map(*w.model), {{"format", "pt"}});
   write_file_atomic(dir / "config.json", json{{"architecture", "whisper"},
-                                              {"dims", to_json(model->config)},
-                                              {"num_languages", tokenizer.languages().size()},
-                                              {"multilingual", multilingual}}
+                                              {"dims", to_json(w.model->config)},
+                                              {"num_languages", w.tokenizer.languages().size()},
+                                              {"multilingual", w.multilingual},
+                                              {"suppress_non_speech", w.suppress_non_speech}}
                                                  .dump(2) +
                                              "\n");
 }

@@ -5,7 +5,8 @@
 //  - Hugging Face WhisperForConditionalGeneration directories: config.json, model.safetensors (or shards, or
 //    pytorch_model.bin), vocab.json + added tokens;
 //  - mmlearn Whisper directories (save_whisper): config.json {"architecture": "whisper", "dims": {...},
-//    "num_languages": N, "multilingual": bool}, model.safetensors under OpenAI's names, tokenizer.tiktoken.
+//    "num_languages": N, "multilingual": bool, "suppress_non_speech": bool}, model.safetensors under OpenAI's
+//    names, tokenizer.tiktoken.
 // fp16/bf16 weights are loaded into fp32.
 //
 //   mmlearn::WhisperBundle w = mmlearn::open_whisper("base.pt", {.tokenizer = "multilingual.tiktoken"});
@@ -27,6 +28,10 @@ struct WhisperBundle {
   // Multilingual models start decoding with <|lang|> <|task|> and can detect the language; English-only ones
   // with <|startoftranscript|> alone. OpenAI's rule: n_vocab >= 51865; mmlearn directories say so.
   bool multilingual = false;
+  // Whether suppress_tokens' -1 stands for Whisper's non-speech symbols (":", "(", "[", ...). Models trained
+  // here learn from transcripts that may hold them ("two objects: ..."), so they keep them: suppressing ":"
+  // there ends the transcript at the colon.
+  bool suppress_non_speech = true;
 };
 
 struct WhisperOpenOptions {
@@ -36,8 +41,7 @@ struct WhisperOpenOptions {
 WhisperBundle open_whisper(const std::filesystem::path& path, const WhisperOpenOptions& options = {});
 // Whether `path` holds a Whisper model in one of the formats above (by its config.json, or a .pt file).
 bool is_whisper_model(const std::filesystem::path& path);
-void save_whisper(const std::filesystem::path& dir, const Whisper& model,
-                  const text::WhisperTokenizer& tokenizer, bool multilingual);
+void save_whisper(const std::filesystem::path& dir, const WhisperBundle& whisper);
 
 // The model `config` describes with `weights` (OpenAI names) loaded strictly, in evaluation mode, after
 // checking that the tokenizer's vocabulary is the model's.

@@ -91,7 +91,7 @@ WhisperTrainResult train_whisper(const WhisperTrainOptions& o) {
   model->train();
   // CTC over the text tokens, with <|endoftext|>'s id as the blank: classes 0 .. eot.
   torch::nn::Linear ctc_head(config.n_audio_state, tokenizer.eot + 1);
-  WhisperBundle bundle{model, tokenizer, false};
+  WhisperBundle bundle{model, tokenizer, false, /*suppress_non_speech=*/false};
 
   std::vector<torch::Tensor> decay, no_decay;
   auto parameters = model->parameters();
@@ -229,7 +229,7 @@ WhisperTrainResult train_whisper(const WhisperTrainOptions& o) {
   result.final_loss = loss_value;
   result.final_eval = evaluate(step);
   result.seconds = std::chrono::duration<double>(Clock::now() - start).count();
-  save_whisper(o.out, model, tokenizer, false);
+  save_whisper(o.out, bundle);
   return result;
 }
 
