@@ -67,10 +67,13 @@ TEST(WhisperTrainer, LossFallsAndTheModelTranscribes) {
   auto whisper = open_whisper(o.out);
   EXPECT_FALSE(whisper.multilingual);
   EXPECT_FALSE(whisper.suppress_non_speech);  // its transcripts may hold ":" and the like
+  EXPECT_FALSE(whisper.timestamps);
   EXPECT_EQ(whisper.model->config.n_audio_ctx, 400);
   Transcript t = transcribe(whisper, dir / "data" / "audio" / "test" / "000000.wav", {});
   EXPECT_EQ(t.language, "en");
   EXPECT_GT(t.duration, 0.5);
+  for (const auto& segment : t.segments)  // decoded with <|notimestamps|>, as it was trained
+    for (int64_t token : segment.tokens) EXPECT_LT(token, whisper.tokenizer.timestamp_begin);
   // dump gives the features of the model's own 8 s window.
   auto dumped =
       dump_whisper(whisper, dir / "data" / "audio" / "test" / "000000.wav", {whisper.tokenizer.sot});

@@ -178,6 +178,7 @@ WhisperBundle open_whisper(const fs::path& path, const WhisperOpenOptions& optio
     WhisperBundle bundle = make_whisper(c, std::move(tok), load_safetensors(path / "model.safetensors"),
                                         path.string(), config.value("multilingual", c.n_vocab >= 51865));
     bundle.suppress_non_speech = config.value("suppress_non_speech", true);
+    bundle.timestamps = config.value("timestamps", true);
     return bundle;
   }
   check(config.value("model_type", "") == "whisper", config_path.string(),
@@ -206,7 +207,8 @@ void save_whisper(const fs::path& dir, const WhisperBundle& w) {
                                               {"dims", to_json(w.model->config)},
                                               {"num_languages", w.tokenizer.languages().size()},
                                               {"multilingual", w.multilingual},
-                                              {"suppress_non_speech", w.suppress_non_speech}}
+                                              {"suppress_non_speech", w.suppress_non_speech},
+                                              {"timestamps", w.timestamps}}
                                                  .dump(2) +
                                              "\n");
 }

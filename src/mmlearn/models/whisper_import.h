@@ -5,7 +5,8 @@
 //  - Hugging Face WhisperForConditionalGeneration directories: config.json, model.safetensors (or shards, or
 //    pytorch_model.bin), vocab.json + added tokens;
 //  - mmlearn Whisper directories (save_whisper): config.json {"architecture": "whisper", "dims": {...},
-//    "num_languages": N, "multilingual": bool, "suppress_non_speech": bool}, model.safetensors under OpenAI's
+//    "num_languages": N, "multilingual": bool, "suppress_non_speech": bool, "timestamps": bool},
+//    model.safetensors under OpenAI's
 //    names, tokenizer.tiktoken.
 // fp16/bf16 weights are loaded into fp32.
 //
@@ -32,6 +33,9 @@ struct WhisperBundle {
   // here learn from transcripts that may hold them ("two objects: ..."), so they keep them: suppressing ":"
   // there ends the transcript at the colon.
   bool suppress_non_speech = true;
+  // Whether the model predicts timestamp tokens. Recognizers trained here learn transcripts without them, so
+  // transcription decodes them with <|notimestamps|>, one segment per window.
+  bool timestamps = true;
 };
 
 struct WhisperOpenOptions {

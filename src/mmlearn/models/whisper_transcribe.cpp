@@ -45,6 +45,7 @@ Transcript transcribe(WhisperBundle& w, audio::LogMelStream& mel, const Transcri
   Transcript transcript;
   transcript.duration = static_cast<double>(mel.samples()) / audio::whisper::sample_rate;
   WhisperDecodeOptions decode = o.decode;
+  if (!w.timestamps) decode.without_timestamps = true;  // a model that never learned them
   if (decode.language.empty()) {
     if (w.multilingual) {
       auto features = w.model->encoder->forward(mel.frames(0, kWindow).unsqueeze(0));

@@ -91,7 +91,7 @@ WhisperTrainResult train_whisper(const WhisperTrainOptions& o) {
   model->train();
   // CTC over the text tokens, with <|endoftext|>'s id as the blank: classes 0 .. eot.
   torch::nn::Linear ctc_head(config.n_audio_state, tokenizer.eot + 1);
-  WhisperBundle bundle{model, tokenizer, false, /*suppress_non_speech=*/false};
+  WhisperBundle bundle{model, tokenizer, false, /*suppress_non_speech=*/false, /*timestamps=*/false};
 
   std::vector<torch::Tensor> decay, no_decay;
   auto parameters = model->parameters();
