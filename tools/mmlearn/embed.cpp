@@ -2,7 +2,6 @@
 #include <nlohmann/json.hpp>
 
 #include "commands.h"
-#include "mmlearn/audio/log_mel.h"
 #include "mmlearn/core/error.h"
 #include "mmlearn/eval/clip_eval.h"
 #include "mmlearn/models/clip_pixels.h"
@@ -41,7 +40,7 @@ void add_embed(CLI::App& app) {
       if (a->audio.empty() && a->texts.empty())
         throw UsageError("embed needs at least one --audio or --text");
       ClapBundle clap = load_clap(a->model.model);
-      const int64_t window = 2 * clap.model->config.audio.n_ctx * audio::whisper::hop_length;
+      const int64_t window = clap_window_samples(clap.model->config.audio);
       std::vector<data::AudioClip> clips;
       for (const auto& path : a->audio) clips.push_back(data::read_audio_clip(path, window));
       std::vector<const data::AudioClip*> batch;

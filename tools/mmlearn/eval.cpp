@@ -2,7 +2,6 @@
 #include <nlohmann/json.hpp>
 
 #include "commands.h"
-#include "mmlearn/audio/log_mel.h"
 #include "mmlearn/core/error.h"
 #include "mmlearn/data/image_text_dataset.h"
 #include "mmlearn/eval/clip_eval.h"
@@ -60,8 +59,8 @@ void add_eval(CLI::App& app) {
     if (is_clap_model(a->model)) {  // audio–text retrieval
       ClapBundle clap = load_clap(a->model);
       const auto manifest = data::find_manifest(a->data, "test");
-      const auto ds = data::load_audio_text(
-          manifest, 2 * clap.model->config.audio.n_ctx * audio::whisper::hop_length, a->limit);
+      const auto ds =
+          data::load_audio_text(manifest, clap_window_samples(clap.model->config.audio), a->limit);
       check(a->strict ? ds.skipped == 0 : !ds.clips.empty(), manifest.string(),
             a->strict ? ": a record could not be read (see above)" : ": no usable audio + text records");
       auto metrics = evaluate_clap(clap, ds);

@@ -80,6 +80,8 @@ ClapConfig clap_preset(const std::string& name) {
 
 std::vector<std::string> clap_preset_names() { return {"clap-tiny"}; }
 
+int64_t clap_window_samples(const ClapAudioConfig& a) { return 2 * a.n_ctx * audio::whisper::hop_length; }
+
 WhisperConfig whisper_encoder_config(const ClapAudioConfig& a) {
   WhisperConfig w;
   w.n_mels = a.n_mels;

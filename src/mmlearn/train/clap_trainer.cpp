@@ -4,9 +4,7 @@
 
 #include <chrono>
 #include <cmath>
-#include <fstream>
 
-#include "mmlearn/audio/log_mel.h"
 #include "mmlearn/core/checkpoint.h"
 #include "mmlearn/core/error.h"
 #include "mmlearn/core/log.h"
@@ -17,6 +15,7 @@
 #include "mmlearn/models/clip_pretrained.h"
 #include "mmlearn/models/whisper_import.h"
 #include "mmlearn/train/clip_trainer.h"
+#include "mmlearn/train/metrics_log.h"
 #include "mmlearn/train/schedule.h"
 
 namespace mmlearn {
@@ -41,11 +40,6 @@ Batch make_batch(const ClapBundle& clap, const std::vector<const AudioClip*>& cl
   }
   return {data::log_mel_batch(clips, c.audio.n_mels, 2 * c.audio.n_ctx), torch::tensor(samples),
           tokenize_batch(clap.tokenizer, texts, c.text.context_length)};
-}
-
-void append_line(const fs::path& path, const json& line) {
-  std::ofstream out(path, std::ios::app);
-  out << line.dump() << "\n";
 }
 
 }  // namespace
@@ -90,7 +84,7 @@ ClapTrainResult train_clap(const ClapTrainOptions& o) {
         " already holds a model; choose another --out");
   torch::manual_seed(o.seed);
   ClapConfig config = clap_preset(o.preset);
-  const int64_t window_samples = 2 * config.audio.n_ctx * audio::whisper::hop_length;
+  const int64_t window_samples = clap_window_samples(config.audio);
 
   ClapTrainResult result;
   const fs::path train_path = data::find_manifest(o.data, "train");
@@ -128,7 +122,7 @@ ClapTrainResult train_clap(const ClapTrainOptions& o) {
     model->eval();
     json metrics = evaluate_clap(clap, test);
     model->train();
-    append_line(metrics_path, {{"step", step}, {"eval", metrics}});
+    append_metrics(metrics_path, {{"step", step}, {"eval", metrics}});
     const auto& r = metrics["retrieval"];
     log_info("step ", step, ": held-out text→audio R@1 ", r["text_to_audio"]["R@1"].get<double>(),
              ", audio→text R@1 ", r["audio_to_text"]["R@1"].get<double>());
@@ -175,11 +169,11 @@ ClapTrainResult train_clap(const ClapTrainOptions& o) {
           "); lower --lr or raise --warmup");
 
     if (bar) bar->update(step + 1, {{"loss", loss_value}});
-    append_line(metrics_path, {{"step", step},
-                               {"loss", loss_value},
-                               {"lr", lr},
-                               {"grad_norm", grad_norm},
-                               {"logit_scale", model->logit_scale.exp().item<double>()}});
+    append_metrics(metrics_path, {{"step", step},
+                                  {"loss", loss_value},
+                                  {"lr", lr},
+                                  {"grad_norm", grad_norm},
+                                  {"logit_scale", model->logit_scale.exp().item<double>()}});
     const int64_t eval_every = o.eval_every > 0 ? o.eval_every : std::max<int64_t>(20, total_steps / 5);
     if (total_steps > 0 && (step + 1) % eval_every == 0 && step + 1 < total_steps) evaluate(step + 1);
   }

@@ -17,6 +17,7 @@
 #include "mmlearn/heads/contrastive.h"
 #include "mmlearn/models/clip_import.h"
 #include "mmlearn/models/clip_pretrained.h"
+#include "mmlearn/train/metrics_log.h"
 #include "mmlearn/train/schedule.h"
 
 namespace mmlearn {
@@ -46,11 +47,6 @@ void log_skipped(const data::ImageTextDataset& ds) {
   log_warn(ds.skipped, " of ", ds.skipped + ds.size(), " records in ", ds.manifest.path.string(),
            " skipped (bad or missing image or text), e.g.:");
   for (const auto& reason : ds.skip_reasons) log_warn("  ", reason);
-}
-
-void append_metrics(const fs::path& path, const json& line) {
-  std::ofstream out(path, std::ios::app);
-  out << line.dump() << "\n";
 }
 
 // Keep only metric lines up to `step` (a resumed run rewrites what came after its checkpoint).

@@ -4,7 +4,6 @@
 
 #include <chrono>
 #include <cmath>
-#include <fstream>
 
 #include "mmlearn/audio/log_mel.h"
 #include "mmlearn/core/atomic_file.h"
@@ -16,23 +15,15 @@
 #include "mmlearn/data/manifest.h"
 #include "mmlearn/eval/wer.h"
 #include "mmlearn/models/whisper_decoding.h"
+#include "mmlearn/train/metrics_log.h"
 #include "mmlearn/train/schedule.h"
 
 namespace mmlearn {
 namespace fs = std::filesystem;
 using nlohmann::json;
 
-namespace {
-
 using Clock = std::chrono::steady_clock;
 using data::AudioClip;
-
-void append_line(const fs::path& path, const json& line) {
-  std::ofstream out(path, std::ios::app);
-  out << line.dump() << "\n";
-}
-
-}  // namespace
 
 json evaluate_transcription(WhisperBundle& w, const fs::path& manifest, int64_t limit, int64_t batch_size) {
   const int64_t window_frames = 2 * w.model->config.n_audio_ctx;
@@ -132,7 +123,7 @@ WhisperTrainResult train_whisper(const WhisperTrainOptions& o) {
     model->eval();
     json metrics = evaluate_transcription(bundle, test_path, o.eval_samples);
     model->train();
-    append_line(metrics_path, {{"step", step}, {"eval", metrics}});
+    append_metrics(metrics_path, {{"step", step}, {"eval", metrics}});
     log_info("step ", step, ": held-out WER ", metrics["wer"].get<double>(), ", CER ",
              metrics["cer"].get<double>());
     return metrics;
@@ -219,7 +210,7 @@ WhisperTrainResult train_whisper(const WhisperTrainOptions& o) {
     if (bar) bar->update(step + 1, {{"loss", loss_value}});
     json line{{"step", step}, {"loss", loss_value}, {"lr", lr}, {"ce", ce.item<double>()}};
     if (ctc.defined()) line["ctc"] = ctc.item<double>();
-    append_line(metrics_path, line);
+    append_metrics(metrics_path, line);
     const int64_t eval_every = o.eval_every > 0 ? o.eval_every : std::max<int64_t>(50, total_steps / 5);
     if (total_steps > 0 && (step + 1) % eval_every == 0 && step + 1 < total_steps) evaluate(step + 1);
   }
