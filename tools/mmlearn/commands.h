@@ -17,5 +17,7 @@ void add_zero_shot(CLI::App& app);
 void add_dump(CLI::App& app);
 void add_convert(CLI::App& app);
 void add_transcribe(CLI::App& app);
+void add_predict(CLI::App& app);
+void add_bench(CLI::App& app);
 
 }  // namespace mmlearn::cli

@@ -7,6 +7,7 @@
 #include "mmlearn/eval/clip_eval.h"
 #include "mmlearn/models/clip_pretrained.h"
 #include "mmlearn/train/clap_trainer.h"
+#include "mmlearn/train/fusion_trainer.h"
 #include "mmlearn/train/whisper_trainer.h"
 
 namespace mmlearn::cli {
@@ -25,7 +26,7 @@ void add_eval(CLI::App& app) {
   auto* cmd = app.add_subcommand(
       "eval",
       "evaluate a model on a manifest: retrieval R@K and zero-shot accuracy (CLIP), audio↔text R@K (CLAP), "
-      "WER/CER (Whisper)");
+      "WER/CER (Whisper), accuracy and macro-F1 (classifiers)");
   struct Args {
     std::string model, data, classes, precision = "fp32";
     bool json = false, strict = false;
@@ -40,7 +41,36 @@ void add_eval(CLI::App& app) {
   cmd->add_flag("--strict", a->strict, "fail on the first bad record instead of skipping it");
   cmd->add_flag("--json", a->json, "JSON on stdout");
   cmd->add_option("--limit", a->limit, "evaluate only the first N records (audio models)");
-  cmd->callback([a] {
+  auto hide = std::make_shared<std::vector<std::string>>();
+  cmd->add_option("--without", *hide, "classifiers: leave these modalities out of every record (comma list)")
+      ->delimiter(',');
+  cmd->callback([a, hide] {
+    if (is_fusion_classifier(a->model)) {  // multimodal classification
+      auto bundle = load_fusion_classifier(a->model);
+      for (const auto& m : *hide)
+        check(std::find(bundle.model->config.modalities.begin(), bundle.model->config.modalities.end(), m) !=
+                  bundle.model->config.modalities.end(),
+              "--without ", m, ": the model does not read ", m);
+      const auto manifest = data::find_manifest(a->data, "test");
+      const auto ds = load_classifier_data(bundle, manifest);
+      check(a->strict ? ds.skipped == 0 : !ds.examples.empty(), manifest.string(),
+            a->strict ? ": a record could not be read (see above)" : ": no usable records");
+      auto metrics = evaluate_fusion_classifier(bundle, ds, {hide->begin(), hide->end()});
+      metrics["skipped_records"] = ds.skipped;
+      if (a->json) {
+        std::cout << metrics.dump() << "\n";
+        return;
+      }
+      std::printf("records: %zu (%lld skipped)\naccuracy %5.1f%%  macro-F1 %5.1f%%\n", ds.examples.size(),
+                  (long long)ds.skipped, 100 * metrics["accuracy"].get<double>(),
+                  100 * metrics["macro_f1"].get<double>());
+      for (const auto& [label, m] : metrics["per_class"].items())
+        std::printf("  %-12s precision %5.1f%%  recall %5.1f%%  F1 %5.1f%%  (%lld)\n", label.c_str(),
+                    100 * m["precision"].get<double>(), 100 * m["recall"].get<double>(),
+                    100 * m["f1"].get<double>(), (long long)m["support"].get<int64_t>());
+      return;
+    }
+    check(hide->empty(), "--without applies to classifiers");
     if (is_whisper_model(a->model)) {  // speech recognition: word and character error rates
       WhisperBundle whisper = open_whisper(a->model);
       auto metrics = evaluate_transcription(whisper, data::find_manifest(a->data, "test"), a->limit);

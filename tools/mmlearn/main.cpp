@@ -30,6 +30,8 @@ int main(int argc, char** argv) {
   mmlearn::cli::add_embed(app);
   mmlearn::cli::add_zero_shot(app);
   mmlearn::cli::add_transcribe(app);
+  mmlearn::cli::add_predict(app);
+  mmlearn::cli::add_bench(app);
   mmlearn::cli::add_dump(app);
   mmlearn::cli::add_convert(app);
   mmlearn::cli::add_models(app);

@@ -3,6 +3,7 @@
 
 #include "commands.h"
 #include "mmlearn/core/error.h"
+#include "mmlearn/fusion/fusion.h"
 #include "mmlearn/models/clap.h"
 #include "mmlearn/models/clip.h"
 #include "mmlearn/models/whisper.h"
@@ -10,7 +11,8 @@
 namespace mmlearn::cli {
 
 void add_models(CLI::App& app) {
-  auto* cmd = app.add_subcommand("models", "list the model presets (CLIP, Whisper, CLAP)");
+  auto* cmd =
+      app.add_subcommand("models", "list the model presets (CLIP, Whisper, CLAP) and the fusion methods");
   auto as_json = std::make_shared<bool>(false);
   cmd->add_flag("--json", *as_json, "JSON on stdout");
   cmd->callback([as_json] {
@@ -38,9 +40,13 @@ void add_models(CLI::App& app) {
       for (const auto& p : Clap(c)->parameters()) params += p.numel();
       audio_text.push_back({{"name", name}, {"parameters", params}, {"config", to_json(c)}});
     }
+    nlohmann::json fusions = nlohmann::json::array();
+    for (const auto& f : fusion_catalogue())
+      fusions.push_back({{"name", f.name}, {"kind", "fusion"}, {"family", f.family}, {"summary", f.summary}});
     if (*as_json) {
       for (const auto& m : speech) out.push_back(m);
       for (const auto& m : audio_text) out.push_back(m);
+      for (const auto& f : fusions) out.push_back(f);
       std::cout << out.dump() << "\n";
       return;
     }
@@ -76,6 +82,9 @@ void add_models(CLI::App& app) {
           (long long)a["n_ctx"], (long long)a["width"], (long long)a["layers"], (long long)t["width"],
           (long long)t["layers"]);
     }
+    std::printf("\n%-22s %-7s %s\n", "fusion (--fusion)", "family", "for `train --task classify`");
+    for (const auto& f : fusion_catalogue())
+      std::printf("%-22s %-7s %s\n", f.name.c_str(), f.family.c_str(), f.summary.c_str());
   });
 }
 

@@ -5,6 +5,7 @@
 #include "mmlearn/core/error.h"
 #include "mmlearn/train/clap_trainer.h"
 #include "mmlearn/train/clip_trainer.h"
+#include "mmlearn/train/fusion_trainer.h"
 #include "mmlearn/train/whisper_trainer.h"
 
 namespace mmlearn::cli {
@@ -12,8 +13,8 @@ namespace mmlearn::cli {
 void add_train(CLI::App& app) {
   auto* cmd = app.add_subcommand(
       "train",
-      "train a model: contrastive image–text (clip-*), audio–text (clap-tiny) or speech recognition "
-      "(whisper-tiny-shapes)");
+      "train a model: contrastive image–text (clip-*), audio–text (clap-tiny), speech recognition "
+      "(whisper-tiny-shapes) or, with --task classify, a multimodal classifier with any fusion");
   auto o = std::make_shared<ClipTrainOptions>();
   auto data = std::make_shared<std::string>(), out = std::make_shared<std::string>(),
        tokenizer = std::make_shared<std::string>(), init_from = std::make_shared<std::string>(),
@@ -61,6 +62,24 @@ void add_train(CLI::App& app) {
   cmd->add_flag("--freeze-towers", o->freeze_towers,
                 "with --init-from: train only the projections and the temperature (a linear probe)");
   cmd->add_flag("--resume", o->resume, "continue the run in --out from its last checkpoint");
+  auto task = std::make_shared<std::string>("contrastive");
+  cmd->add_option("--task", *task,
+                  "contrastive / speech (chosen by --preset), or classify: a multimodal classifier")
+      ->check(CLI::IsMember({"contrastive", "classify"}))
+      ->capture_default_str();
+  auto classify = std::make_shared<FusionTrainOptions>();
+  cmd->add_option("--modalities", classify->modalities, "classify: the inputs, from image, text, audio")
+      ->delimiter(',')
+      ->default_str("image,text");
+  cmd->add_option("--fusion", classify->fusion, "classify: fusion method (`mmlearn models` lists them)")
+      ->capture_default_str();
+  cmd->add_option("--modality-dropout", classify->modality_dropout,
+                  "classify: chance of hiding each modality of each example while training (never all)")
+      ->capture_default_str();
+  cmd->add_option("--label-field", classify->label_field, "classify: the record field holding the class")
+      ->capture_default_str();
+  cmd->add_option("--dim", classify->model.dim, "classify: width of the encoders and the fusion")
+      ->capture_default_str();
   cmd->add_flag("--json", *as_json, "print the result as JSON on stdout");
   cmd->callback([=] {
     // Either trainer's result, as JSON or as a summary on stderr.
@@ -81,6 +100,38 @@ void add_train(CLI::App& app) {
       if (!r.final_eval.is_null()) std::cerr << "held-out: " << r.final_eval.dump() << "\n";
     };
     const bool cmd_lr_default = lr->count() == 0;
+    if (*task == "classify") {
+      if (!tokenizer->empty() || !init_from->empty() || !init_audio_from->empty() || o->resume ||
+          o->freeze_towers || cmd->count("--preset"))
+        throw UsageError(
+            "--task classify trains its encoders from scratch (no --preset, --tokenizer, --init-from, "
+            "--init-audio-from, --freeze-towers or --resume yet)");
+      if (o->epochs > 0)
+        throw UsageError("--task classify trains by --steps or --minutes (default: 20 epochs)");
+      FusionTrainOptions c = *classify;
+      c.data = *data;
+      c.out = *out;
+      c.steps = o->steps;
+      c.minutes = o->minutes;
+      if (batch->count()) c.batch_size = o->batch_size;
+      if (!cmd_lr_default) c.learning_rate = o->learning_rate;
+      if (o->tokenizer_vocab_size != 1024) c.vocab_size = o->tokenizer_vocab_size;
+      c.seed = o->seed;
+      c.eval_every = o->eval_every;
+      if (o->warmup_steps > 0) c.warmup_steps = o->warmup_steps;
+      if (cmd->count("--weight-decay")) c.weight_decay = o->weight_decay;
+      if (cmd->count("--grad-clip")) c.grad_clip = o->grad_clip;
+      try {
+        c.fusion = canonical_fusion_method(c.fusion);
+      } catch (const Error& e) {
+        throw UsageError(str_cat("--fusion: ", e.what()));
+      }
+      const auto r = train_fusion_classifier(c);
+      report(r);
+      return;
+    }
+    for (const char* flag : {"--modalities", "--fusion", "--modality-dropout", "--label-field", "--dim"})
+      if (cmd->count(flag)) throw UsageError(str_cat(flag, " applies to --task classify"));
     o->data = *data;
     o->out = *out;
     o->tokenizer = *tokenizer;

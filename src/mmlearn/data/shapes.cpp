@@ -2,14 +2,10 @@
 
 #include <algorithm>
 #include <array>
-#include <atomic>
 #include <chrono>
 #include <cmath>
-#include <condition_variable>
 #include <cstdio>
-#include <exception>
 #include <fstream>
-#include <mutex>
 #include <nlohmann/json.hpp>
 #include <string_view>
 #include <thread>
@@ -19,6 +15,7 @@
 #include "mmlearn/core/atomic_file.h"
 #include "mmlearn/core/error.h"
 #include "mmlearn/data/image_io.h"
+#include "mmlearn/data/synthetic.h"
 
 namespace mmlearn::data {
 namespace fs = std::filesystem;
@@ -58,44 +55,7 @@ constexpr std::array<std::array<double, 3>, 6> kPalette = {{
     {245, 135, 25},  // orange
 }};
 
-constexpr int kPngLevel = 3;           // images are regenerable: favour speed over a few percent of size
-constexpr int64_t kChunkRecords = 32;  // unit of work for a thread; records are written in index order
-
-// splitmix64 (Steele, Lea, Flood 2014): a stable mixing function, so that record i of a split has the same
-// random stream on every platform and for every thread count. The std:: distributions are not used because
-// their algorithms are implementation-defined.
-constexpr uint64_t kGolden = 0x9e3779b97f4a7c15ULL;
-
-uint64_t mix64(uint64_t z) {
-  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-  z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-  return z ^ (z >> 31);
-}
-
-class Rng {
- public:
-  explicit Rng(uint64_t seed) : state_(seed) {}
-
-  uint64_t next() { return mix64(state_ += kGolden); }
-  // Uniform integer in [0, n) by multiply-shift (Lemire); the bias, n / 2^64, is immaterial here.
-  int below(int n) { return int((static_cast<unsigned __int128>(next()) * uint64_t(n)) >> 64); }
-  double uniform() { return double(next() >> 11) * 0x1.0p-53; }  // [0, 1) with 53 random bits
-  double uniform(double lo, double hi) { return lo + (hi - lo) * uniform(); }
-  bool chance(double p) { return uniform() < p; }
-
- private:
-  uint64_t state_;
-};
-
-struct Split {
-  const char* name;
-  uint64_t tag;  // distinct per split so that train and test streams differ
-};
-
-uint64_t record_seed(uint64_t seed, const Split& split, int64_t index) {
-  return mix64(mix64(mix64(seed + kGolden) ^ split.tag) + uint64_t(index) * kGolden);
-}
-
+constexpr int kPngLevel = 3;  // images are regenerable: favour speed over a few percent of size
 struct Object {
   int shape, color, size, texture;
   double cx, cy, radius;  // pixels; the image spans [0, S) on both axes
@@ -381,12 +341,6 @@ Json questions(const Scene& scene, Rng& rng) {
 
 double round3(double v) { return std::round(v * 1000.0) / 1000.0; }
 
-std::string index_name(int64_t index) {
-  char buffer[32];
-  std::snprintf(buffer, sizeof buffer, "%06lld", static_cast<long long>(index));
-  return buffer;
-}
-
 // Renders record `index` of `split`, writes its PNG and returns its manifest line.
 std::string make_record(const fs::path& out_dir, const ShapesConfig& config, const Split& split,
                         int64_t index) {
@@ -441,72 +395,13 @@ std::string make_record(const fs::path& out_dir, const ShapesConfig& config, con
   return record.dump() + "\n";
 }
 
-// Generates one split with `threads` workers over chunks of records; the calling thread writes finished
-// chunks to the manifest in index order, so the file does not depend on scheduling.
 void generate_split(const fs::path& out_dir, const ShapesConfig& config, const Split& split, int64_t n,
                     int threads, const std::function<void(int64_t)>& on_written) {
   fs::create_directories(out_dir / "images" / split.name);
   if (config.audio) fs::create_directories(out_dir / "audio" / split.name);
-  AtomicFile manifest(out_dir / str_cat(split.name, ".jsonl"));
-  const int64_t n_chunks = (n + kChunkRecords - 1) / kChunkRecords;
-  std::vector<std::string> results(static_cast<size_t>(n_chunks));
-  std::vector<char> ready(static_cast<size_t>(n_chunks), 0);
-  std::mutex mutex;
-  std::condition_variable cv;
-  std::exception_ptr error;
-  std::atomic<int64_t> next_chunk{0};
-  std::atomic<bool> stop{false};
-
-  auto worker = [&] {
-    for (int64_t c; !stop && (c = next_chunk++) < n_chunks;) {
-      std::string text;
-      try {
-        for (int64_t i = c * kChunkRecords; i < std::min(n, (c + 1) * kChunkRecords); ++i) {
-          text += make_record(out_dir, config, split, i);
-        }
-      } catch (...) {
-        std::lock_guard lock(mutex);
-        if (!error) error = std::current_exception();
-        stop = true;
-        cv.notify_all();
-        return;
-      }
-      std::lock_guard lock(mutex);
-      results[size_t(c)] = std::move(text);
-      ready[size_t(c)] = 1;
-      cv.notify_all();
-    }
-  };
-
-  std::vector<std::thread> pool;
-  auto join_all = [&] {
-    stop = stop || error != nullptr;
-    for (auto& t : pool) t.join();
-    pool.clear();
-  };
-  try {
-    for (int t = 0; t < std::min<int64_t>(threads, std::max<int64_t>(n_chunks, 1)); ++t)
-      pool.emplace_back(worker);
-    for (int64_t c = 0; c < n_chunks; ++c) {
-      std::string text;
-      {
-        std::unique_lock lock(mutex);
-        cv.wait(lock, [&] { return ready[size_t(c)] || error; });
-        if (error) break;
-        text = std::move(results[size_t(c)]);
-        results[size_t(c)] = std::string();
-      }
-      manifest.write(text);
-      if (on_written) on_written(std::min(n, (c + 1) * kChunkRecords));
-    }
-  } catch (...) {
-    stop = true;
-    join_all();
-    throw;
-  }
-  join_all();
-  if (error) std::rethrow_exception(error);
-  manifest.commit();
+  write_records(
+      out_dir / str_cat(split.name, ".jsonl"), n, threads,
+      [&](int64_t i) { return make_record(out_dir, config, split, i); }, on_written);
 }
 
 void validate(const ShapesConfig& config) {
@@ -531,11 +426,10 @@ ShapesSummary generate_shapes(const fs::path& out_dir, const ShapesConfig& confi
   const int64_t total = config.n_train + config.n_test;
   fs::create_directories(out_dir);
 
-  static constexpr Split kTrain{"train", 0x747261696eULL}, kTest{"test", 0x74657374ULL};
-  generate_split(out_dir, config, kTrain, config.n_train, threads, [&](int64_t done) {
+  generate_split(out_dir, config, kTrainSplit, config.n_train, threads, [&](int64_t done) {
     if (progress) progress(done, total);
   });
-  generate_split(out_dir, config, kTest, config.n_test, threads, [&](int64_t done) {
+  generate_split(out_dir, config, kTestSplit, config.n_test, threads, [&](int64_t done) {
     if (progress) progress(config.n_train + done, total);
   });
 

@@ -12,7 +12,9 @@ torch::nn::LayerNorm layer_norm(int64_t dim) {
 }
 
 // cross-attention — each modality's tokens attend to the other modalities' tokens, in every direction, then
-// an MLP (the crossmodal transformer of MulT: Tsai et al., 2019). Absent tokens are masked out of the keys; a
+// an MLP (the crossmodal transformer of MulT: Tsai et al., 2019), both behind tanh gates that start at zero
+// (Flamingo's gated cross-attention: Alayrac et al., 2022), so training starts from the encoders' own
+// summaries and lets the other modalities in as they help. Absent tokens are masked out of the keys; a
 // learned null key is always there, so a modality whose partners are all absent attends to it alone.
 struct CrossAttentionFusion : FusionImpl {
   explicit CrossAttentionFusion(const FusionConfig& c) : FusionImpl(c) {
@@ -24,6 +26,8 @@ struct CrossAttentionFusion : FusionImpl {
       ln_key.emplace(m, register_module("ln_kv_" + m, layer_norm(c.dim)));
       ln_mlp.emplace(m, register_module("ln_mlp_" + m, layer_norm(c.dim)));
       mlp.emplace(m, register_module("mlp_" + m, Mlp(c.dim, 4 * c.dim, Activation::gelu)));
+      attention_gate[m] = register_parameter("attn_gate_" + m, torch::zeros({1}));
+      mlp_gate[m] = register_parameter("mlp_gate_" + m, torch::zeros({1}));
     }
     missing = register_module("missing", MissingVectors(c.modalities, c.dim));
     output_dim = int64_t(c.modalities.size()) * c.dim;
@@ -45,9 +49,10 @@ struct CrossAttentionFusion : FusionImpl {
       }
       auto kv = ln_key.at(m)(torch::cat(keys, 1));
       auto mask = key_padding_mask(torch::cat(key_masks, 1), kv.options());
-      auto x = it->second.tokens + attention.at(m)(ln_query.at(m)(it->second.tokens), kv, mask);
-      x = x + mlp.at(m)(ln_mlp.at(m)(x));
-      attended[m] = {x, it->second.mask, masked_mean(x, it->second.mask)};
+      auto x = it->second.tokens +
+               torch::tanh(attention_gate[m]) * attention.at(m)(ln_query.at(m)(it->second.tokens), kv, mask);
+      x = x + torch::tanh(mlp_gate[m]) * mlp.at(m)(ln_mlp.at(m)(x));
+      attended[m] = {x, it->second.mask, updated_pooled(it->second, x)};
       all_tokens.push_back(x);
       all_masks.push_back(it->second.mask);
     }
@@ -56,7 +61,7 @@ struct CrossAttentionFusion : FusionImpl {
   }
 
   torch::Tensor null_token;
-  std::map<std::string, torch::Tensor> type_embedding;
+  std::map<std::string, torch::Tensor> type_embedding, attention_gate, mlp_gate;
   std::map<std::string, CrossAttention> attention;
   std::map<std::string, torch::nn::LayerNorm> ln_query, ln_key, ln_mlp;
   std::map<std::string, Mlp> mlp;
@@ -65,7 +70,8 @@ struct CrossAttentionFusion : FusionImpl {
 
 // bottleneck — each modality has its own transformer layers and they exchange only through a few shared
 // bottleneck tokens, averaged over the modalities after every layer (MBT: Nagrani et al., "Attention
-// Bottlenecks for Multimodal Fusion", 2021). An absent modality is left out of that average.
+// Bottlenecks for Multimodal Fusion", 2021). An absent modality is left out of that average. What the layers
+// change in each modality's tokens passes a tanh gate that starts at zero, as in cross-attention.
 struct BottleneckFusion : FusionImpl {
   explicit BottleneckFusion(const FusionConfig& c) : FusionImpl(c) {
     bottleneck = register_parameter("bottleneck", torch::randn({1, c.bottleneck_tokens, c.dim}) * 0.02);
@@ -73,6 +79,7 @@ struct BottleneckFusion : FusionImpl {
     for (int64_t l = 0; l < c.layers; ++l)
       for (const auto& m : c.modalities)
         blocks[m].push_back(register_module(str_cat("layer", l, "_", m), ResidualAttentionBlock(block)));
+    for (const auto& m : c.modalities) gate[m] = register_parameter("gate_" + m, torch::zeros({1}));
     ln = register_module("ln", layer_norm(c.dim));
     missing = register_module("missing", MissingVectors(c.modalities, c.dim));
     output_dim = int64_t(c.modalities.size() + 1) * c.dim;
@@ -100,8 +107,9 @@ struct BottleneckFusion : FusionImpl {
     }
     std::vector<torch::Tensor> tokens{shared}, masks{bottleneck_mask};
     for (auto& [m, out] : state) {
-      out.tokens = ln(out.tokens);
-      out.pooled = masked_mean(out.tokens, out.mask);
+      const auto& in = inputs.at(m);
+      out.tokens = in.tokens + torch::tanh(gate[m]) * (out.tokens - in.tokens);
+      out.pooled = updated_pooled(in, out.tokens);
       tokens.push_back(out.tokens);
       masks.push_back(out.mask);
     }
@@ -111,6 +119,7 @@ struct BottleneckFusion : FusionImpl {
 
   torch::Tensor bottleneck;
   std::map<std::string, std::vector<ResidualAttentionBlock>> blocks;
+  std::map<std::string, torch::Tensor> gate;  // tanh-gated change to each modality's tokens, from zero
   torch::nn::LayerNorm ln{nullptr};
   MissingVectors missing{nullptr};
 };

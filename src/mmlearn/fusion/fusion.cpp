@@ -10,19 +10,29 @@
 
 namespace mmlearn {
 
+const std::vector<FusionMethodInfo>& fusion_catalogue() {
+  static const std::vector<FusionMethodInfo> methods = {
+      {"concat", "early", "pooled features side by side, then the head's MLP"},
+      {"joint-transformer", "early", "all tokens in one transformer, read at a fusion token (ViLT, 2021)"},
+      {"late-mean", "late", "mean of the per-modality class distributions"},
+      {"late-weighted", "late", "learned weights over the per-modality distributions"},
+      {"product-of-experts", "late", "product of the per-modality distributions (Hinton, 2002)"},
+      {"stacking", "late", "a learned combiner over per-modality predictions (Wolpert, 1992)"},
+      {"cross-attention", "hybrid", "each modality's tokens attend to the others' (MulT, 2019)"},
+      {"gated", "hybrid", "gated multimodal units (Arevalo et al., 2017)"},
+      {"tensor", "hybrid", "outer product of [features; 1] vectors (Tensor Fusion Network, 2017)"},
+      {"low-rank", "hybrid", "tensor fusion with low-rank factors (LMF, 2018)"},
+      {"bottleneck", "hybrid", "modalities exchange through shared bottleneck tokens (MBT, 2021)"},
+      {"film", "hybrid", "each modality's tokens scaled and shifted by the others (FiLM, 2018)"}};
+  return methods;
+}
+
 const std::vector<std::string>& fusion_methods() {
-  static const std::vector<std::string> names = {"concat",
-                                                 "joint-transformer",
-                                                 "late-mean",
-                                                 "late-weighted",
-                                                 "product-of-experts",
-                                                 "stacking",
-                                                 "cross-attention",
-                                                 "gated",
-                                                 "tensor",
-                                                 "low-rank",
-                                                 "bottleneck",
-                                                 "film"};
+  static const std::vector<std::string> names = [] {
+    std::vector<std::string> out;
+    for (const auto& m : fusion_catalogue()) out.push_back(m.name);
+    return out;
+  }();
   return names;
 }
 
@@ -36,8 +46,9 @@ std::string canonical_fusion_method(const std::string& name) {
 }
 
 bool is_late_fusion(const std::string& method) {
-  return method == "late-mean" || method == "late-weighted" || method == "product-of-experts" ||
-         method == "stacking";
+  for (const auto& m : fusion_catalogue())
+    if (m.name == method) return m.family == "late";
+  return false;
 }
 
 nlohmann::json to_json(const FusionConfig& c) {
@@ -184,6 +195,10 @@ torch::Tensor CrossAttentionImpl::forward(const torch::Tensor& x, const torch::T
   auto scores = torch::matmul(split(q(x), T), split(k(y), S).transpose(-2, -1)) / std::sqrt(double(hd));
   auto attended = torch::matmul(torch::softmax(scores + mask, -1), split(v(y), S));  // [B, H, T, hd]
   return out(attended.transpose(1, 2).reshape({B, T, dim}));
+}
+
+torch::Tensor updated_pooled(const EncoderOutput& input, const torch::Tensor& updated_tokens) {
+  return input.pooled + masked_mean(updated_tokens - input.tokens, input.mask);
 }
 
 EncoderOutput tokens_or_empty(const ModalityOutputs& inputs, const std::string& modality, int64_t batch,

@@ -47,6 +47,10 @@ FusionConfig fusion_config_from_json(const nlohmann::json& json, const std::stri
 
 // The CLI names, in the order of the docs' table; "late" is accepted for "late-mean".
 const std::vector<std::string>& fusion_methods();
+struct FusionMethodInfo {
+  std::string name, family, summary;  // family: early, late or hybrid
+};
+const std::vector<FusionMethodInfo>& fusion_catalogue();
 // The canonical name, or an Error listing the methods.
 std::string canonical_fusion_method(const std::string& name);
 bool is_late_fusion(const std::string& method);

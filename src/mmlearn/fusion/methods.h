@@ -47,6 +47,12 @@ struct CrossAttentionImpl : torch::nn::Module {
 };
 TORCH_MODULE(CrossAttention);
 
+// A modality's summary after a fusion changed its tokens: the encoder's own pooled vector plus the mean of
+// what the fusion added to its tokens. Fusion so refines the summary its encoder made (max-pooled image
+// features, the text's end-of-text state) instead of replacing it by a plain token mean, which learns
+// local evidence slowly.
+torch::Tensor updated_pooled(const EncoderOutput& input, const torch::Tensor& updated_tokens);
+
 // An input's tokens, or an empty [B, 0, D] sequence when the modality is not in the map.
 EncoderOutput tokens_or_empty(const ModalityOutputs& inputs, const std::string& modality, int64_t batch,
                               int64_t dim);

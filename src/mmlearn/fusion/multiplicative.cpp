@@ -98,7 +98,7 @@ struct LowRankFusion : FusionImpl {
 // film — feature-wise linear modulation: every modality's tokens are scaled and shifted by the others'
 // pooled features before an MLP (Perez et al., "FiLM: Visual Reasoning with a General Conditioning Layer",
 // 2018; here in every direction). The conditioning sums the partners present; with none, the scale is 1 and
-// the shift 0.
+// the shift 0. The modulated MLP's output passes a tanh gate that starts at zero, as in cross-attention.
 struct FilmFusion : FusionImpl {
   explicit FilmFusion(const FusionConfig& c) : FusionImpl(c) {
     auto no_bias = [&] { return torch::nn::Linear(torch::nn::LinearOptions(c.dim, c.dim).bias(false)); };
@@ -108,6 +108,7 @@ struct FilmFusion : FusionImpl {
       shift.emplace(m, register_module("shift_" + m, no_bias()));
       ln.emplace(m, register_module("ln_" + m, torch::nn::LayerNorm(torch::nn::LayerNormOptions({c.dim}))));
       mlp.emplace(m, register_module("mlp_" + m, Mlp(c.dim, 4 * c.dim, Activation::gelu)));
+      gate[m] = register_parameter("gate_" + m, torch::zeros({1}));
     }
     missing = register_module("missing", MissingVectors(c.modalities, c.dim));
     output_dim = int64_t(c.modalities.size()) * c.dim;
@@ -123,8 +124,8 @@ struct FilmFusion : FusionImpl {
           context = context + condition.at(other)(partner.pooled) *
                                   partner.mask.any(1).to(context.dtype()).unsqueeze(1);
       auto gamma = 1 + scale.at(m)(context).unsqueeze(1), beta = shift.at(m)(context).unsqueeze(1);
-      auto x = out.tokens + mlp.at(m)(gamma * ln.at(m)(out.tokens) + beta);
-      modulated[m] = {x, out.mask, masked_mean(x, out.mask)};
+      auto x = out.tokens + torch::tanh(gate[m]) * mlp.at(m)(gamma * ln.at(m)(out.tokens) + beta);
+      modulated[m] = {x, out.mask, updated_pooled(out, x)};
       tokens.push_back(x);
       masks.push_back(out.mask);
     }
@@ -134,6 +135,7 @@ struct FilmFusion : FusionImpl {
   std::map<std::string, torch::nn::Linear> condition, scale, shift;
   std::map<std::string, torch::nn::LayerNorm> ln;
   std::map<std::string, Mlp> mlp;
+  std::map<std::string, torch::Tensor> gate;
   MissingVectors missing{nullptr};
 };
 

@@ -1,0 +1,182 @@
+#include "mmlearn/models/fusion_classifier.h"
+
+#include <torch/torch.h>
+
+#include "mmlearn/audio/log_mel.h"
+#include "mmlearn/core/atomic_file.h"
+#include "mmlearn/core/checkpoint.h"
+#include "mmlearn/core/error.h"
+#include "mmlearn/core/json_fields.h"
+#include "mmlearn/models/clip.h"
+
+namespace mmlearn {
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+const std::vector<std::string>& classifier_modalities() {
+  static const std::vector<std::string> names = {"image", "text", "audio"};
+  return names;
+}
+
+namespace {
+
+bool reads(const FusionClassifierConfig& c, const std::string& modality) {
+  return std::find(c.modalities.begin(), c.modalities.end(), modality) != c.modalities.end();
+}
+
+// The fields the parts share are set once, here: the fusion's inputs and the encoders' widths.
+FusionClassifierConfig resolved(FusionClassifierConfig c) {
+  c.fusion.method = canonical_fusion_method(c.fusion.method);
+  c.fusion.modalities = c.modalities;
+  c.fusion.dim = c.dim;
+  c.fusion.n_outputs = int64_t(c.labels.size());
+  c.image.dim = c.text.width = c.audio.width = c.dim;
+  return c;
+}
+
+void validate(const FusionClassifierConfig& c, const std::string& where) {
+  check(!c.modalities.empty(), where, ": no modalities (choose from image, text, audio)");
+  for (const auto& m : c.modalities)
+    check(std::find(classifier_modalities().begin(), classifier_modalities().end(), m) !=
+              classifier_modalities().end(),
+          where, ": unknown modality \"", m, "\" (choose from image, text, audio)");
+  check(c.labels.size() >= 2, where, ": a classifier needs at least two labels, got ", c.labels.size());
+  check(c.dim >= 4 && c.hidden >= 1, where, ": dim must be >= 4 and hidden >= 1");
+  check(c.dim % c.text.heads == 0 && c.dim % c.audio.heads == 0 && c.dim % c.fusion.heads == 0, where,
+        ": dim ", c.dim, " must be divisible by the text, audio and fusion heads");
+}
+
+torch::Tensor normalize_pixels(const torch::Tensor& pixels_u8) {
+  return (pixels_u8.to(torch::kFloat) / 255.0 - 0.5) / 0.25;
+}
+
+}  // namespace
+
+json to_json(const FusionClassifierConfig& c) {
+  return {{"model_type", "fusion_classifier"},
+          {"modalities", c.modalities},
+          {"labels", c.labels},
+          {"dim", c.dim},
+          {"hidden", c.hidden},
+          {"fusion", to_json(c.fusion)},
+          {"image", {{"image_size", c.image.image_size}, {"channels", c.image.channels}}},
+          {"text", to_json(c.text)},
+          {"audio",
+           {{"n_mels", c.audio.n_mels},
+            {"n_ctx", c.audio.n_ctx},
+            {"heads", c.audio.heads},
+            {"layers", c.audio.layers}}}};
+}
+
+FusionClassifierConfig fusion_classifier_config_from_json(const json& j, const std::string& where) {
+  check(j.value("model_type", "") == "fusion_classifier", where, " is not a fusion classifier's config");
+  FusionClassifierConfig c;
+  read_field(j, "modalities", c.modalities, where);
+  read_field(j, "labels", c.labels, where);
+  read_field(j, "dim", c.dim, where);
+  read_field(j, "hidden", c.hidden, where);
+  if (j.contains("fusion")) c.fusion = fusion_config_from_json(j["fusion"], where + " (fusion)");
+  if (j.contains("image")) {
+    read_field(j["image"], "image_size", c.image.image_size, where + " (image)");
+    read_field(j["image"], "channels", c.image.channels, where + " (image)");
+  }
+  if (j.contains("text")) read_text_config(j["text"], c.text, where + " (text)");
+  if (j.contains("audio")) {
+    const json& a = j["audio"];
+    read_field(a, "n_mels", c.audio.n_mels, where + " (audio)");
+    read_field(a, "n_ctx", c.audio.n_ctx, where + " (audio)");
+    read_field(a, "heads", c.audio.heads, where + " (audio)");
+    read_field(a, "layers", c.audio.layers, where + " (audio)");
+  }
+  validate(resolved(c), where);
+  return c;
+}
+
+FusionClassifierImpl::FusionClassifierImpl(const FusionClassifierConfig& given) : config(resolved(given)) {
+  validate(config, "fusion classifier");
+  if (reads(config, "image")) image = register_module("image", ConvEncoder(config.image));
+  if (reads(config, "text"))
+    text = register_module("text", TextTransformer(config.text, config.dim, Activation::gelu, 1e-5));
+  if (reads(config, "audio"))
+    audio = register_module("audio", WhisperEncoder(whisper_encoder_config(config.audio)));
+  fusion = register_module("fusion", make_fusion(config.fusion));
+  if (!is_late_fusion(config.fusion.method)) {
+    head = register_module(
+        "head", torch::nn::Sequential(torch::nn::Linear(fusion->output_dim, config.hidden), torch::nn::GELU(),
+                                      torch::nn::Linear(config.hidden, int64_t(config.labels.size()))));
+  }
+}
+
+ModalityOutputs FusionClassifierImpl::encode(const ClassifierBatch& b) {
+  ModalityOutputs out;
+  auto with_presence = [&](const std::string& m, EncoderOutput e) {
+    auto it = b.present.find(m);
+    if (it != b.present.end()) e.mask = e.mask & it->second.to(torch::kBool).unsqueeze(1);
+    out[m] = std::move(e);
+  };
+  auto given = [&](const std::string& m, const torch::Tensor& input) {
+    if (!input.defined()) return false;
+    std::string trained;
+    for (const auto& name : config.modalities) trained += (trained.empty() ? "" : ", ") + name;
+    check(reads(config, m), "this model was not trained with ", m, " (it reads ", trained,
+          "); leave that input out");
+    return true;
+  };
+  if (given("image", b.pixels)) with_presence("image", image(normalize_pixels(b.pixels)));
+  if (given("text", b.ids)) with_presence("text", text(b.ids));
+  if (given("audio", b.mel)) {
+    auto features = audio(b.mel);  // [B, n_ctx, dim]
+    // Positions that hold sound (two 10 ms frames each); the silence after a clip is masked.
+    const int64_t per_position = 2 * mmlearn::audio::whisper::hop_length;
+    auto positions =
+        torch::div(b.samples + per_position - 1, per_position, "floor").clamp(1, features.size(1));
+    auto mask = torch::arange(features.size(1), b.samples.options()).unsqueeze(0) < positions.unsqueeze(1);
+    with_presence("audio", {features, mask, masked_mean(features, mask)});
+  }
+  check(!out.empty(), "no input given: the model reads ", config.modalities.size(),
+        " modalities and got none");
+  return out;
+}
+
+ClassifierOutput FusionClassifierImpl::forward(const ClassifierBatch& batch) {
+  auto fused = fusion->forward(encode(batch));
+  return {head ? head->forward(fused.pooled) : fused.pooled, fused};
+}
+
+void save_fusion_classifier(const fs::path& dir, const FusionClassifierBundle& bundle) {
+  fs::create_directories(dir);
+  write_file_atomic(dir / "config.json", to_json(bundle.model->config).dump(2) + "\n");
+  save_parameters(*bundle.model, dir / "model.safetensors", {{"format", "pt"}, {"producer", "mmlearn"}});
+  if (bundle.tokenizer) bundle.tokenizer->save(dir);
+}
+
+bool is_fusion_classifier(const fs::path& dir) {
+  if (!fs::is_directory(dir) || !fs::exists(dir / "config.json")) return false;
+  try {
+    return read_json_file(dir / "config.json").value("model_type", "") == "fusion_classifier";
+  } catch (const Error&) {
+    return false;  // the loader that follows reports what is wrong with it
+  }
+}
+
+FusionClassifierBundle load_fusion_classifier(const fs::path& dir) {
+  for (const char* name : {"config.json", "model.safetensors"})
+    check(fs::exists(dir / name), "model directory ", dir.string(), " has no ", name,
+          " (a classifier directory holds config.json, model.safetensors and, when it reads text, vocab.json "
+          "and merges.txt)");
+  const auto config =
+      fusion_classifier_config_from_json(read_json_file(dir / "config.json"), (dir / "config.json").string());
+  FusionClassifierBundle bundle{FusionClassifier(config), std::nullopt};
+  if (reads(config, "text")) {
+    bundle.tokenizer = text::BpeTokenizer::load(dir);
+    check(bundle.tokenizer->vocab_size() <= config.text.vocab_size &&
+              bundle.tokenizer->eot_id() == config.text.eot_token_id,
+          dir.string(),
+          ": the tokenizer files do not fit the model's text encoder (wrong vocab.json/merges.txt?)");
+  }
+  load_parameters(*bundle.model, dir / "model.safetensors");
+  bundle.model->eval();
+  return bundle;
+}
+
+}  // namespace mmlearn
