@@ -9,6 +9,7 @@
 #include <nlohmann/json.hpp>
 
 #include "../test_util.h"
+#include "mmlearn/core/atomic_file.h"
 #include "mmlearn/core/safetensors.h"
 
 namespace fs = std::filesystem;
@@ -427,4 +428,101 @@ TEST(CliAudioText, TrainsEvaluatesAndRefusesMisuse) {
                                " --out " + (dir / "y").string() + " --steps 1 --batch-size 8");
   EXPECT_EQ(not_whisper.status, 1);
   EXPECT_NE(not_whisper.output.find("Whisper"), std::string::npos) << not_whisper.output;
+}
+
+// Multimodal classification from the command line, on a small mood data set: train, eval, predict with a
+// modality missing, and the errors users meet.
+TEST(CliClassify, TrainsEvaluatesPredictsAndRefusesBadInput) {
+  auto dir = mmlearn::test::temp_dir("classify-cli");
+  const std::string data = (dir / "mood").string(), run = (dir / "run").string();
+  CliRun made = run_cli("data shapes --task mood --out " + data + " --train 200 --test 40 --seed 1 --json");
+  ASSERT_EQ(made.status, 0) << made.output;
+  EXPECT_NEAR(json::parse(made.output)["ceiling"]["image"].get<double>(), 0.65, 1e-9);
+
+  CliRun train = run_cli("train --task classify --modalities image,text --fusion late --data " + data +
+                         " --out " + run + " --steps 6 --batch-size 16 --json");
+  ASSERT_EQ(train.status, 0) << train.output;
+  const json trained = json::parse(train.output.substr(train.output.rfind("{\"eval\"")));
+  EXPECT_EQ(trained["steps"], 6);
+  EXPECT_EQ(trained["eval"]["n"], 40);
+  EXPECT_EQ(mmlearn::read_json_file(dir / "run" / "config.json")["fusion"]["method"], "late-mean");
+
+  // The saved model scores what the trainer scored.
+  CliRun eval = run_cli("eval --model " + run + " --data " + data + " --json");
+  ASSERT_EQ(eval.status, 0) << eval.output;
+  const json metrics = json::parse(eval.output);
+  EXPECT_EQ(metrics["accuracy"], trained["eval"]["accuracy"]);
+  EXPECT_TRUE(metrics.contains("macro_f1"));
+  CliRun without = run_cli("eval --model " + run + " --data " + data + " --without text --json");
+  ASSERT_EQ(without.status, 0) << without.output;
+  EXPECT_EQ(json::parse(without.output)["n"], 40);
+
+  const std::string image = data + "/images/test/000000.png";
+  CliRun both =
+      run_cli("predict --model " + run + " --image " + image + " --text 'what a great movie' --json");
+  ASSERT_EQ(both.status, 0) << both.output;
+  const json p = json::parse(both.output);
+  EXPECT_EQ(p["used"], json({"image", "text"}));
+  double total = 0;
+  for (const auto& [label, prob] : p["probabilities"].items()) total += prob.get<double>();
+  EXPECT_NEAR(total, 1.0, 1e-5);
+  EXPECT_TRUE(p["probabilities"].contains(p["label"].get<std::string>()));
+  for (const char* m : {"image", "text"}) {
+    ASSERT_TRUE(p["without"][m].is_object()) << p.dump();
+    const auto& w = p["without"][m];
+    const std::string label = p["label"];
+    EXPECT_NEAR(w["change"].get<double>(),
+                w["probabilities"][label].get<double>() - p["probabilities"][label].get<double>(), 1e-9);
+  }
+  CliRun text_only = run_cli("predict --model " + run + " --text 'the exam is at noon' --json");
+  ASSERT_EQ(text_only.status, 0) << text_only.output;
+  EXPECT_EQ(json::parse(text_only.output)["used"], json({"text"}));
+  EXPECT_TRUE(json::parse(text_only.output)["without"]["text"].is_null());
+
+  CliRun audio = run_cli("predict --model " + run + " --audio x.wav --text hi");
+  EXPECT_EQ(audio.status, 1);
+  EXPECT_NE(audio.output.find("not trained with audio (it reads image, text)"), std::string::npos)
+      << audio.output;
+  EXPECT_EQ(run_cli("predict --model " + run).status, 2);
+  CliRun fusion =
+      run_cli("train --task classify --fusion average --data " + data + " --out " + (dir / "x").string());
+  EXPECT_EQ(fusion.status, 2);
+  EXPECT_NE(fusion.output.find("unknown fusion \"average\""), std::string::npos) << fusion.output;
+  EXPECT_EQ(
+      run_cli("train --task classify --modalities smell --data " + data + " --out " + (dir / "y").string())
+          .status,
+      1);
+
+  std::ofstream(dir / "bad.jsonl") << R"({"image": "mood/images/test/000000.png", "label": "positive"})"
+                                   << "\n"
+                                   << R"({"label": "negative", "words": "none"})"
+                                   << "\n";
+  CliRun empty = run_cli("eval --model " + run + " --data " + (dir / "bad.jsonl").string());
+  EXPECT_EQ(empty.status, 1);
+  EXPECT_NE(empty.output.find("bad.jsonl:2: the record has none of the fields"), std::string::npos)
+      << empty.output;
+  std::ofstream(dir / "label.jsonl") << R"({"text": "hello", "label": "ecstatic"})"
+                                     << "\n";
+  CliRun label = run_cli("eval --model " + run + " --data " + (dir / "label.jsonl").string());
+  EXPECT_EQ(label.status, 1);
+  EXPECT_NE(label.output.find("label \"ecstatic\", which the model does not know"), std::string::npos)
+      << label.output;
+}
+
+TEST(CliClassify, HearsTheVoiceToo) {
+  auto dir = mmlearn::test::temp_dir("classify-audio");
+  const std::string data = (dir / "mood").string(), run = (dir / "run").string();
+  ASSERT_EQ(run_cli("data shapes --task mood --audio --out " + data + " --train 16 --test 4 --image-size 24")
+                .status,
+            0);
+  CliRun train = run_cli("train --task classify --modalities text,audio --fusion bottleneck --data " + data +
+                         " --out " + run + " --steps 2 --batch-size 8 --json");
+  ASSERT_EQ(train.status, 0) << train.output;
+  CliRun predict = run_cli("predict --model " + run + " --audio " + data + "/audio/test/000000.wav --json");
+  ASSERT_EQ(predict.status, 0) << predict.output;
+  EXPECT_EQ(json::parse(predict.output)["used"], json({"audio"}));
+  CliRun image = run_cli("predict --model " + run + " --image " + data + "/images/test/000000.png");
+  EXPECT_EQ(image.status, 1);
+  EXPECT_NE(image.output.find("not trained with image (it reads text, audio)"), std::string::npos)
+      << image.output;
 }

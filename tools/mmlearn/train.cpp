@@ -76,6 +76,10 @@ void add_train(CLI::App& app) {
   cmd->add_option("--modality-dropout", classify->modality_dropout,
                   "classify: chance of hiding each modality of each example while training (never all)")
       ->capture_default_str();
+  cmd->add_option(
+         "--unimodal-loss", classify->unimodal_loss,
+         "classify: weight of auxiliary per-modality losses that keep every encoder learning (0: none)")
+      ->capture_default_str();
   cmd->add_option("--label-field", classify->label_field, "classify: the record field holding the class")
       ->capture_default_str();
   cmd->add_option("--dim", classify->model.dim, "classify: width of the encoders and the fusion")
@@ -130,7 +134,8 @@ void add_train(CLI::App& app) {
       report(r);
       return;
     }
-    for (const char* flag : {"--modalities", "--fusion", "--modality-dropout", "--label-field", "--dim"})
+    for (const char* flag :
+         {"--modalities", "--fusion", "--modality-dropout", "--unimodal-loss", "--label-field", "--dim"})
       if (cmd->count(flag)) throw UsageError(str_cat(flag, " applies to --task classify"));
     o->data = *data;
     o->out = *out;

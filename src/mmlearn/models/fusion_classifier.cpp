@@ -139,8 +139,9 @@ ModalityOutputs FusionClassifierImpl::encode(const ClassifierBatch& b) {
 }
 
 ClassifierOutput FusionClassifierImpl::forward(const ClassifierBatch& batch) {
-  auto fused = fusion->forward(encode(batch));
-  return {head ? head->forward(fused.pooled) : fused.pooled, fused};
+  auto encoded = encode(batch);
+  auto fused = fusion->forward(encoded);
+  return {head ? head->forward(fused.pooled) : fused.pooled, fused, std::move(encoded)};
 }
 
 void save_fusion_classifier(const fs::path& dir, const FusionClassifierBundle& bundle) {

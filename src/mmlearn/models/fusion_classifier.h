@@ -59,8 +59,9 @@ struct ClassifierBatch {
 };
 
 struct ClassifierOutput {
-  torch::Tensor logits;  // [B, labels]
-  EncoderOutput fused;   // the fusion's output (for late fusions: each modality's logits in tokens)
+  torch::Tensor logits;     // [B, labels]
+  EncoderOutput fused;      // the fusion's output (for late fusions: each modality's logits in tokens)
+  ModalityOutputs encoded;  // each encoder's output, masked as the fusion saw it
 };
 
 struct FusionClassifierImpl : torch::nn::Module {

@@ -31,7 +31,43 @@ torch::Tensor bool_tensor(const std::vector<int64_t>& values) {
   return torch::tensor(values).to(torch::kBool);
 }
 
-// Hides each modality of each example with probability p, but never every modality an example has.
+// Training-only linear classifiers on each encoder's pooled output (FusionTrainOptions::unimodal_loss).
+struct UnimodalHeadsImpl : torch::nn::Module {
+  UnimodalHeadsImpl(const std::vector<std::string>& modalities, int64_t dim, int64_t classes) {
+    for (const auto& m : modalities) heads.emplace(m, register_module(m, torch::nn::Linear(dim, classes)));
+  }
+  // The mean over modalities of the cross-entropy over the examples where each is present.
+  torch::Tensor loss(const ModalityOutputs& encoded, const torch::Tensor& labels) {
+    torch::Tensor total = torch::zeros({});
+    for (const auto& [m, out] : encoded) {
+      auto present = out.mask.any(1).to(torch::kFloat);
+      auto ce = torch::nn::functional::cross_entropy(
+          heads.at(m)(out.pooled), labels,
+          torch::nn::functional::CrossEntropyFuncOptions().reduction(torch::kNone));
+      total = total + (ce * present).sum() / present.sum().clamp_min(1.0);
+    }
+    return total / double(encoded.size());
+  }
+  std::map<std::string, torch::nn::Linear> heads;
+};
+TORCH_MODULE(UnimodalHeads);
+
+// What the optimizer updates: the model and, while training, the auxiliary heads.
+struct TrainedModulesImpl : torch::nn::Module {
+  TrainedModulesImpl(FusionClassifier model, UnimodalHeads heads) {
+    register_module("model", model);
+    if (heads) register_module("unimodal", heads);
+  }
+};
+TORCH_MODULE(TrainedModules);
+
+std::vector<double> to_vector(const torch::Tensor& t) {
+  auto c = t.to(torch::kDouble).contiguous();
+  return {c.data_ptr<double>(), c.data_ptr<double>() + c.numel()};
+}
+
+}  // namespace
+
 void drop_modalities(ClassifierBatch& batch, double p, torch::Generator& generator) {
   if (p <= 0 || batch.present.size() < 2) return;
   std::vector<std::string> names;
@@ -48,13 +84,6 @@ void drop_modalities(ClassifierBatch& batch, double p, torch::Generator& generat
   kept = torch::where(kept.any(1, true), kept, one & present);
   for (size_t i = 0; i < names.size(); ++i) batch.present[names[i]] = kept.select(1, int64_t(i));
 }
-
-std::vector<double> to_vector(const torch::Tensor& t) {
-  auto c = t.to(torch::kDouble).contiguous();
-  return {c.data_ptr<double>(), c.data_ptr<double>() + c.numel()};
-}
-
-}  // namespace
 
 ClassifierBatch make_classifier_batch(const FusionClassifierBundle& bundle,
                                       const std::vector<const MultimodalExample*>& examples,
@@ -172,6 +201,7 @@ FusionTrainResult train_fusion_classifier(const FusionTrainOptions& o) {
   check(o.batch_size >= 1, "train: --batch-size must be at least 1");
   check(o.learning_rate > 0, "train: the learning rate must be positive");
   check(o.modality_dropout >= 0 && o.modality_dropout < 1, "train: --modality-dropout must be in [0, 1)");
+  check(o.unimodal_loss >= 0, "train: --unimodal-loss must be >= 0");
   check(!fs::exists(o.out / "model.safetensors"), o.out.string(),
         " already holds a model; choose another --out");
   torch::manual_seed(int64_t(o.seed));
@@ -215,8 +245,12 @@ FusionTrainResult train_fusion_classifier(const FusionTrainOptions& o) {
     read.labels = config.labels;
     test = data::load_multimodal(o.data / "test.jsonl", read);
   }
-  model->train();
-  auto optimizer = make_contrastive_optimizer(*model, o.learning_rate, o.weight_decay);
+  UnimodalHeads unimodal{nullptr};
+  if (o.unimodal_loss > 0 && config.modalities.size() > 1)
+    unimodal = UnimodalHeads(config.modalities, config.dim, int64_t(config.labels.size()));
+  TrainedModules trained(model, unimodal);
+  trained->train();
+  auto optimizer = make_contrastive_optimizer(*trained, o.learning_rate, o.weight_decay);
 
   const auto n = int64_t(train.examples.size());
   const int64_t steps_per_epoch = n / o.batch_size;
@@ -267,10 +301,13 @@ FusionTrainResult train_fusion_classifier(const FusionTrainOptions& o) {
     const double lr = cosine_lr(step, std::max<int64_t>(total_steps, 1), warmup, o.learning_rate);
     for (auto& group : optimizer->param_groups())
       static_cast<torch::optim::AdamWOptions&>(group.options()).lr(lr);
-    auto loss = torch::nn::functional::cross_entropy(model->forward(batch).logits, torch::tensor(labels));
+    const auto target = torch::tensor(labels);
+    const auto out = model->forward(batch);
+    auto loss = torch::nn::functional::cross_entropy(out.logits, target);
+    if (unimodal) loss = loss + o.unimodal_loss * unimodal->loss(out.encoded, target);
     optimizer->zero_grad();
     loss.backward();
-    const double grad_norm = torch::nn::utils::clip_grad_norm_(model->parameters(), o.grad_clip);
+    const double grad_norm = torch::nn::utils::clip_grad_norm_(trained->parameters(), o.grad_clip);
     optimizer->step();
     loss_value = loss.item<double>();
     check(std::isfinite(loss_value), "training diverged at step ", step, " (loss ", loss_value,

@@ -1,6 +1,7 @@
 // Training a multimodal classifier (models/fusion_classifier.h) on labelled records: a tokenizer learned from
-// the training text, cross-entropy on the fused prediction, modality dropout (each modality of each example
-// is hidden with some probability, never all of them, so the model learns to answer with what it is given),
+// the training text, cross-entropy on the fused prediction plus auxiliary per-modality losses, modality
+// dropout (each modality of each example is hidden with some probability, never all of them, so the model
+// learns to answer with what it is given),
 // AdamW with warm-up and cosine decay, and held-out accuracy / macro-F1 as it goes.
 //
 //   mmlearn::FusionTrainOptions o{.data = "mood", .out = "run", .fusion = "cross-attention"};
@@ -35,6 +36,11 @@ struct FusionTrainOptions {
   int64_t warmup_steps = 0;  // 0: 5% of the steps
   double grad_clip = 1.0;
   double modality_dropout = 0.15;
+  // Weight of auxiliary per-modality losses: a linear classifier on each encoder's pooled output, trained
+  // with the fused loss and dropped afterwards (as Gradient-Blending: Wang, Tran & Feiszli, 2020). A modality
+  // that learns slowly (the faces here) otherwise stays unused once a quicker one (the words) explains what
+  // it can.
+  double unimodal_loss = 0.5;
   uint64_t seed = 0;
   int64_t eval_every = 0;  // steps; 0: about 5 times a run
 };
@@ -47,6 +53,10 @@ struct FusionTrainResult {
 };
 
 FusionTrainResult train_fusion_classifier(const FusionTrainOptions& options);
+
+// Modality dropout: hides each modality of each example with probability p (in `present`), but never every
+// modality an example has.
+void drop_modalities(ClassifierBatch& batch, double p, torch::Generator& generator);
 
 // The model's inputs for some examples; modalities in `hide` are left out as if the records lacked them.
 ClassifierBatch make_classifier_batch(const FusionClassifierBundle& bundle,
