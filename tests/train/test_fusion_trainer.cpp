@@ -35,8 +35,7 @@ TEST(FusionTrainer, ModalityDropoutNeverHidesEverything) {
 TEST(FusionTrainer, LearnsTheMoodRuleBeyondEitherModalityAlone) {
   Progress::set_enabled(false);
   auto dir = test::temp_dir("mood");
-  const auto made =
-      data::generate_mood(dir / "data", {.n_train = 1200, .n_test = 150, .seed = 4});
+  const auto made = data::generate_mood(dir / "data", {.n_train = 1200, .n_test = 150, .seed = 4});
   FusionTrainOptions o;
   o.data = dir / "data";
   o.out = dir / "run";

@@ -29,10 +29,8 @@ void add_predict(CLI::App& app) {
     const auto& c = bundle.model->config;
     data::MultimodalExample example;
     auto reads = [&](const char* m) {
-      if (std::find(c.modalities.begin(), c.modalities.end(), m) != c.modalities.end()) return;
-      std::string trained;
-      for (const auto& name : c.modalities) trained += (trained.empty() ? "" : ", ") + name;
-      throw Error(str_cat("--", m, ": the model was not trained with ", m, " (it reads ", trained, ")"));
+      check(reads_modality(c, m), "--", m, ": the model was not trained with ", m, " (it reads ",
+            join(c.modalities), ")");
     };
     if (cmd->count("--image")) {
       reads("image");
@@ -47,9 +45,7 @@ void add_predict(CLI::App& app) {
       example.audio = data::read_audio_clip(a->audio, clap_window_samples(c.audio));
     }
     if (!example.pixels.defined() && !example.text && !example.audio) {
-      std::string flags;
-      for (const auto& m : c.modalities) flags += (flags.empty() ? "--" : ", --") + m;
-      throw UsageError(str_cat("nothing to classify: give at least one of ", flags));
+      throw UsageError(str_cat("nothing to classify: give at least one of --", join(c.modalities, ", --")));
     }
     const auto result = predict_with_ablation(bundle, example);
     if (a->json) {
@@ -68,8 +64,9 @@ void add_predict(CLI::App& app) {
         std::printf("without %s: nothing left to predict from\n", m.c_str());
         continue;
       }
-      std::printf("without %-6s %-12s (%s %+.1f points)\n", m.c_str(), w["label"].get<std::string>().c_str(),
-                  result["label"].get<std::string>().c_str(), 100 * w["change"].get<double>());
+      std::printf("without %-6s -> %-10s (p(%s) %+.1f points)\n", m.c_str(),
+                  w["label"].get<std::string>().c_str(), result["label"].get<std::string>().c_str(),
+                  100 * w["change"].get<double>());
     }
   });
 }

@@ -7,6 +7,7 @@
 #include <sstream>
 #include <stdexcept>
 #include <string>
+#include <vector>
 
 namespace mmlearn {
 
@@ -27,6 +28,13 @@ std::string str_cat(const Args&... args) {
   std::ostringstream out;
   (out << ... << args);
   return out.str();
+}
+
+// "a, b, c": names in a message.
+inline std::string join(const std::vector<std::string>& parts, const std::string& separator = ", ") {
+  std::string out;
+  for (const auto& p : parts) out += (out.empty() ? "" : separator) + p;
+  return out;
 }
 
 template <typename... Args>

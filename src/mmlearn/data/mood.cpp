@@ -3,7 +3,6 @@
 #include <array>
 #include <chrono>
 #include <cmath>
-#include <fstream>
 #include <map>
 #include <thread>
 
@@ -177,12 +176,7 @@ std::string make_record(const fs::path& out_dir, const MoodConfig& config, const
   const Latent latent = draw_latent(rng);
   latents[size_t(index)] = latent;
   const std::string image_path = str_cat("images/", split.name, "/", index_name(index), ".png");
-  {
-    const std::string png = encode_png(draw_face(latent.expression, config.image_size, rng), 3);
-    std::ofstream file(out_dir / image_path, std::ios::binary);
-    file.write(png.data(), std::streamsize(png.size()));
-    check(file.good(), "cannot write ", (out_dir / image_path).string(), " (is the disk full?)");
-  }
+  write_media(out_dir / image_path, encode_png(draw_face(latent.expression, config.image_size, rng), 3));
   Json record;
   record["id"] = str_cat("mood-", split.name, "-", index_name(index));
   record["image"] = image_path;
@@ -197,10 +191,8 @@ std::string make_record(const fs::path& out_dir, const MoodConfig& config, const
         .rate = sarcastic ? 95 + voice_rng.below(26) : 155 + voice_rng.below(46),
         .pitch = sarcastic ? 5 + voice_rng.below(16) : 45 + voice_rng.below(36)};
     const std::string audio_path = str_cat("audio/", split.name, "/", index_name(index), ".wav");
-    const std::string wav = audio::encode_wav(audio::synthesize_speech(record["text"], voice), 16000);
-    std::ofstream file(out_dir / audio_path, std::ios::binary);
-    file.write(wav.data(), std::streamsize(wav.size()));
-    check(file.good(), "cannot write ", (out_dir / audio_path).string(), " (is the disk full?)");
+    write_media(out_dir / audio_path,
+                audio::encode_wav(audio::synthesize_speech(record["text"], voice), 16000));
     record["audio"] = audio_path;
     record["voice"] = Json{{"name", voice.name}, {"rate", voice.rate}, {"pitch", voice.pitch}};
   }
@@ -293,8 +285,10 @@ MoodSummary generate_mood(const fs::path& out_dir, const MoodConfig& config,
     summary["splits"][split->name] = ceilings(modalities, cases);
   }
   summary["note"] =
-      "ceiling: the best accuracy of any predictor that sees one modality (for the generating distribution; "
-      "splits: on each split's own records)";
+      "ceiling: the best accuracy of any predictor that sees only what one modality shows of the label's "
+      "inputs (the face's expression; the words' polarity; the voice's words and sarcasm), for the "
+      "generating "
+      "distribution and, under splits, on each split's records";
   write_file_atomic(out_dir / "ceiling.json", summary.dump(2) + "\n");
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   return {total, seconds, nlohmann::json::parse(summary.dump())};

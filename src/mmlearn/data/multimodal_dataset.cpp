@@ -16,8 +16,7 @@ MultimodalDataset load_multimodal(const std::filesystem::path& path, const Multi
   auto wants = [&](const char* m) {
     return std::find(o.modalities.begin(), o.modalities.end(), m) != o.modalities.end();
   };
-  std::string asked;
-  for (const auto& m : o.modalities) asked += (asked.empty() ? "\"" : ", \"") + m + "\"";
+  const std::string asked = "\"" + join(o.modalities, "\", \"") + "\"";
 
   MultimodalDataset ds;
   std::vector<std::string> label_names;
@@ -65,10 +64,8 @@ MultimodalDataset load_multimodal(const std::filesystem::path& path, const Multi
     if (label_names[i].empty()) continue;
     auto it = std::find(ds.labels.begin(), ds.labels.end(), label_names[i]);
     if (it == ds.labels.end()) {
-      std::string known;
-      for (const auto& l : ds.labels) known += (known.empty() ? "" : ", ") + l;
       throw Error(str_cat(path.string(), ": record ", ds.examples[i].id, " has label \"", label_names[i],
-                          "\", which the model does not know (its labels: ", known, ")"));
+                          "\", which the model does not know (its labels: ", join(ds.labels), ")"));
     }
     ds.examples[i].label = it - ds.labels.begin();
   }

@@ -5,7 +5,6 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
-#include <fstream>
 #include <nlohmann/json.hpp>
 #include <string_view>
 #include <thread>
@@ -349,11 +348,7 @@ std::string make_record(const fs::path& out_dir, const ShapesConfig& config, con
   const Image image = render(scene, config.image_size, rng);
   const std::string image_path = str_cat("images/", split.name, "/", index_name(index), ".png");
   const std::string png = encode_png(image, kPngLevel);
-  {
-    std::ofstream file(out_dir / image_path, std::ios::binary);
-    file.write(png.data(), std::streamsize(png.size()));
-    check(file.good(), "cannot write ", (out_dir / image_path).string(), " (is the disk full?)");
-  }
+  { write_media(out_dir / image_path, png); }
 
   Json record;
   record["id"] = str_cat(split.name, "-", index_name(index));
@@ -369,9 +364,7 @@ std::string make_record(const fs::path& out_dir, const ShapesConfig& config, con
         .pitch = 30 + voice_rng.below(41)};
     const std::string audio_path = str_cat("audio/", split.name, "/", index_name(index), ".wav");
     const std::string wav = audio::encode_wav(audio::synthesize_speech(record["text"], voice), 16000);
-    std::ofstream file(out_dir / audio_path, std::ios::binary);
-    file.write(wav.data(), std::streamsize(wav.size()));
-    check(file.good(), "cannot write ", (out_dir / audio_path).string(), " (is the disk full?)");
+    write_media(out_dir / audio_path, wav);
     record["audio"] = audio_path;
     record["voice"] = Json{{"name", voice.name}, {"rate", voice.rate}, {"pitch", voice.pitch}};
   }

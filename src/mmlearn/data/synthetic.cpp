@@ -5,11 +5,13 @@
 #include <condition_variable>
 #include <cstdio>
 #include <exception>
+#include <fstream>
 #include <mutex>
 #include <thread>
 #include <vector>
 
 #include "mmlearn/core/atomic_file.h"
+#include "mmlearn/core/error.h"
 
 namespace mmlearn::data {
 
@@ -21,6 +23,12 @@ std::string index_name(int64_t index) {
   char buffer[32];
   std::snprintf(buffer, sizeof buffer, "%06lld", static_cast<long long>(index));
   return buffer;
+}
+
+void write_media(const std::filesystem::path& path, const std::string& bytes) {
+  std::ofstream file(path, std::ios::binary);
+  file.write(bytes.data(), std::streamsize(bytes.size()));
+  check(file.good(), "cannot write ", path.string(), " (is the disk full?)");
 }
 
 // Workers take chunks of records; the calling thread writes finished chunks in index order, so the file

@@ -47,6 +47,9 @@ inline uint64_t record_seed(uint64_t seed, const Split& split, int64_t index) {
 
 std::string index_name(int64_t index);  // "000042"
 
+// Writes an image or audio file of a record (plainly: media are regenerable), or throws naming the path.
+void write_media(const std::filesystem::path& path, const std::string& bytes);
+
 // Writes `manifest` (atomically) with records 0..n-1, each made by make_record(i) (which may write media
 // files and returns its JSONL line) on `threads` workers; on_written(done) is called on the calling thread.
 // The first exception from make_record stops the work and is rethrown; the manifest is then not written.

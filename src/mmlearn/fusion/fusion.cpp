@@ -40,9 +40,8 @@ std::string canonical_fusion_method(const std::string& name) {
   if (name == "late") return "late-mean";
   for (const auto& m : fusion_methods())
     if (m == name) return m;
-  std::string list;
-  for (const auto& m : fusion_methods()) list += (list.empty() ? "" : ", ") + m;
-  throw Error(str_cat("unknown fusion \"", name, "\" (choose one of: ", list, "; \"late\" = late-mean)"));
+  throw Error(str_cat("unknown fusion \"", name, "\" (choose one of: ", join(fusion_methods()),
+                      "; \"late\" = late-mean)"));
 }
 
 bool is_late_fusion(const std::string& method) {

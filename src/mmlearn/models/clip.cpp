@@ -166,9 +166,8 @@ std::vector<ClipConfig> presets() {
 ClipConfig clip_preset(const std::string& name) {
   for (const auto& c : presets())
     if (c.preset == name) return c;
-  std::string known;
-  for (const auto& n : clip_preset_names()) known += (known.empty() ? "" : ", ") + n;
-  throw Error(str_cat("unknown preset \"", name, "\" (known: ", known, "; `mmlearn models` lists them)"));
+  throw Error(str_cat("unknown preset \"", name, "\" (known: ", join(clip_preset_names()),
+                      "; `mmlearn models` lists them)"));
 }
 
 std::vector<std::string> clip_preset_names() {

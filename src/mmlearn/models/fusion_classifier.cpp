@@ -20,10 +20,6 @@ const std::vector<std::string>& classifier_modalities() {
 
 namespace {
 
-bool reads(const FusionClassifierConfig& c, const std::string& modality) {
-  return std::find(c.modalities.begin(), c.modalities.end(), modality) != c.modalities.end();
-}
-
 // The fields the parts share are set once, here: the fusion's inputs and the encoders' widths.
 FusionClassifierConfig resolved(FusionClassifierConfig c) {
   c.fusion.method = canonical_fusion_method(c.fusion.method);
@@ -51,6 +47,10 @@ torch::Tensor normalize_pixels(const torch::Tensor& pixels_u8) {
 }
 
 }  // namespace
+
+bool reads_modality(const FusionClassifierConfig& c, const std::string& modality) {
+  return std::find(c.modalities.begin(), c.modalities.end(), modality) != c.modalities.end();
+}
 
 json to_json(const FusionClassifierConfig& c) {
   return {{"model_type", "fusion_classifier"},
@@ -94,10 +94,10 @@ FusionClassifierConfig fusion_classifier_config_from_json(const json& j, const s
 
 FusionClassifierImpl::FusionClassifierImpl(const FusionClassifierConfig& given) : config(resolved(given)) {
   validate(config, "fusion classifier");
-  if (reads(config, "image")) image = register_module("image", ConvEncoder(config.image));
-  if (reads(config, "text"))
+  if (reads_modality(config, "image")) image = register_module("image", ConvEncoder(config.image));
+  if (reads_modality(config, "text"))
     text = register_module("text", TextTransformer(config.text, config.dim, Activation::gelu, 1e-5));
-  if (reads(config, "audio"))
+  if (reads_modality(config, "audio"))
     audio = register_module("audio", WhisperEncoder(whisper_encoder_config(config.audio)));
   fusion = register_module("fusion", make_fusion(config.fusion));
   if (!is_late_fusion(config.fusion.method)) {
@@ -116,10 +116,8 @@ ModalityOutputs FusionClassifierImpl::encode(const ClassifierBatch& b) {
   };
   auto given = [&](const std::string& m, const torch::Tensor& input) {
     if (!input.defined()) return false;
-    std::string trained;
-    for (const auto& name : config.modalities) trained += (trained.empty() ? "" : ", ") + name;
-    check(reads(config, m), "this model was not trained with ", m, " (it reads ", trained,
-          "); leave that input out");
+    check(reads_modality(config, m), "this model was not trained with ", m, " (it reads ",
+          join(config.modalities), "); leave that input out");
     return true;
   };
   if (given("image", b.pixels)) with_presence("image", image(normalize_pixels(b.pixels)));
@@ -168,7 +166,7 @@ FusionClassifierBundle load_fusion_classifier(const fs::path& dir) {
   const auto config =
       fusion_classifier_config_from_json(read_json_file(dir / "config.json"), (dir / "config.json").string());
   FusionClassifierBundle bundle{FusionClassifier(config), std::nullopt};
-  if (reads(config, "text")) {
+  if (reads_modality(config, "text")) {
     bundle.tokenizer = text::BpeTokenizer::load(dir);
     check(bundle.tokenizer->vocab_size() <= config.text.vocab_size &&
               bundle.tokenizer->eot_id() == config.text.eot_token_id,

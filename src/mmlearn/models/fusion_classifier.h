@@ -47,6 +47,7 @@ struct FusionClassifierConfig {
 };
 
 nlohmann::json to_json(const FusionClassifierConfig& config);
+bool reads_modality(const FusionClassifierConfig& config, const std::string& modality);
 FusionClassifierConfig fusion_classifier_config_from_json(const nlohmann::json& json,
                                                           const std::string& where);
 

@@ -8,7 +8,6 @@
 #include "mmlearn/core/checkpoint.h"
 #include "mmlearn/core/error.h"
 #include "mmlearn/core/log.h"
-#include "mmlearn/core/progress.h"
 #include "mmlearn/data/manifest.h"
 #include "mmlearn/eval/clip_eval.h"
 #include "mmlearn/heads/contrastive.h"
@@ -16,7 +15,7 @@
 #include "mmlearn/models/whisper_import.h"
 #include "mmlearn/train/clip_trainer.h"
 #include "mmlearn/train/metrics_log.h"
-#include "mmlearn/train/schedule.h"
+#include "mmlearn/train/step_loop.h"
 
 namespace mmlearn {
 namespace fs = std::filesystem;
@@ -112,7 +111,6 @@ ClapTrainResult train_clap(const ClapTrainOptions& o) {
 
   const auto n = static_cast<int64_t>(train.clips.size());
   const int64_t steps_per_epoch = n / o.batch_size;
-  int64_t total_steps = o.steps > 0 ? o.steps : (o.minutes > 0 ? 0 : 10 * steps_per_epoch);
   fs::create_directories(o.out);
   const fs::path metrics_path = o.out / "metrics.jsonl";
   if (fs::exists(metrics_path)) fs::remove(metrics_path);
@@ -131,17 +129,10 @@ ClapTrainResult train_clap(const ClapTrainOptions& o) {
 
   torch::Generator generator = at::detail::createCPUGenerator(o.seed);
   torch::Tensor order;
-  std::unique_ptr<Progress> bar;
   double loss_value = 0;
   int64_t step = 0;
-  const auto train_start = Clock::now();
-  for (; total_steps == 0 || step < total_steps; ++step) {
-    if (total_steps == 0 && step == 5) {  // --minutes: time a few steps, then fix the schedule's length
-      const double per_step = std::chrono::duration<double>(Clock::now() - train_start).count() / 5;
-      const double budget = o.minutes * 60 - std::chrono::duration<double>(train_start - start).count();
-      total_steps = std::max<int64_t>(6, static_cast<int64_t>(budget / per_step));
-    }
-    if (!bar && total_steps > 0) bar = std::make_unique<Progress>("train", total_steps, "step", step);
+  StepLoop loop(o.steps, o.minutes, 10 * steps_per_epoch, start);
+  for (; loop.running(step); ++step) {
     const int64_t position = step % steps_per_epoch;
     if (position == 0) order = torch::randperm(n, generator);
     std::vector<const AudioClip*> clips;
@@ -149,11 +140,8 @@ ClapTrainResult train_clap(const ClapTrainOptions& o) {
       clips.push_back(&train.clips[static_cast<size_t>(order[i].item<int64_t>())]);
     const Batch b = make_batch(clap, clips);
 
-    const int64_t warmup =
-        o.warmup_steps > 0 ? o.warmup_steps : std::max<int64_t>(1, (total_steps ? total_steps : 200) / 20);
-    const double lr = cosine_lr(step, std::max<int64_t>(total_steps, 1), warmup, o.learning_rate);
-    for (auto& group : optimizer->param_groups())
-      static_cast<torch::optim::AdamWOptions&>(group.options()).lr(lr);
+    const double lr = loop.learning_rate(step, o.learning_rate, o.warmup_steps);
+    set_learning_rate(*optimizer, lr);
     auto loss =
         clip_loss(model->encode_audio(b.mel, b.samples), model->encode_text(b.ids), model->logit_scale);
     optimizer->zero_grad();
@@ -168,16 +156,15 @@ ClapTrainResult train_clap(const ClapTrainOptions& o) {
     check(std::isfinite(loss_value), "training diverged at step ", step, " (loss ", loss_value,
           "); lower --lr or raise --warmup");
 
-    if (bar) bar->update(step + 1, {{"loss", loss_value}});
+    loop.done(step, loss_value);
     append_metrics(metrics_path, {{"step", step},
                                   {"loss", loss_value},
                                   {"lr", lr},
                                   {"grad_norm", grad_norm},
                                   {"logit_scale", model->logit_scale.exp().item<double>()}});
-    const int64_t eval_every = o.eval_every > 0 ? o.eval_every : std::max<int64_t>(20, total_steps / 5);
-    if (total_steps > 0 && (step + 1) % eval_every == 0 && step + 1 < total_steps) evaluate(step + 1);
+    if (loop.evaluate_after(step, o.eval_every, 20)) evaluate(step + 1);
   }
-  if (bar) bar->finish();
+  loop.finish();
   model->eval();
   result.steps = step;
   result.final_loss = loss_value;

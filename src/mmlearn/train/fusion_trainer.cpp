@@ -7,13 +7,12 @@
 
 #include "mmlearn/core/error.h"
 #include "mmlearn/core/log.h"
-#include "mmlearn/core/progress.h"
 #include "mmlearn/data/manifest.h"
 #include "mmlearn/eval/classification.h"
 #include "mmlearn/models/clip_pretrained.h"
 #include "mmlearn/train/clip_trainer.h"
 #include "mmlearn/train/metrics_log.h"
-#include "mmlearn/train/schedule.h"
+#include "mmlearn/train/step_loop.h"
 
 namespace mmlearn {
 namespace fs = std::filesystem;
@@ -22,10 +21,6 @@ using Clock = std::chrono::steady_clock;
 using data::MultimodalExample;
 
 namespace {
-
-bool reads(const FusionClassifierConfig& c, const std::string& m) {
-  return std::find(c.modalities.begin(), c.modalities.end(), m) != c.modalities.end();
-}
 
 torch::Tensor bool_tensor(const std::vector<int64_t>& values) {
   return torch::tensor(values).to(torch::kBool);
@@ -89,7 +84,7 @@ ClassifierBatch make_classifier_batch(const FusionClassifierBundle& bundle,
                                       const std::vector<const MultimodalExample*>& examples,
                                       const std::set<std::string>& hide) {
   const auto& c = bundle.model->config;
-  auto wanted = [&](const std::string& m) { return reads(c, m) && !hide.count(m); };
+  auto wanted = [&](const std::string& m) { return reads_modality(c, m) && !hide.count(m); };
   ClassifierBatch b;
   if (wanted("image")) {
     std::vector<torch::Tensor> pixels;
@@ -231,7 +226,7 @@ FusionTrainResult train_fusion_classifier(const FusionTrainOptions& o) {
         "\" field takes fewer than two values; nothing to classify");
 
   FusionClassifierBundle bundle;
-  if (reads(config, "text")) {
+  if (reads_modality(config, "text")) {
     bundle.tokenizer = learn_tokenizer(train_path, o.vocab_size);
     config.text.vocab_size = bundle.tokenizer->vocab_size();
     config.text.eot_token_id = bundle.tokenizer->eot_id();
@@ -254,7 +249,6 @@ FusionTrainResult train_fusion_classifier(const FusionTrainOptions& o) {
 
   const auto n = int64_t(train.examples.size());
   const int64_t steps_per_epoch = n / o.batch_size;
-  int64_t total_steps = o.steps > 0 ? o.steps : (o.minutes > 0 ? 0 : 20 * steps_per_epoch);
   fs::create_directories(o.out);
   const fs::path metrics_path = o.out / "metrics.jsonl";
   if (fs::exists(metrics_path)) fs::remove(metrics_path);
@@ -274,17 +268,10 @@ FusionTrainResult train_fusion_classifier(const FusionTrainOptions& o) {
 
   torch::Generator generator = at::detail::createCPUGenerator(o.seed);
   torch::Tensor order;
-  std::unique_ptr<Progress> bar;
   double loss_value = 0;
   int64_t step = 0;
-  const auto train_start = Clock::now();
-  for (; total_steps == 0 || step < total_steps; ++step) {
-    if (total_steps == 0 && step == 5) {  // --minutes: time a few steps, then fix the schedule's length
-      const double per_step = std::chrono::duration<double>(Clock::now() - train_start).count() / 5;
-      const double budget = o.minutes * 60 - std::chrono::duration<double>(train_start - start).count();
-      total_steps = std::max<int64_t>(6, int64_t(budget / per_step));
-    }
-    if (!bar && total_steps > 0) bar = std::make_unique<Progress>("train", total_steps, "step", step);
+  StepLoop loop(o.steps, o.minutes, 20 * steps_per_epoch, start);
+  for (; loop.running(step); ++step) {
     const int64_t position = step % steps_per_epoch;
     if (position == 0) order = torch::randperm(n, generator);
     std::vector<const MultimodalExample*> examples;
@@ -296,11 +283,8 @@ FusionTrainResult train_fusion_classifier(const FusionTrainOptions& o) {
     ClassifierBatch batch = make_classifier_batch(bundle, examples);
     drop_modalities(batch, o.modality_dropout, generator);
 
-    const int64_t warmup =
-        o.warmup_steps > 0 ? o.warmup_steps : std::max<int64_t>(1, (total_steps ? total_steps : 200) / 20);
-    const double lr = cosine_lr(step, std::max<int64_t>(total_steps, 1), warmup, o.learning_rate);
-    for (auto& group : optimizer->param_groups())
-      static_cast<torch::optim::AdamWOptions&>(group.options()).lr(lr);
+    const double lr = loop.learning_rate(step, o.learning_rate, o.warmup_steps);
+    set_learning_rate(*optimizer, lr);
     const auto target = torch::tensor(labels);
     const auto out = model->forward(batch);
     auto loss = torch::nn::functional::cross_entropy(out.logits, target);
@@ -313,13 +297,12 @@ FusionTrainResult train_fusion_classifier(const FusionTrainOptions& o) {
     check(std::isfinite(loss_value), "training diverged at step ", step, " (loss ", loss_value,
           "); lower --lr or raise --warmup");
 
-    if (bar) bar->update(step + 1, {{"loss", loss_value}});
+    loop.done(step, loss_value);
     append_metrics(metrics_path,
                    {{"step", step}, {"loss", loss_value}, {"lr", lr}, {"grad_norm", grad_norm}});
-    const int64_t eval_every = o.eval_every > 0 ? o.eval_every : std::max<int64_t>(20, total_steps / 5);
-    if (total_steps > 0 && (step + 1) % eval_every == 0 && step + 1 < total_steps) evaluate(step + 1);
+    if (loop.evaluate_after(step, o.eval_every, 20)) evaluate(step + 1);
   }
-  if (bar) bar->finish();
+  loop.finish();
   model->eval();
   result.steps = step;
   result.final_loss = loss_value;

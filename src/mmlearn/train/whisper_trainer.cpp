@@ -10,13 +10,12 @@
 #include "mmlearn/core/error.h"
 #include "mmlearn/core/log.h"
 #include "mmlearn/core/precision.h"
-#include "mmlearn/core/progress.h"
 #include "mmlearn/data/audio_text_dataset.h"
 #include "mmlearn/data/manifest.h"
 #include "mmlearn/eval/wer.h"
 #include "mmlearn/models/whisper_decoding.h"
 #include "mmlearn/train/metrics_log.h"
-#include "mmlearn/train/schedule.h"
+#include "mmlearn/train/step_loop.h"
 
 namespace mmlearn {
 namespace fs = std::filesystem;
@@ -101,8 +100,6 @@ WhisperTrainResult train_whisper(const WhisperTrainOptions& o) {
                torch::optim::AdamWOptions(o.learning_rate).weight_decay(0.0).betas({0.9, 0.98}).eps(1e-6)))});
 
   const auto n = static_cast<int64_t>(clips.size());
-  int64_t total_steps =
-      o.steps > 0 ? o.steps : (o.minutes > 0 ? 0 : 10 * ((n + o.batch_size - 1) / o.batch_size));
   const fs::path metrics_path = o.out / "metrics.jsonl";
   fs::create_directories(o.out);
   if (fs::exists(metrics_path)) fs::remove(metrics_path);
@@ -130,20 +127,12 @@ WhisperTrainResult train_whisper(const WhisperTrainOptions& o) {
   };
 
   const auto start = Clock::now();
-  std::unique_ptr<Progress> bar;
   double loss_value = 0;
   int64_t step = 0, bad_steps_in_a_row = 0;
-  for (; total_steps == 0 || step < total_steps; ++step) {
-    if (total_steps == 0 && step == 5) {  // --minutes: time a few steps, then fix the schedule's length
-      const double per_step = std::chrono::duration<double>(Clock::now() - start).count() / 5;
-      total_steps = std::max<int64_t>(6, static_cast<int64_t>(o.minutes * 60 / per_step));
-    }
-    if (!bar && total_steps > 0) bar = std::make_unique<Progress>("train", total_steps, "step", step);
-    const int64_t warmup =
-        o.warmup_steps > 0 ? o.warmup_steps : std::max<int64_t>(1, (total_steps ? total_steps : 200) / 20);
-    const double lr = cosine_lr(step, std::max<int64_t>(total_steps, 1), warmup, o.learning_rate);
-    for (auto& group : optimizer.param_groups())
-      static_cast<torch::optim::AdamWOptions&>(group.options()).lr(lr);
+  StepLoop loop(o.steps, o.minutes, 10 * ((n + o.batch_size - 1) / o.batch_size), start);
+  for (; loop.running(step); ++step) {
+    const double lr = loop.learning_rate(step, o.learning_rate, o.warmup_steps);
+    set_learning_rate(optimizer, lr);
 
     const auto batch = next_batch();
     auto mel = data::log_mel_batch(batch, config.n_mels, window_frames);
@@ -207,14 +196,13 @@ WhisperTrainResult train_whisper(const WhisperTrainOptions& o) {
     bad_steps_in_a_row = 0;
     optimizer.step();
 
-    if (bar) bar->update(step + 1, {{"loss", loss_value}});
+    loop.done(step, loss_value);
     json line{{"step", step}, {"loss", loss_value}, {"lr", lr}, {"ce", ce.item<double>()}};
     if (ctc.defined()) line["ctc"] = ctc.item<double>();
     append_metrics(metrics_path, line);
-    const int64_t eval_every = o.eval_every > 0 ? o.eval_every : std::max<int64_t>(50, total_steps / 5);
-    if (total_steps > 0 && (step + 1) % eval_every == 0 && step + 1 < total_steps) evaluate(step + 1);
+    if (loop.evaluate_after(step, o.eval_every, 50)) evaluate(step + 1);
   }
-  if (bar) bar->finish();
+  loop.finish();
   model->eval();
   result.steps = step;
   result.final_loss = loss_value;

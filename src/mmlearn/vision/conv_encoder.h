@@ -1,7 +1,8 @@
 // A small convolutional image encoder for training from scratch on small images (the synthetic worlds): a
 // stack of 3x3 convolutions, the first at stride 1 and the rest at stride 2, with GELU between, whose last
-// feature map is read as tokens (one per cell, with learned positions), max-pooled into one vector. A convolution stack learns local
-// detail such as a mouth's curve from a few thousand images, where a ViT of the same size needs far more.
+// feature map is read as tokens (one per cell, with learned positions), max-pooled into one vector. A
+// convolution stack learns local detail such as a mouth's curve from a few thousand images, where a ViT of
+// the same size needs far more.
 //
 //   mmlearn::ConvEncoder enc(mmlearn::ConvEncoderConfig{.image_size = 48, .channels = {32, 64, 64}, .dim =
 //   64}); mmlearn::EncoderOutput out = enc->forward(pixels);  // float [B, 3, 48, 48] -> tokens [B, 36, 64]
