@@ -23,12 +23,6 @@ std::vector<std::string> split(const std::string& key) {
   return parts;
 }
 
-std::string join(const std::vector<std::string>& parts) {
-  std::string out;
-  for (const auto& p : parts) out += (out.empty() ? "" : ".") + p;
-  return out;
-}
-
 // Hugging Face's name of one part -> OpenAI's.
 const std::map<std::string, std::string>& hf_part_names() {
   static const std::map<std::string, std::string> names = {{"layers", "blocks"},
@@ -132,7 +126,7 @@ TensorMap whisper_from_hf_state_dict(const TensorMap& state, const std::string& 
       for (auto& p : mapped)
         if (auto it = hf_part_names().find(p); it != hf_part_names().end()) p = it->second;
     }
-    out[join(mapped)] = tensor;
+    out[join(mapped, ".")] = tensor;
   }
   return out;
 }
