@@ -51,7 +51,6 @@ MultimodalDataset load_multimodal(const std::filesystem::path& path, const Multi
       label_names.pop_back();
       continue;
     }
-    ex.label = -1;
     ds.examples.push_back(std::move(ex));
   }
   ds.labels = o.labels;
