@@ -13,7 +13,7 @@ namespace mmlearn {
 const std::vector<FusionMethodInfo>& fusion_catalogue() {
   static const std::vector<FusionMethodInfo> methods = {
       {"concat", "early", "pooled features side by side, then the head's MLP"},
-      {"joint-transformer", "early", "all tokens in one transformer, read at a fusion token (ViLT, 2021)"},
+      {"joint-transformer", "early", "all tokens, tagged by modality, in one transformer (ViLT, 2021)"},
       {"late-mean", "late", "mean of the per-modality class distributions"},
       {"late-weighted", "late", "learned weights over the per-modality distributions"},
       {"product-of-experts", "late", "product of the per-modality distributions (Hinton, 2002)"},
