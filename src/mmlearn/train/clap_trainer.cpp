@@ -109,8 +109,6 @@ ClapTrainResult train_clap(const ClapTrainOptions& o) {
   model->train();
   auto optimizer = make_contrastive_optimizer(*model, o.learning_rate, o.weight_decay);
 
-  const auto n = static_cast<int64_t>(train.clips.size());
-  const int64_t steps_per_epoch = n / o.batch_size;
   fs::create_directories(o.out);
   const fs::path metrics_path = o.out / "metrics.jsonl";
   if (fs::exists(metrics_path)) fs::remove(metrics_path);
@@ -128,16 +126,13 @@ ClapTrainResult train_clap(const ClapTrainOptions& o) {
   };
 
   torch::Generator generator = at::detail::createCPUGenerator(o.seed);
-  torch::Tensor order;
+  EpochBatches batches(static_cast<int64_t>(train.clips.size()), o.batch_size, generator);
   double loss_value = 0;
   int64_t step = 0;
-  StepLoop loop(o.steps, o.minutes, 10 * steps_per_epoch, start);
+  StepLoop loop(o.steps, o.minutes, 10 * batches.steps_per_epoch(), start);
   for (; loop.running(step); ++step) {
-    const int64_t position = step % steps_per_epoch;
-    if (position == 0) order = torch::randperm(n, generator);
     std::vector<const AudioClip*> clips;
-    for (int64_t i = position * o.batch_size; i < (position + 1) * o.batch_size; ++i)
-      clips.push_back(&train.clips[static_cast<size_t>(order[i].item<int64_t>())]);
+    for (int64_t i : batches.indices(step)) clips.push_back(&train.clips[static_cast<size_t>(i)]);
     const Batch b = make_batch(clap, clips);
 
     const double lr = loop.learning_rate(step, o.learning_rate, o.warmup_steps);

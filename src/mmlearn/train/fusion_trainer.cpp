@@ -247,8 +247,6 @@ FusionTrainResult train_fusion_classifier(const FusionTrainOptions& o) {
   trained->train();
   auto optimizer = make_contrastive_optimizer(*trained, o.learning_rate, o.weight_decay);
 
-  const auto n = int64_t(train.examples.size());
-  const int64_t steps_per_epoch = n / o.batch_size;
   fs::create_directories(o.out);
   const fs::path metrics_path = o.out / "metrics.jsonl";
   if (fs::exists(metrics_path)) fs::remove(metrics_path);
@@ -267,17 +265,15 @@ FusionTrainResult train_fusion_classifier(const FusionTrainOptions& o) {
   };
 
   torch::Generator generator = at::detail::createCPUGenerator(o.seed);
-  torch::Tensor order;
+  EpochBatches batches(int64_t(train.examples.size()), o.batch_size, generator);
   double loss_value = 0;
   int64_t step = 0;
-  StepLoop loop(o.steps, o.minutes, 20 * steps_per_epoch, start);
+  StepLoop loop(o.steps, o.minutes, 20 * batches.steps_per_epoch(), start);
   for (; loop.running(step); ++step) {
-    const int64_t position = step % steps_per_epoch;
-    if (position == 0) order = torch::randperm(n, generator);
     std::vector<const MultimodalExample*> examples;
     std::vector<int64_t> labels;
-    for (int64_t i = position * o.batch_size; i < (position + 1) * o.batch_size; ++i) {
-      examples.push_back(&train.examples[size_t(order[i].item<int64_t>())]);
+    for (int64_t i : batches.indices(step)) {
+      examples.push_back(&train.examples[size_t(i)]);
       labels.push_back(examples.back()->label);
     }
     ClassifierBatch batch = make_classifier_batch(bundle, examples);

@@ -1,6 +1,6 @@
 // The step loop the trainers share: how long the run is (--steps, or --minutes timed over the first five
-// steps), the learning rate at each step (warm-up, then cosine decay), the progress bar, and when to
-// evaluate.
+// steps), the learning rate at each step (warm-up, then cosine decay), the progress bar, when to evaluate,
+// and which examples each step sees (EpochBatches).
 //
 //   StepLoop loop(o.steps, o.minutes, 10 * steps_per_epoch, run_start);
 //   for (int64_t step = 0; loop.running(step); ++step) {
@@ -13,10 +13,12 @@
 #pragma once
 
 #include <torch/optim/adamw.h>
+#include <torch/types.h>
 
 #include <algorithm>
 #include <chrono>
 #include <memory>
+#include <vector>
 
 #include "mmlearn/core/progress.h"
 #include "mmlearn/train/schedule.h"
@@ -78,6 +80,28 @@ class StepLoop {
   double minutes_;
   Clock::time_point run_start_, loop_start_;
   std::unique_ptr<Progress> bar_;
+};
+
+// Which examples each step trains on: a fresh permutation of the n examples every epoch, drawn from
+// `generator`, cut into batches (an epoch's last incomplete batch is left out). Steps are asked for in order.
+class EpochBatches {
+ public:
+  EpochBatches(int64_t n, int64_t batch_size, torch::Generator& generator)
+      : n_(n), batch_size_(batch_size), generator_(generator) {}
+
+  int64_t steps_per_epoch() const { return n_ / batch_size_; }
+
+  std::vector<int64_t> indices(int64_t step) {
+    const int64_t position = step % steps_per_epoch();
+    if (position == 0) order_ = torch::randperm(n_, generator_);
+    const auto slice = order_.slice(0, position * batch_size_, (position + 1) * batch_size_).contiguous();
+    return {slice.data_ptr<int64_t>(), slice.data_ptr<int64_t>() + slice.numel()};
+  }
+
+ private:
+  int64_t n_, batch_size_;
+  torch::Generator& generator_;
+  torch::Tensor order_;
 };
 
 // Sets every parameter group's learning rate (AdamW groups).
