@@ -10,6 +10,7 @@
 #include "mmlearn/core/error.h"
 #include "mmlearn/core/json_fields.h"
 #include "mmlearn/models/clip.h"
+#include "mmlearn/models/weight_files.h"
 
 namespace mmlearn {
 namespace fs = std::filesystem;
@@ -142,14 +143,7 @@ void save_clap(const fs::path& dir, const Clap& model, const text::BpeTokenizer&
   tokenizer.save(dir);
 }
 
-bool is_clap_model(const fs::path& dir) {
-  if (!fs::is_directory(dir) || !fs::exists(dir / "config.json")) return false;
-  try {
-    return read_json_file(dir / "config.json").value("model_type", "") == "clap";
-  } catch (const Error&) {
-    return false;  // the loader that follows reports what is wrong with it
-  }
-}
+bool is_clap_model(const fs::path& dir) { return config_model_type(dir) == "clap"; }
 
 ClapBundle load_clap(const fs::path& dir) {
   for (const char* name : {"config.json", "model.safetensors", "vocab.json", "merges.txt"})

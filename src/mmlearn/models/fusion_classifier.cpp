@@ -8,6 +8,7 @@
 #include "mmlearn/core/error.h"
 #include "mmlearn/core/json_fields.h"
 #include "mmlearn/models/clip.h"
+#include "mmlearn/models/weight_files.h"
 
 namespace mmlearn {
 namespace fs = std::filesystem;
@@ -149,14 +150,7 @@ void save_fusion_classifier(const fs::path& dir, const FusionClassifierBundle& b
   if (bundle.tokenizer) bundle.tokenizer->save(dir);
 }
 
-bool is_fusion_classifier(const fs::path& dir) {
-  if (!fs::is_directory(dir) || !fs::exists(dir / "config.json")) return false;
-  try {
-    return read_json_file(dir / "config.json").value("model_type", "") == "fusion_classifier";
-  } catch (const Error&) {
-    return false;  // the loader that follows reports what is wrong with it
-  }
-}
+bool is_fusion_classifier(const fs::path& dir) { return config_model_type(dir) == "fusion_classifier"; }
 
 FusionClassifierBundle load_fusion_classifier(const fs::path& dir) {
   for (const char* name : {"config.json", "model.safetensors"})

@@ -53,4 +53,13 @@ TensorMap read_hf_weights(const fs::path& dir) {
                       "with its shards, or pytorch_model.bin)"));
 }
 
+std::string config_model_type(const fs::path& dir) {
+  if (!fs::is_directory(dir) || !fs::exists(dir / "config.json")) return "";
+  try {
+    return read_json_file(dir / "config.json").value("model_type", "");
+  } catch (const Error&) {
+    return "";
+  }
+}
+
 }  // namespace mmlearn

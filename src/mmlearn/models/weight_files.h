@@ -6,12 +6,16 @@
 #pragma once
 
 #include <filesystem>
+#include <string>
 
 #include "mmlearn/core/safetensors.h"
 
 namespace mmlearn {
 
 TensorMap read_weight_file(const std::filesystem::path& path);
+// The "model_type" of a model directory's config.json, or "" when the directory, the file or the field is
+// missing or unreadable (the loader that follows reports what is wrong with it).
+std::string config_model_type(const std::filesystem::path& dir);
 TensorMap read_hf_weights(const std::filesystem::path& dir);
 
 }  // namespace mmlearn
