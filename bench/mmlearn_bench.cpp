@@ -15,9 +15,9 @@
 #include "mmlearn/core/progress.h"
 #include "mmlearn/core/runtime.h"
 #include "mmlearn/data/shapes.h"
+#include "mmlearn/heads/contrastive.h"
 #include "mmlearn/models/clip.h"
 #include "mmlearn/models/whisper.h"
-#include "mmlearn/train/clip_trainer.h"
 
 using namespace mmlearn;
 using nlohmann::json;
@@ -50,12 +50,28 @@ json bench_train(int64_t batch, int steps, int warmup, Precision precision) {
   ClipConfig config = clip_preset("clip-tiny");
   Clip model(config);
   model->train();
-  auto optimizer = make_contrastive_optimizer(*model, 1e-3, 0.1);
+  // The trainer's step (train/trainer.cpp): AdamW, both towers, CLIP's loss, clipping, the temperature clamp.
+  torch::optim::AdamW optimizer(
+      model->parameters(), torch::optim::AdamWOptions(1e-3).betas({0.9, 0.98}).eps(1e-6).weight_decay(0.1));
   auto images = torch::randint(0, 256, {batch, 3, 64, 64}, torch::kUInt8);
   auto ids = random_ids(batch, config.text);
   double loss = 0;
-  double s = time_steps(warmup, steps,
-                        [&] { loss = clip_train_step(model, *optimizer, images, ids, 1.0, precision); });
+  double s = time_steps(warmup, steps, [&] {
+    torch::Tensor image_embeds, text_embeds;
+    {
+      AutocastGuard autocast(precision);
+      image_embeds = model->encode_image(model->normalize_pixels(images));
+      text_embeds = model->encode_text(ids);
+    }
+    auto l = clip_loss(image_embeds, text_embeds, model->logit_scale);
+    optimizer.zero_grad();
+    l.backward();
+    torch::nn::utils::clip_grad_norm_(model->parameters(), 1.0);
+    optimizer.step();
+    torch::NoGradGuard no_grad;
+    model->logit_scale.clamp_(0, std::log(kMaxLogitScale));
+    loss = l.item<double>();
+  });
   return {{"bench", "train_clip_tiny"},
           {"impl", impl_name(precision)},
           {"samples_per_s", steps * batch / s},

@@ -2,9 +2,13 @@
 #pragma once
 
 #include <gtest/gtest.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
 #include <unistd.h>
 #include <zlib.h>
 
+#include <array>
+#include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -28,6 +32,39 @@ inline std::filesystem::path temp_dir(const std::string& name) {
 
 inline std::filesystem::path source_dir() { return MMLEARN_SOURCE_DIR; }
 inline std::filesystem::path shared_dir() { return MMLEARN_SHARED_DIR; }
+
+struct CliRun {
+  int status;          // the exit status; -1 when the process died of a signal
+  std::string output;  // stdout and stderr together
+  int64_t max_rss_kb;  // its peak resident memory
+};
+
+// Runs the mmlearn command line (quiet) with `args` (shell words) and returns its exit status, output and
+// peak memory.
+inline CliRun run_cli(const std::string& args) {
+  int fds[2];
+  if (::pipe(fds) != 0) return {-1, "pipe failed", 0};
+  const std::string command = "exec " + std::string(MMLEARN_CLI) + " --quiet " + args + " 2>&1";
+  const pid_t pid = ::fork();
+  if (pid == 0) {
+    ::dup2(fds[1], 1);
+    ::close(fds[0]);
+    ::close(fds[1]);
+    ::execl("/bin/sh", "sh", "-c", command.c_str(), static_cast<char*>(nullptr));
+    ::_exit(127);
+  }
+  ::close(fds[1]);
+  CliRun r{-1, "", 0};
+  std::array<char, 4096> buf;
+  for (ssize_t n; (n = ::read(fds[0], buf.data(), buf.size())) > 0;) r.output.append(buf.data(), size_t(n));
+  ::close(fds[0]);
+  int status = 0;
+  struct rusage usage {};
+  ::wait4(pid, &status, 0, &usage);
+  r.status = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  r.max_rss_kb = usage.ru_maxrss;
+  return r;
+}
 
 // The message of the mmlearn::Error that `f` throws, or "(no error)".
 inline std::string error_of(const std::function<void()>& f) {

@@ -8,7 +8,8 @@
 
 #include "../test_util.h"
 #include "mmlearn/data/shapes.h"
-#include "mmlearn/train/clap_trainer.h"
+#include "mmlearn/eval/clap_eval.h"
+#include "mmlearn/train/trainer.h"
 
 using namespace mmlearn;
 
@@ -16,15 +17,16 @@ TEST(ClapTrainer, LossFallsAndTheSavedModelRetrievesAsTrained) {
   auto dir = test::temp_dir("clap-run");
   data::generate_shapes(dir / "data",
                         {.n_train = 64, .n_test = 16, .seed = 3, .image_size = 32, .audio = true});
-  ClapTrainOptions o{.data = dir / "data",
-                     .out = dir / "model",
-                     .tokenizer_vocab_size = 600,
-                     .steps = 40,
-                     .batch_size = 8,
-                     .learning_rate = 1e-3};
+  TrainOptions o{.preset = "clap-tiny",
+                 .data = dir / "data",
+                 .out = dir / "model",
+                 .steps = 40,
+                 .batch_size = 8,
+                 .learning_rate = 1e-3,
+                 .vocab_size = 600};
   const int threads = torch::get_num_threads();
   torch::set_num_threads(1);  // the same run every time (see the Whisper trainer's test)
-  auto r = train_clap(o);
+  auto r = train(o);
   torch::set_num_threads(threads);
   EXPECT_EQ(r.steps, 40);
   std::ifstream metrics(o.out / "metrics.jsonl");

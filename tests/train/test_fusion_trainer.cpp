@@ -9,7 +9,8 @@
 #include "mmlearn/core/atomic_file.h"
 #include "mmlearn/core/progress.h"
 #include "mmlearn/data/mood.h"
-#include "mmlearn/train/fusion_trainer.h"
+#include "mmlearn/eval/classifier_eval.h"
+#include "mmlearn/train/trainer.h"
 
 namespace mmlearn {
 namespace {
@@ -36,13 +37,13 @@ TEST(FusionTrainer, LearnsTheMoodRuleBeyondEitherModalityAlone) {
   Progress::set_enabled(false);
   auto dir = test::temp_dir("mood");
   const auto made = data::generate_mood(dir / "data", {.n_train = 1200, .n_test = 150, .seed = 4});
-  FusionTrainOptions o;
-  o.data = dir / "data";
-  o.out = dir / "run";
-  o.fusion = "concat";
-  o.steps = 360;
-  o.batch_size = 48;
-  const auto result = train_fusion_classifier(o);
+  const TrainOptions o{.task = "classify",
+                       .data = dir / "data",
+                       .out = dir / "run",
+                       .steps = 360,
+                       .batch_size = 48,
+                       .fusion = "concat"};
+  const auto result = train(o);
   const auto& ceiling = made.ceiling["splits"]["test"];
   const double best_alone = std::max(ceiling["image"].get<double>(), ceiling["text"].get<double>());
   EXPECT_GT(result.final_eval["accuracy"].get<double>(), best_alone + 0.1) << result.final_eval.dump();

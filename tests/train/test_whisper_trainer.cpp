@@ -12,7 +12,7 @@
 #include "mmlearn/models/whisper_decoding.h"
 #include "mmlearn/models/whisper_transcribe.h"
 #include "mmlearn/text/whisper_tokenizer.h"
-#include "mmlearn/train/whisper_trainer.h"
+#include "mmlearn/train/trainer.h"
 
 using namespace mmlearn;
 namespace fs = std::filesystem;
@@ -34,18 +34,19 @@ TEST(WhisperTrainer, LossFallsAndTheModelTranscribes) {
   auto dir = test::temp_dir("run");
   data::generate_shapes(dir / "data",
                         {.n_train = 48, .n_test = 8, .seed = 2, .image_size = 32, .audio = true});
-  WhisperTrainOptions o{.data = dir / "data",
-                        .out = dir / "model",
-                        .vocab_size = 300,
-                        .steps = 60,
-                        .batch_size = 4,
-                        .eval_samples = 4,
-                        .precision = "fp32"};
+  TrainOptions o{.preset = "whisper-tiny-shapes",
+                 .data = dir / "data",
+                 .out = dir / "model",
+                 .steps = 60,
+                 .batch_size = 4,
+                 .precision = "fp32",
+                 .eval_samples = 4,
+                 .vocab_size = 300};
   // One thread: parallel reductions sum in a varying order, and in 60 small steps that decides whether the
   // loss has left its first plateau; on one thread the run is the same every time.
   const int threads = torch::get_num_threads();
   torch::set_num_threads(1);
-  auto r = train_whisper(o);
+  auto r = train(o);
   torch::set_num_threads(threads);
   EXPECT_EQ(r.steps, 60);
   ASSERT_TRUE(r.final_eval.contains("wer"));

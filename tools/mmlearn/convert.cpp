@@ -24,7 +24,8 @@ void add_convert(CLI::App& app) {
       ->check(CLI::IsMember({"mmlearn", "hf"}))
       ->capture_default_str();
   cmd->callback([a] {
-    ClipBundle clip = open_model(a->model);
+    auto model = open_model(a->model);
+    ClipBundle& clip = need<ClipBundle>(*model, "convert", "a CLIP model");
     if (a->format == "hf")
       save_clip_hf(a->out, clip.model, clip.tokenizer);
     else

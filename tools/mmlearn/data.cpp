@@ -5,6 +5,7 @@
 #include "mmlearn/core/progress.h"
 #include "mmlearn/data/mood.h"
 #include "mmlearn/data/shapes.h"
+#include "mmlearn/data/synthetic.h"
 
 namespace mmlearn::cli {
 
@@ -34,7 +35,10 @@ void add_data(CLI::App& app) {
       ->check(CLI::IsMember({"scenes", "mood"}))
       ->capture_default_str();
   shapes->add_flag("--json", *as_json, "print a JSON summary on stdout");
+  auto overwrite = std::make_shared<bool>(false);
+  shapes->add_flag("--overwrite", *overwrite, "replace the data set already in --out");
   shapes->callback([=] {
+    data::prepare_data_dir(*out, *overwrite);
     Progress bar(*task == "mood" ? "mood" : "shapes", config->n_train + config->n_test, "rec");
     auto on_progress = [&](int64_t done, int64_t) { bar.update(done); };
     nlohmann::json summary{{"out", *out}};

@@ -35,9 +35,13 @@ void add_dump(CLI::App& app) {
          "Whisper's input_features, encoder_output, logits")
       ->required();
   cmd->callback([a] {
+    const std::filesystem::path out_dir = std::filesystem::path(a->out).parent_path();
+    if (!out_dir.empty() && !std::filesystem::is_directory(out_dir))
+      throw UsageError(str_cat("--out ", a->out, ": the directory ", out_dir.string(), " does not exist"));
     if (!a->audio.empty()) {
       if (!a->images.empty() || !a->texts.empty()) throw UsageError("dump takes --audio, or --image/--text");
-      WhisperBundle whisper = open_whisper(a->model.model, {.tokenizer = a->model.tokenizer});
+      auto model = open_model(a->model);
+      WhisperBundle& whisper = need<WhisperBundle>(*model, "dump --audio", "a Whisper model");
       const TensorMap out = dump_whisper(whisper, a->audio, a->tokens);
       save_safetensors(a->out, out, {{"producer", "mmlearn dump"}});
       std::cerr << "wrote " << out.size() << " tensors to " << a->out << "\n";
@@ -45,7 +49,8 @@ void add_dump(CLI::App& app) {
     }
     if (a->images.empty() && a->texts.empty())
       throw UsageError("dump needs at least one --image or --text (CLIP), or --audio (Whisper)");
-    ClipBundle clip = open_model(a->model);
+    auto model = open_model(a->model);
+    ClipBundle& clip = need<ClipBundle>(*model, "dump --image/--text", "a CLIP model");
     TensorMap out;
     if (!a->images.empty()) {
       std::vector<torch::Tensor> pixels;

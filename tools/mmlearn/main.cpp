@@ -18,7 +18,7 @@ int main(int argc, char** argv) {
   app.set_version_flag("--version", "mmlearn 0.1.0");
   int threads = 0;
   bool quiet = false;
-  app.add_option("--threads", threads, "CPU threads (default: all cores)")->check(CLI::NonNegativeNumber);
+  app.add_option("--threads", threads, "CPU threads (default: all cores)")->check(CLI::Range(0, 1024));
   app.add_flag("-q,--quiet", quiet, "no progress bars or informational messages");
   app.fallthrough();
   mmlearn::cli::add_quickstart(app);

@@ -4,20 +4,19 @@ namespace mmlearn::cli {
 
 void add_model_options(CLI::App* cmd, ModelArgs& a) {
   cmd->add_option("--model", a.model,
-                  "model: an mmlearn or Hugging Face CLIP directory, or an OpenAI/OpenCLIP state dict "
-                  "(.safetensors, .pt, .bin); for dump --audio, a Whisper model")
+                  "model: a model directory (mmlearn or Hugging Face), an OpenAI/OpenCLIP state dict "
+                  "(.safetensors, .pt, .bin) or OpenAI's Whisper .pt")
       ->required();
   cmd->add_option("--tokenizer", a.tokenizer,
-                  "tokenizer files for a state dict (bpe_simple_vocab_16e6.txt.gz, tokenizer.json, or a "
-                  "directory with vocab.json + merges.txt); default: beside the model");
+                  "tokenizer files for a bare checkpoint (bpe_simple_vocab_16e6.txt.gz, tokenizer.json, a "
+                  "*.tiktoken file, or a directory); default: beside the model");
   cmd->add_option("--activation", a.activation,
-                  "gelu or quick_gelu, for state dicts that do not say (default: quick_gelu, OpenAI's)");
+                  "CLIP state dicts that do not say: gelu or quick_gelu (default: quick_gelu, OpenAI's)")
+      ->check(CLI::IsMember({"gelu", "quick_gelu"}));
 }
 
-ClipBundle open_model(const ModelArgs& a) {
-  ClipImportOptions options{.tokenizer = a.tokenizer};
-  if (!a.activation.empty()) options.activation = parse_activation(a.activation);
-  return open_clip(a.model, options);
+std::unique_ptr<Model> open_model(const ModelArgs& a) {
+  return mmlearn::open_model(a.model, {.tokenizer = a.tokenizer, .activation = a.activation});
 }
 
 }  // namespace mmlearn::cli

@@ -1,11 +1,15 @@
-// The flags every command that opens a CLIP model shares: --model (any format models/clip_import.h opens),
+// The flags every command that opens a model shares: --model (any format of any family the registry reads),
 // --tokenizer and --activation for bare state dicts.
 #pragma once
 
 #include <CLI/CLI.hpp>
+#include <memory>
 #include <string>
 
+#include "mmlearn/core/error.h"
 #include "mmlearn/models/clip_import.h"
+#include "mmlearn/models/registry.h"
+#include "mmlearn/models/whisper_import.h"
 
 namespace mmlearn::cli {
 
@@ -14,6 +18,17 @@ struct ModelArgs {
 };
 
 void add_model_options(CLI::App* cmd, ModelArgs& args);
-ClipBundle open_model(const ModelArgs& args);
+std::unique_ptr<Model> open_model(const ModelArgs& args);
+
+// The family bundle a verb needs (ClipBundle for zero-shot, WhisperBundle for transcribe), or a usage error
+// that says what the model is and what the verb needs.
+template <class Bundle>
+Bundle& need(Model& model, const std::string& verb, const std::string& kind) {
+  Bundle* bundle = model.bundle<Bundle>();
+  if (!bundle)
+    throw UsageError(str_cat(verb, " needs ", kind, "; the model given is a ", model.family().model_type,
+                             " model (", model.family().summary, ")"));
+  return *bundle;
+}
 
 }  // namespace mmlearn::cli

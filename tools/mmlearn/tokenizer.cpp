@@ -60,12 +60,14 @@ void add_tokenize(CLI::App& app) {
     const std::filesystem::path path = a->model.model;
     const bool bare = std::filesystem::is_directory(path) && !std::filesystem::exists(path / "config.json") &&
                       !std::filesystem::exists(path / "open_clip_model.safetensors");
-    std::optional<ClipBundle> clip;
+    std::unique_ptr<Model> model;
     std::optional<text::BpeTokenizer> bare_tokenizer;
     if (bare)
       bare_tokenizer = text::load_clip_tokenizer(path);
     else
-      clip = open_model(a->model);
+      model = open_model(a->model);
+    const ClipBundle* clip =
+        bare ? nullptr : &need<ClipBundle>(*model, "tokenize", "a CLIP model or a tokenizer directory");
     const text::BpeTokenizer& tokenizer = bare ? *bare_tokenizer : clip->tokenizer;
     const int64_t context = bare ? 0 : clip->model->config.text.context_length;
     nlohmann::json out = nlohmann::json::array();

@@ -6,6 +6,7 @@
 #include "mmlearn/core/error.h"
 #include "mmlearn/core/progress.h"
 #include "mmlearn/models/whisper_transcribe.h"
+#include "model_args.h"
 
 namespace mmlearn::cli {
 
@@ -45,7 +46,11 @@ void add_transcribe(CLI::App& app) {
                 "decode each window without the text before");
   cmd->add_flag("--without-timestamps", a->without_timestamps, "one segment per window, no timestamp tokens");
   cmd->callback([a] {
-    WhisperBundle whisper = open_whisper(a->model, {.tokenizer = a->tokenizer});
+    for (double t : a->temperatures)
+      if (!std::isfinite(t) || t < 0 || t > 10)
+        throw UsageError(str_cat("--temperature ", t, ": each temperature must be in [0, 10]"));
+    auto model = mmlearn::open_model(a->model, {.tokenizer = a->tokenizer});
+    WhisperBundle& whisper = cli::need<WhisperBundle>(*model, "transcribe", "a Whisper model");
     TranscribeOptions o;
     o.decode.language = a->language;
     o.decode.task = a->task;

@@ -89,7 +89,8 @@ void add_zero_shot(CLI::App& app) {
     const ZeroShotClasses classes = zero_shot_classes(a->labels, a->template_text, a->classes);
     const bool named = classes.attributes.size() > 1 || classes.attributes[0].first != "label";
     const Precision precision = parse_precision(a->precision);
-    ClipBundle clip = open_model(a->model);
+    auto model = open_model(a->model);
+    ClipBundle& clip = need<ClipBundle>(*model, "zero-shot", "an image–text (CLIP) model");
     std::vector<torch::Tensor> pixels;
     for (const auto& p : a->images) pixels.push_back(load_clip_pixels(clip.model->config, p));
     const auto probabilities =

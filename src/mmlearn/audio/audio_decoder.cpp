@@ -9,6 +9,8 @@ extern "C" {
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
+#include <fstream>
 #include <mutex>
 
 #include "mmlearn/core/error.h"
@@ -71,11 +73,41 @@ struct AudioDecoder::State {
 
   [[noreturn]] void fail(const std::string& what) const { throw Error(str_cat(path.string(), ": ", what)); }
 
+  // FFmpeg takes a WAV's length from the file when its data chunk claims more, so a WAV cut short decodes
+  // its first part without complaint: the RIFF header's own claim is checked here.
+  void check_wav_length() const {
+    std::ifstream in(path, std::ios::binary);
+    char header[12];
+    if (!in.read(header, 12) || std::memcmp(header, "RIFF", 4) != 0 ||
+        std::memcmp(header + 8, "WAVE", 4) != 0)
+      return;
+    const uint64_t file_size = std::filesystem::file_size(path);
+    auto u32 = [](const char* p) {
+      return uint32_t(uint8_t(p[0])) | uint32_t(uint8_t(p[1])) << 8 | uint32_t(uint8_t(p[2])) << 16 |
+             uint32_t(uint8_t(p[3])) << 24;
+    };
+    uint64_t offset = 12;
+    char chunk[8];
+    for (int chunks = 0; chunks < 64 && in.seekg(static_cast<std::streamoff>(offset)) && in.read(chunk, 8);
+         ++chunks) {
+      const uint32_t size = u32(chunk + 4);
+      if (std::memcmp(chunk, "data", 4) == 0) {
+        // 0 and 0xFFFFFFFF mark a stream whose length was not known when the header was written.
+        if (size != 0 && size != 0xFFFFFFFFu && offset + 8 + size > file_size)
+          fail(str_cat("truncated: the WAV header declares ", size, " bytes of audio but the file holds ",
+                       file_size - offset - 8, " (re-download or re-encode it)"));
+        return;
+      }
+      offset += 8 + size + (size & 1);  // chunks are padded to an even length
+    }
+  }
+
   void open() {
     last_ffmpeg_error.clear();
     if (!std::filesystem::exists(path)) fail("file not found");
     if (std::filesystem::is_directory(path)) fail("is a directory, not an audio file");
     if (std::filesystem::file_size(path) == 0) fail("empty file (0 bytes), not audio");
+    check_wav_length();
     if (int rc = avformat_open_input(&format, path.c_str(), nullptr, nullptr); rc < 0)
       fail("not a readable audio or video file: " + describe(rc));
     if (int rc = avformat_find_stream_info(format, nullptr); rc < 0)

@@ -52,7 +52,10 @@ void AtomicFile::commit() {
     throw Error(str_cat("cannot write ", target_.string(), ": ", std::strerror(saved)));
   }
   // The rename is durable only once the folder entry is on disk.
-  fs::path dir = target_.has_parent_path() ? target_.parent_path() : fs::path(".");
+  sync_directory(target_.has_parent_path() ? target_.parent_path() : fs::path("."));
+}
+
+void sync_directory(const fs::path& dir) {
   int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY);
   if (fd >= 0) {
     ::fsync(fd);

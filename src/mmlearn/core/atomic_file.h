@@ -32,6 +32,8 @@ class AtomicFile {
 };
 
 void write_file_atomic(const std::filesystem::path& target, std::string_view bytes);
+// Makes renames and new entries in a folder durable (fsync of the folder).
+void sync_directory(const std::filesystem::path& dir);
 
 // Reads a whole (small) file; throws mmlearn::Error naming the path when it cannot.
 std::string read_file(const std::filesystem::path& path);

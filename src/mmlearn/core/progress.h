@@ -21,6 +21,7 @@ class Progress {
   ~Progress();
   void update(int64_t done, const std::vector<std::pair<std::string, double>>& fields = {});
   void finish();
+  void set_total(int64_t total) { total_ = total; }  // a re-planned run
   // Globally silence bars (e.g. under --quiet, or in tests).
   static void set_enabled(bool enabled);
 

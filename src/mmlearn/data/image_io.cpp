@@ -99,6 +99,11 @@ void check_pixel_limit(const std::string& name, int64_t width, int64_t height, c
   check(width * height <= options.max_pixels, name, ": image is ", width, "x", height, " (", width * height,
         " pixels), more than the limit of ", options.max_pixels,
         " pixels; raise DecodeOptions::max_pixels if the file is trusted");
+  // A model sees a square crop of the shorter side: a 20000 x 1 strip would be resized to 1,280,000 x 64
+  // first, work out of all proportion to its 53 bytes.
+  const int64_t longer = std::max(width, height), shorter = std::min(width, height);
+  check(longer <= options.max_aspect * shorter, name, ": image is ", width, "x", height,
+        ", an aspect ratio over ", options.max_aspect, ":1 that no model input has (crop or pad it first)");
   // The output buffer holds width * height * 3 bytes in an int-indexed Image.
   check(width <= INT32_MAX && height <= INT32_MAX, name, ": image is ", width, "x", height,
         ", sides above 2^31 are not supported");

@@ -33,6 +33,8 @@ struct Image {
 struct DecodeOptions {
   // Images whose header claims more pixels are refused before any pixel memory is allocated.
   int64_t max_pixels = 1'000'000'000;
+  // Images whose longer side is more than this many times the shorter are refused the same way.
+  int64_t max_aspect = 100;
   // > 0: decode down by an integer box filter (area average) so that the shorter side is >= max_side but as
   // small as an integer factor allows; never upscales. 0: full size.
   int max_side = 0;

@@ -98,4 +98,18 @@ void write_records(const std::filesystem::path& manifest, int64_t n, int threads
   file.commit();
 }
 
+void prepare_data_dir(const std::filesystem::path& out_dir, bool overwrite) {
+  namespace fs = std::filesystem;
+  static const char* parts[] = {"train.jsonl",  "test.jsonl", "classes.json",
+                                "ceiling.json", "images",     "audio"};
+  std::vector<std::string> present;
+  for (const char* part : parts)
+    if (fs::exists(out_dir / part)) present.push_back(part);
+  if (present.empty()) return;
+  if (!overwrite)
+    throw UsageError(str_cat(out_dir.string(), " already holds a data set (", join(present),
+                             "): pass --overwrite to replace it, or choose another --out"));
+  for (const auto& part : present) fs::remove_all(out_dir / part);
+}
+
 }  // namespace mmlearn::data

@@ -57,4 +57,9 @@ void write_records(const std::filesystem::path& manifest, int64_t n, int threads
                    const std::function<std::string(int64_t)>& make_record,
                    const std::function<void(int64_t done)>& on_written);
 
+// Readies `out_dir` for a new data set. A directory that already holds one (manifests, images/, audio/) is
+// refused, unless `overwrite`, which removes what a set is made of first, so that no stale file of the old
+// set stays beside the new one. Anything else in the directory is left as it is.
+void prepare_data_dir(const std::filesystem::path& out_dir, bool overwrite);
+
 }  // namespace mmlearn::data

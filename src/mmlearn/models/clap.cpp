@@ -151,12 +151,17 @@ ClapBundle load_clap(const fs::path& dir) {
           " (an audio–text model directory holds config.json, model.safetensors, vocab.json and merges.txt)");
   const ClapConfig config =
       clap_config_from_json(read_json_file(dir / "config.json"), (dir / "config.json").string());
+  const TensorMap weights = load_safetensors(dir / "model.safetensors");
+  check_config_fits_weights(
+      static_cast<double>(config.audio.layers) * 12 * config.audio.width * config.audio.width +
+          least_parameters(config.text),
+      weights, (dir / "config.json").string(), (dir / "model.safetensors").string());
   ClapBundle bundle{Clap(config), text::BpeTokenizer::load(dir)};
   check(bundle.tokenizer.vocab_size() <= config.text.vocab_size &&
             bundle.tokenizer.eot_id() == config.text.eot_token_id,
         dir.string(),
         ": the tokenizer files do not fit the model's text tower (wrong vocab.json/merges.txt?)");
-  load_parameters(*bundle.model, dir / "model.safetensors");
+  load_parameters(*bundle.model, weights, (dir / "model.safetensors").string());
   bundle.model->eval();
   return bundle;
 }

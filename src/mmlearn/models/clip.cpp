@@ -1,5 +1,7 @@
 #include "mmlearn/models/clip.h"
 
+#include <cmath>
+
 #include "mmlearn/core/error.h"
 #include "mmlearn/core/json_fields.h"
 
@@ -80,6 +82,12 @@ ClipConfig clip_config_from_json(const json& j, const std::string& where) {
         where, ": field \"image_preprocess\" must be \"mmlearn\", \"openai\" or \"hf\", got \"",
         c.image_preprocess, "\"");
   check(c.resize_shortest >= 0, where, ": field \"resize_shortest\" must not be negative");
+  for (int i = 0; i < 3; ++i) {
+    check(std::isfinite(c.image_mean[i]), where, ": field \"image_mean\" must hold finite numbers");
+    check(std::isfinite(c.image_std[i]) && c.image_std[i] > 0, where,
+          ": field \"image_std\" must hold positive numbers (pixels are divided by it), got ",
+          c.image_std[i]);
+  }
   if (j.contains("vision")) {
     const json& v = j["vision"];
     const std::string w = where + " (vision)";
@@ -113,6 +121,20 @@ ClipConfig clip_config_from_json(const json& j, const std::string& where) {
       check(n > 0, where, ": vision.resnet_layers must hold positive block counts");
   }
   return c;
+}
+
+double least_parameters(const TextConfig& t) {
+  const double w = static_cast<double>(t.width);
+  return static_cast<double>(t.layers) * (4 + 2 * t.mlp_ratio) * w * w +
+         static_cast<double>(t.vocab_size) * w;
+}
+
+double least_parameters(const ClipConfig& c) {
+  const double w = static_cast<double>(c.vision.width);
+  const double vision = c.vision.resnet_layers.empty()
+                            ? static_cast<double>(c.vision.layers) * (4 + 2 * c.vision.mlp_ratio) * w * w
+                            : 4.5 * w * w;  // a ResNet's stem alone: a 3x3 convolution from w / 2 to w
+  return vision + least_parameters(c.text);
 }
 
 namespace {

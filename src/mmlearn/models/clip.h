@@ -50,6 +50,11 @@ ClipConfig clip_config_from_json(const nlohmann::json& json, const std::string& 
 nlohmann::json to_json(const TextConfig& config);
 void read_text_config(const nlohmann::json& json, TextConfig& config, const std::string& where);
 
+// A lower bound of the parameters a config describes (transformer matrices, token embeddings), for checking
+// a config against its weights before building it (models/weight_files.h).
+double least_parameters(const ClipConfig& config);
+double least_parameters(const TextConfig& text);
+
 // Presets are data: name -> config. clip-tiny trains on a CPU in minutes; the others are the published sizes.
 ClipConfig clip_preset(const std::string& name);
 std::vector<std::string> clip_preset_names();

@@ -3,6 +3,7 @@
 #include "mmlearn/core/atomic_file.h"
 #include "mmlearn/core/checkpoint.h"
 #include "mmlearn/core/error.h"
+#include "mmlearn/models/weight_files.h"
 
 namespace mmlearn {
 namespace fs = std::filesystem;
@@ -46,6 +47,7 @@ ClipBundle make_clip(const ClipConfig& config, text::BpeTokenizer tokenizer, con
   check(tokenizer.eot_id() == config.text.eot_token_id, where, ": the tokenizer's <|endoftext|> is id ",
         tokenizer.eot_id(), " but the model pools at id ", config.text.eot_token_id,
         " (wrong tokenizer files?)");
+  check_config_fits_weights(least_parameters(config), weights, "the model's config", where);
   ClipBundle bundle{Clip(config), std::move(tokenizer)};
   load_parameters(*bundle.model, weights, where);
   bundle.model->eval();

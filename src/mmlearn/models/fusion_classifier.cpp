@@ -8,10 +8,12 @@
 #include "mmlearn/core/error.h"
 #include "mmlearn/core/json_fields.h"
 #include "mmlearn/models/clip.h"
+#include "mmlearn/models/clip_pretrained.h"
 #include "mmlearn/models/weight_files.h"
 
 namespace mmlearn {
 namespace fs = std::filesystem;
+using data::MultimodalExample;
 using nlohmann::json;
 
 const std::vector<std::string>& classifier_modalities() {
@@ -38,7 +40,9 @@ void validate(const FusionClassifierConfig& c, const std::string& where) {
               classifier_modalities().end(),
           where, ": unknown modality \"", m, "\" (choose from image, text, audio)");
   check(c.labels.size() >= 2, where, ": a classifier needs at least two labels, got ", c.labels.size());
-  check(c.dim >= 4 && c.hidden >= 1, where, ": dim must be >= 4 and hidden >= 1");
+  check(c.dim >= 4 && c.dim <= 16384 && c.hidden >= 1 && c.hidden <= 1'000'000, where,
+        ": dim must be in [4, 16384] and hidden in [1, 10^6]");
+  check(c.labels.size() <= 1'000'000, where, ": more than 10^6 labels");
   check(c.dim % c.text.heads == 0 && c.dim % c.audio.heads == 0 && c.dim % c.fusion.heads == 0, where,
         ": dim ", c.dim, " must be divisible by the text, audio and fusion heads");
 }
@@ -159,6 +163,14 @@ FusionClassifierBundle load_fusion_classifier(const fs::path& dir) {
           "and merges.txt)");
   const auto config =
       fusion_classifier_config_from_json(read_json_file(dir / "config.json"), (dir / "config.json").string());
+  const TensorMap weights = load_safetensors(dir / "model.safetensors");
+  const FusionClassifierConfig r = resolved(config);
+  const double d = static_cast<double>(r.dim);
+  check_config_fits_weights(
+      (reads_modality(r, "text") ? least_parameters(r.text) : 0) +
+          (reads_modality(r, "audio") ? static_cast<double>(r.audio.layers) * 12 * d * d : 0) +
+          (is_late_fusion(r.fusion.method) ? 0 : d * static_cast<double>(r.hidden)),
+      weights, (dir / "config.json").string(), (dir / "model.safetensors").string());
   FusionClassifierBundle bundle{FusionClassifier(config), std::nullopt};
   if (reads_modality(config, "text")) {
     bundle.tokenizer = text::BpeTokenizer::load(dir);
@@ -167,9 +179,93 @@ FusionClassifierBundle load_fusion_classifier(const fs::path& dir) {
           dir.string(),
           ": the tokenizer files do not fit the model's text encoder (wrong vocab.json/merges.txt?)");
   }
-  load_parameters(*bundle.model, dir / "model.safetensors");
+  load_parameters(*bundle.model, weights, (dir / "model.safetensors").string());
   bundle.model->eval();
   return bundle;
+}
+
+namespace {
+
+torch::Tensor bool_tensor(const std::vector<int64_t>& values) {
+  return torch::tensor(values).to(torch::kBool);
+}
+
+}  // namespace
+
+void drop_modalities(ClassifierBatch& batch, double p, torch::Generator& generator) {
+  if (p <= 0 || batch.present.size() < 2) return;
+  std::vector<std::string> names;
+  std::vector<torch::Tensor> columns;
+  for (const auto& [m, present] : batch.present) {
+    names.push_back(m);
+    columns.push_back(present);
+  }
+  auto present = torch::stack(columns, 1);  // [B, M]
+  auto kept = present & (torch::rand(present.sizes(), generator) >= p);
+  // Where nothing is left, keep one of the example's own modalities, chosen at random.
+  auto one = torch::zeros_like(present).scatter_(
+      1, (torch::rand(present.sizes(), generator) * present.to(torch::kFloat)).argmax(1, true), true);
+  kept = torch::where(kept.any(1, true), kept, one & present);
+  for (size_t i = 0; i < names.size(); ++i) batch.present[names[i]] = kept.select(1, int64_t(i));
+}
+
+ClassifierBatch make_classifier_batch(const FusionClassifierBundle& bundle,
+                                      const std::vector<const MultimodalExample*>& examples,
+                                      const std::set<std::string>& hide) {
+  const auto& c = bundle.model->config;
+  auto wanted = [&](const std::string& m) { return reads_modality(c, m) && !hide.count(m); };
+  ClassifierBatch b;
+  if (wanted("image")) {
+    std::vector<torch::Tensor> pixels;
+    std::vector<int64_t> present;
+    const auto blank = torch::zeros({3, c.image.image_size, c.image.image_size}, torch::kUInt8);
+    for (const auto* ex : examples) {
+      pixels.push_back(ex->pixels.defined() ? ex->pixels : blank);
+      present.push_back(ex->pixels.defined());
+    }
+    if (std::count(present.begin(), present.end(), 1)) {
+      b.pixels = torch::stack(pixels);
+      b.present["image"] = bool_tensor(present);
+    }
+  }
+  if (wanted("text")) {
+    std::vector<std::string> texts;
+    std::vector<int64_t> present;
+    for (const auto* ex : examples) {
+      texts.push_back(ex->text.value_or(""));
+      present.push_back(ex->text.has_value());
+    }
+    if (std::count(present.begin(), present.end(), 1)) {
+      b.ids = tokenize_batch(*bundle.tokenizer, texts, c.text.context_length);
+      b.present["text"] = bool_tensor(present);
+    }
+  }
+  if (wanted("audio")) {
+    static const data::AudioClip silence{std::vector<int16_t>(160, 0), ""};
+    std::vector<const data::AudioClip*> clips;
+    std::vector<int64_t> present, samples;
+    for (const auto* ex : examples) {
+      clips.push_back(ex->audio ? &*ex->audio : &silence);
+      present.push_back(ex->audio.has_value());
+      samples.push_back(int64_t(clips.back()->samples.size()));
+    }
+    if (std::count(present.begin(), present.end(), 1)) {
+      b.mel = data::log_mel_batch(clips, c.audio.n_mels, 2 * c.audio.n_ctx);
+      b.samples = torch::tensor(samples);
+      b.present["audio"] = bool_tensor(present);
+    }
+  }
+  return b;
+}
+
+data::MultimodalDataset load_classifier_data(const FusionClassifierBundle& bundle, const fs::path& manifest,
+                                             bool require_labels) {
+  const auto& c = bundle.model->config;
+  return data::load_multimodal(manifest, {.modalities = c.modalities,
+                                          .labels = c.labels,
+                                          .require_labels = require_labels,
+                                          .image_size = c.image.image_size,
+                                          .audio_window_samples = clap_window_samples(c.audio)});
 }
 
 }  // namespace mmlearn

@@ -22,9 +22,11 @@
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
+#include "mmlearn/data/multimodal_dataset.h"
 #include "mmlearn/fusion/fusion.h"
 #include "mmlearn/models/clap.h"
 #include "mmlearn/text/bpe.h"
@@ -83,6 +85,20 @@ struct FusionClassifierBundle {
   FusionClassifier model{nullptr};
   std::optional<text::BpeTokenizer> tokenizer;  // when the model reads text
 };
+
+// The model's inputs for some examples; modalities in `hide` are left out as if the records lacked them.
+ClassifierBatch make_classifier_batch(const FusionClassifierBundle& bundle,
+                                      const std::vector<const data::MultimodalExample*>& examples,
+                                      const std::set<std::string>& hide = {});
+
+// Modality dropout: hides each modality of each example with probability p (in `present`), but never every
+// modality an example has.
+void drop_modalities(ClassifierBatch& batch, double p, torch::Generator& generator);
+
+// Reads a manifest with the model's modalities and labels (labels optional when require_labels is false).
+data::MultimodalDataset load_classifier_data(const FusionClassifierBundle& bundle,
+                                             const std::filesystem::path& manifest,
+                                             bool require_labels = true);
 
 void save_fusion_classifier(const std::filesystem::path& dir, const FusionClassifierBundle& bundle);
 FusionClassifierBundle load_fusion_classifier(const std::filesystem::path& dir);  // in evaluation mode

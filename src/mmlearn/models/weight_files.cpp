@@ -56,10 +56,20 @@ TensorMap read_hf_weights(const fs::path& dir) {
 std::string config_model_type(const fs::path& dir) {
   if (!fs::is_directory(dir) || !fs::exists(dir / "config.json")) return "";
   try {
-    return read_json_file(dir / "config.json").value("model_type", "");
+    const json config = read_json_file(dir / "config.json");
+    return config.is_object() ? config.value("model_type", "") : "";
   } catch (const Error&) {
     return "";
   }
+}
+
+void check_config_fits_weights(double least, const TensorMap& weights, const std::string& config_where,
+                               const std::string& weights_where) {
+  double held = 0;
+  for (const auto& [name, t] : weights) held += static_cast<double>(t.numel());
+  check(least <= held, config_where, ": describes a model of at least ", least, " parameters, but ",
+        weights_where, " holds ", held,
+        " (the config does not match the weights; check its sizes: layers, width, vocab)");
 }
 
 }  // namespace mmlearn

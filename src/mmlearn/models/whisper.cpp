@@ -56,6 +56,12 @@ torch::Tensor causal_mask(int64_t new_tokens, int64_t offset, const torch::Tenso
 
 }  // namespace
 
+double least_parameters(const WhisperConfig& c) {
+  const double d = static_cast<double>(c.n_audio_state), t = static_cast<double>(c.n_text_state);
+  return static_cast<double>(c.n_audio_layer) * 12 * d * d +
+         static_cast<double>(c.n_text_layer) * 16 * t * t + static_cast<double>(c.n_vocab) * t;
+}
+
 nlohmann::json to_json(const WhisperConfig& c) {
   return {{"preset", c.preset},
           {"n_mels", c.n_mels},

@@ -40,7 +40,10 @@ struct WhisperConfig {
   int64_t n_text_layer = 6;
 };
 
-nlohmann::json to_json(const WhisperConfig& config);  // OpenAI's "dims" keys, plus "preset"
+nlohmann::json to_json(const WhisperConfig& config);
+// A lower bound of the parameters (transformer matrices, token embedding), for checking a config against its
+// weights before building it.
+double least_parameters(const WhisperConfig& config);  // OpenAI's "dims" keys, plus "preset"
 // Reads to_json's output or OpenAI's dims dict; `where` names the source for errors.
 WhisperConfig whisper_config_from_json(const nlohmann::json& json, const std::string& where);
 WhisperConfig whisper_preset(

@@ -139,6 +139,7 @@ WhisperBundle make_whisper(const WhisperConfig& config, text::WhisperTokenizer t
                                 : "English-only models use gpt2.tiktoken",
         ")");
   weights.erase("alignment_heads");  // cross-attention heads for word timings, a non-persistent buffer
+  check_config_fits_weights(least_parameters(config), weights, "the model's dimensions", where);
   Whisper model(config);
   load_parameters(*model, weights, where);
   model->eval();

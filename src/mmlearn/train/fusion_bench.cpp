@@ -9,8 +9,9 @@
 #include "mmlearn/core/atomic_file.h"
 #include "mmlearn/core/error.h"
 #include "mmlearn/core/log.h"
+#include "mmlearn/eval/classifier_eval.h"
 #include "mmlearn/fusion/fusion.h"
-#include "mmlearn/train/fusion_trainer.h"
+#include "mmlearn/train/trainer.h"
 
 namespace mmlearn {
 namespace fs = std::filesystem;
@@ -126,15 +127,14 @@ json run_fusion_bench(const FusionBenchOptions& o) {
     log_info("bench fusion ", i + 1, "/", jobs.size(), ": ", job.name);
     const fs::path run = o.work / (job.family == "unimodal" ? job.modalities[0] + "-only" : job.method);
     fs::remove_all(run);
-    FusionTrainOptions t;
-    t.data = o.data;
-    t.out = run;
-    t.modalities = job.modalities;
-    t.fusion = job.method;
-    t.steps = o.steps;
-    t.batch_size = o.batch_size;
-    t.seed = o.seed;
-    const auto trained = train_fusion_classifier(t);
+    const auto trained = train({.task = "classify",
+                                .data = o.data,
+                                .out = run,
+                                .steps = o.steps,
+                                .batch_size = o.batch_size,
+                                .seed = o.seed,
+                                .modalities = job.modalities,
+                                .fusion = job.method});
     json row{{"name", job.name},
              {"family", job.family},
              {"method", job.method},

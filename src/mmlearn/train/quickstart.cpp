@@ -6,10 +6,11 @@
 #include "mmlearn/core/progress.h"
 #include "mmlearn/data/image_text_dataset.h"
 #include "mmlearn/data/shapes.h"
+#include "mmlearn/data/synthetic.h"
 #include "mmlearn/eval/clip_eval.h"
 #include "mmlearn/eval/report.h"
 #include "mmlearn/models/clip_pretrained.h"
-#include "mmlearn/train/clip_trainer.h"
+#include "mmlearn/train/trainer.h"
 
 namespace mmlearn {
 namespace fs = std::filesystem;
@@ -22,15 +23,19 @@ QuickstartResult run_quickstart(const QuickstartOptions& o) {
            data_dir.string());
   {
     Progress bar("shapes", o.n_train + o.n_test, "rec");
+    data::prepare_data_dir(data_dir, /*overwrite=*/true);  // the quickstart always starts afresh
     data::generate_shapes(data_dir, {.n_train = o.n_train, .n_test = o.n_test, .seed = o.seed},
                           [&](int64_t done, int64_t) { bar.update(done); });
   }
 
   log_info("2/4 train: clip-tiny, tokenizer learned from the captions -> ", run.string());
   if (fs::exists(run)) fs::remove_all(run);  // the quickstart always starts its run afresh
-  ClipTrainOptions train{
-      .data = data_dir, .out = run, .steps = o.steps, .batch_size = o.batch_size, .seed = o.seed};
-  train_clip(train);
+  train({.preset = "clip-tiny",
+         .data = data_dir,
+         .out = run,
+         .steps = o.steps,
+         .batch_size = o.batch_size,
+         .seed = o.seed});
 
   log_info("3/4 evaluate on ", o.n_test, " held-out scenes and search");
   ClipBundle clip = load_clip(run);

@@ -1,0 +1,271 @@
+// CLIP's row in the registry: contrastive image–text models, trained from scratch or fine-tuned from any
+// checkpoint models/clip_import.h opens, and opened from all of those formats for embed, eval, zero-shot,
+// dump and convert.
+#include <cmath>
+
+#include "mmlearn/core/atomic_file.h"
+#include "mmlearn/core/error.h"
+#include "mmlearn/core/log.h"
+#include "mmlearn/core/torch_file.h"
+#include "mmlearn/data/image_text_dataset.h"
+#include "mmlearn/data/manifest.h"
+#include "mmlearn/eval/clip_eval.h"
+#include "mmlearn/heads/contrastive.h"
+#include "mmlearn/models/clip_import.h"
+#include "mmlearn/models/clip_pixels.h"
+#include "mmlearn/models/registry.h"
+#include "mmlearn/models/weight_files.h"
+#include "mmlearn/text/learn_tokenizer.h"
+
+namespace mmlearn {
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+namespace {
+
+void log_skipped(const data::ImageTextDataset& ds) {
+  if (!ds.skipped) return;
+  log_warn(ds.skipped, " of ", ds.skipped + ds.size(), " records in ", ds.manifest.path.string(),
+           " skipped (bad or missing image or text), e.g.:");
+  for (const auto& reason : ds.skip_reasons) log_warn("  ", reason);
+}
+
+void keep_first(data::ImageTextDataset& ds, int64_t n) {
+  if (n <= 0 || ds.size() <= n) return;
+  ds.images = ds.images.slice(0, 0, n);
+  ds.ids = ds.ids.slice(0, 0, n);
+  ds.texts.resize(static_cast<size_t>(n));
+  ds.manifest.records.resize(static_cast<size_t>(n));
+}
+
+std::string retrieval_summary(const json& metrics, const char* a, const char* b) {
+  const auto& r = metrics["retrieval"];
+  return str_cat(b, " R@1 ", r[b]["R@1"].get<double>(), ", ", a, " R@1 ", r[a]["R@1"].get<double>());
+}
+
+std::string format_retrieval(const json& retrieval, std::initializer_list<const char*> directions) {
+  std::string out;
+  char line[160];
+  for (const char* dir : directions) {
+    const auto& m = retrieval[dir];
+    std::snprintf(line, sizeof line, "%-14s R@1 %5.1f%%  R@5 %5.1f%%  R@10 %5.1f%%\n", dir,
+                  100 * m["R@1"].get<double>(), 100 * m["R@5"].get<double>(), 100 * m["R@10"].get<double>());
+    out += line;
+  }
+  return out;
+}
+
+// The model a run trains: the checkpoint's when resuming, a pretrained one (trained as opened: no second copy
+// of its weights), or the preset with a tokenizer given or learned from the training text.
+ClipBundle model_to_train(const TrainOptions& o, const fs::path& resume_from, const fs::path& train_path) {
+  if (!o.init_from.empty() && !o.tokenizer.empty())
+    throw UsageError(
+        "--tokenizer cannot be combined with --init-from: the pretrained model's tokenizer is used");
+  if (o.freeze_towers && o.init_from.empty())
+    throw UsageError("--freeze-towers needs --init-from (a pretrained model whose towers to keep)");
+  if (!resume_from.empty()) return load_clip(resume_from);
+  if (!o.init_from.empty()) return open_clip(o.init_from);
+  ClipConfig config = clip_preset(o.preset);
+  text::BpeTokenizer tokenizer = o.tokenizer.empty() ? text::learn_tokenizer(train_path, o.vocab_size.value())
+                                                     : text::BpeTokenizer::load(o.tokenizer);
+  config.text.vocab_size = tokenizer.vocab_size();
+  config.text.eot_token_id = tokenizer.eot_id();
+  return {Clip(config), std::move(tokenizer)};
+}
+
+class ClipTask : public TrainTask {
+ public:
+  ClipTask(const TrainOptions& o, const fs::path& resume_from)
+      : clip_(model_to_train(o, resume_from, data::find_manifest(o.data, "train"))),
+        freeze_(o.freeze_towers) {
+    const fs::path train_path = data::find_manifest(o.data, "train");
+    const ClipConfig& c = clip_.model->config;
+    data::ImageTextOptions load;
+    load.image_size = c.vision.image_size;
+    load.context_length = c.text.context_length;
+    if (o.max_image_pixels > 0) load.decode.max_pixels = o.max_image_pixels;
+    train_ = data::load_image_text(train_path, clip_.tokenizer, load);
+    log_skipped(train_);
+    if (fs::is_directory(o.data) && fs::exists(o.data / "test.jsonl")) {
+      test_ = data::load_image_text(o.data / "test.jsonl", clip_.tokenizer, load);
+      log_skipped(test_);
+      keep_first(test_, o.eval_samples.value_or(1000));
+    }
+    classes_ = fs::is_directory(o.data) ? o.data / "classes.json" : train_path.parent_path() / "classes.json";
+    if (freeze_)  // a linear probe: the towers keep their weights
+      for (auto& p : clip_.model->named_parameters()) {
+        const std::string& name = p.key();
+        const bool head = name == "visual.proj" || name == "text.text_projection" || name == "logit_scale" ||
+                          name.starts_with("visual.attnpool.c_proj.");
+        if (!head) p.value().requires_grad_(false);
+      }
+  }
+
+  torch::nn::Module& trained() override { return *clip_.model; }
+  torch::nn::Module& model() override { return *clip_.model; }
+  int64_t train_size() const override { return train_.size(); }
+  int64_t skipped_records() const override { return train_.skipped; }
+
+  StepLoss loss(const std::vector<int64_t>& indices, torch::Generator&, Precision precision) override {
+    check(indices.size() >= 2,
+          "contrastive training needs at least 2 examples a micro-batch (raise --batch-size)");
+    const auto index = torch::tensor(indices);
+    torch::Tensor image_embeds, text_embeds;
+    {
+      AutocastGuard autocast(precision);
+      image_embeds =
+          clip_.model->encode_image(clip_.model->normalize_pixels(train_.images.index_select(0, index)));
+      text_embeds = clip_.model->encode_text(train_.ids.index_select(0, index));
+    }
+    return {clip_loss(image_embeds, text_embeds, clip_.model->logit_scale), {}};
+  }
+  void after_update() override {
+    torch::NoGradGuard no_grad;  // CLIP clamps the learned temperature at 100
+    clip_.model->logit_scale.clamp_(0, std::log(kMaxLogitScale));
+  }
+  void train_mode() override {
+    clip_.model->train();
+    if (freeze_) {  // BatchNorm keeps its statistics
+      clip_.model->text->eval();
+      if (clip_.model->resnet) clip_.model->resnet->eval();
+    }
+  }
+  json step_metrics() override { return {{"logit_scale", clip_.model->logit_scale.exp().item<double>()}}; }
+
+  json evaluate() override {
+    if (test_.size() == 0) return nullptr;
+    return evaluate_clip(clip_.model, clip_.tokenizer, test_, classes_);
+  }
+  std::string summarize(const json& m) const override {
+    return retrieval_summary(m, "image_to_text", "text_to_image");
+  }
+  void save_model(const fs::path& dir) override { save_clip(dir, clip_.model, clip_.tokenizer); }
+
+ private:
+  ClipBundle clip_;
+  bool freeze_;
+  data::ImageTextDataset train_, test_;
+  fs::path classes_;
+};
+
+class ClipModel : public Model {
+ public:
+  ClipModel(const ModelFamily& family, ClipBundle clip) : Model(family), clip_(std::move(clip)) {}
+
+  std::vector<std::string> embeds() const override { return {"image", "text"}; }
+  torch::Tensor embed(const std::string& modality, const std::vector<std::string>& inputs,
+                      Precision precision) override {
+    if (modality == "text")
+      return embed_texts(clip_.model,
+                         tokenize_batch(clip_.tokenizer, inputs, clip_.model->config.text.context_length),
+                         precision);
+    if (modality != "image") Model::embed(modality, inputs, precision);
+    std::vector<torch::Tensor> pixels;
+    for (const auto& p : inputs) pixels.push_back(load_clip_pixels(clip_.model->config, p));
+    return embed_pixels(clip_.model, torch::stack(pixels), precision);
+  }
+
+  std::set<std::string> eval_flags() const override { return {"classes", "limit", "strict"}; }
+  json evaluate(const EvalRequest& r) override {
+    const fs::path manifest = data::find_manifest(r.data, "test");
+    auto ds = data::load_image_text(manifest, clip_.tokenizer,
+                                    {.image_size = clip_.model->config.vision.image_size,
+                                     .context_length = clip_.model->config.text.context_length,
+                                     .skip_bad_records = !r.strict});
+    keep_first(ds, r.limit);
+    check(ds.size() > 0, manifest.string(), ": no usable image + text records to evaluate");
+    const fs::path classes = r.classes.empty() ? manifest.parent_path() / "classes.json" : r.classes;
+    check(r.classes.empty() || fs::exists(classes), "classes file ", classes.string(), " not found");
+    json metrics = evaluate_clip(clip_.model, clip_.tokenizer, ds, classes, r.precision);
+    metrics["records"] = ds.size();
+    metrics["skipped_records"] = ds.skipped;
+    return metrics;
+  }
+  std::string format_metrics(const json& m) const override {
+    std::string out =
+        str_cat("records: ", m["records"].get<int64_t>(), " (", m["skipped_records"].get<int64_t>(),
+                " skipped)\n", format_retrieval(m["retrieval"], {"image_to_text", "text_to_image"}));
+    if (m.contains("zero_shot"))
+      for (const auto& [attribute, accuracy] : m["zero_shot"].items()) {
+        char line[160];
+        std::snprintf(line, sizeof line, "zero-shot %-8s %5.1f%%  (%lld images)\n", attribute.c_str(),
+                      100 * accuracy.get<double>(), (long long)m["zero_shot_n"][attribute].get<int64_t>());
+        out += line;
+      }
+    return out;
+  }
+
+ protected:
+  void* bundle_of(const std::type_info& type) override {
+    return type == typeid(ClipBundle) ? &clip_ : nullptr;
+  }
+
+ private:
+  ClipBundle clip_;
+};
+
+// Whether a file or directory holds a CLIP checkpoint in a format open_clip reads.
+bool holds_clip(const fs::path& path) {
+  if (fs::is_regular_file(path)) {
+    const std::string ext = path.extension().string();
+    if (ext == ".safetensors") return true;
+    if (ext != ".pt" && ext != ".bin" && ext != ".pth") return false;
+    try {  // OpenAI's Whisper files are torch.save files too: theirs hold "dims"
+      return TorchFile(path).root().find("dims") == nullptr;
+    } catch (const Error&) {
+      return true;  // open_clip reports what is wrong with it
+    }
+  }
+  if (!fs::is_directory(path)) return false;
+  if (fs::exists(path / "config.json")) {
+    try {
+      const json config = read_json_file(path / "config.json");
+      return config.is_object() && (config.value("model_type", "") == "clip" ||
+                                    config.contains("text_config") || config.contains("vision_config"));
+    } catch (const Error&) {
+      return false;
+    }
+  }
+  return fs::exists(path / "open_clip_model.safetensors") || fs::exists(path / "open_clip_pytorch_model.bin");
+}
+
+}  // namespace
+
+ModelFamily clip_family() {
+  ModelFamily f;
+  f.model_type = "clip";
+  f.task = "contrastive";
+  f.summary = "contrastive image–text model (CLIP)";
+  f.presets = clip_preset_names();
+  f.default_preset = "clip-tiny";
+  f.describe = [](const std::string& name) {
+    const ClipConfig c = clip_preset(name);
+    int64_t parameters = 0;
+    for (const auto& p : Clip(c)->parameters()) parameters += p.numel();
+    const auto& v = c.vision;
+    const std::string vision =
+        v.resnet_layers.empty()
+            ? str_cat("ViT ", v.image_size, "/", v.patch_size, " width ", v.width, " x", v.layers, " layers")
+            : str_cat("ResNet ", v.image_size, " width ", v.width, " blocks ", json(v.resnet_layers).dump());
+    return PresetInfo{name, parameters,
+                      str_cat(vision, "; text width ", c.text.width, " x", c.text.layers, " layers"),
+                      to_json(c)};
+  };
+  f.holds = holds_clip;
+  f.open = [](const fs::path& path, const OpenOptions& o) -> std::unique_ptr<Model> {
+    ClipImportOptions options;
+    options.tokenizer = o.tokenizer;
+    if (!o.activation.empty()) options.activation = parse_activation(o.activation);
+    return std::make_unique<ClipModel>(family_of_type("clip"), open_clip(path, options));
+  };
+  f.train_flags = {"tokenizer", "vocab-size", "init-from", "freeze-towers", "max-image-pixels"};
+  f.train_defaults = {{"batch-size", 128},   {"lr", 1e-3},         {"weight-decay", 0.1},
+                      {"precision", "auto"}, {"vocab-size", 1024}, {"eval-samples", 1000},
+                      {"epochs", 10}};
+  f.make_train_task = [](const TrainOptions& o, const fs::path& resume_from) -> std::unique_ptr<TrainTask> {
+    return std::make_unique<ClipTask>(o, resume_from);
+  };
+  return f;
+}
+
+}  // namespace mmlearn

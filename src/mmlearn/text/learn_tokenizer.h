@@ -1,0 +1,21 @@
+// A byte-level BPE tokenizer learned from the "text" fields of a manifest, with a progress bar: what a model
+// trained from scratch reads its text with.
+//
+//   mmlearn::text::BpeTokenizer t = mmlearn::text::learn_tokenizer("shapes/train.jsonl", 1024);
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+
+#include "mmlearn/text/bpe.h"
+
+namespace mmlearn::text {
+
+// The smallest vocabulary learn_tokenizer makes: the 512 byte symbols (with and without the end-of-word
+// mark) and the 2 special tokens.
+constexpr int64_t kMinLearnedVocab = 514;
+
+// A UsageError naming --vocab-size when the size is below kMinLearnedVocab.
+BpeTokenizer learn_tokenizer(const std::filesystem::path& manifest, int64_t vocab_size);
+
+}  // namespace mmlearn::text

@@ -1,0 +1,83 @@
+// What a training run is told: one options struct for every model family. The generic part (run length,
+// schedule, optimizer, precision, cadence, checkpoints) reaches every family through the one loop
+// (train/trainer.h); the family part (below "family options") is read by the families that name it in their
+// registration, and refused by name for the others. Options are also JSON, keyed by their flag names
+// ("batch-size", "lr"), which is how a run records them (checkpoint/.../state.json) and how --resume compares
+// what it is told now with what the run was started with.
+//
+//   mmlearn::TrainOptions o{.preset = "clip-tiny", .data = "shapes", .out = "run", .steps = 600};
+//   mmlearn::train(o);
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <set>
+#include <string>
+#include <vector>
+
+namespace mmlearn {
+
+struct TrainOptions {
+  std::string preset;          // empty: the default preset of `task`'s family
+  std::string task;            // contrastive, audio-text, speech, classify; empty: the preset's
+  std::filesystem::path data;  // a directory with train.jsonl (+ test.jsonl, classes.json) or a manifest
+  std::filesystem::path out;   // the run directory: model files, checkpoint/, metrics.jsonl
+  bool resume = false;         // continue the run in `out` from its latest checkpoint
+
+  // Run length: at most one of steps / epochs / minutes; none: the family's default epochs.
+  int64_t steps = 0;
+  double epochs = 0;
+  double minutes = 0;
+  // Unset: the family's default (its registration says).
+  std::optional<int64_t> batch_size;  // examples per optimizer step, over all workers and micro-batches
+  std::optional<double> learning_rate, weight_decay;
+  int64_t warmup_steps = 0;              // 0: 5 % of the run
+  double grad_clip = 1.0;                // global gradient norm; 0: no clipping
+  int64_t accumulate = 1;                // micro-batches per step (batch_size / accumulate examples each)
+  std::optional<std::string> precision;  // fp32, bf16 (autocast) or auto
+  uint64_t seed = 0;
+  int64_t eval_every = 0;  // steps; 0: about five times a run
+  std::optional<int64_t> eval_samples;
+  int64_t checkpoint_every = 0;  // steps; 0: every 10 minutes and at the end
+  int64_t keep_checkpoints = 2;
+  int64_t stop_after = 0;  // leave after this many steps of this process, with a checkpoint
+
+  // Family options.
+  std::filesystem::path tokenizer;  // a directory with vocab.json + merges.txt; empty: learn one
+  std::optional<int64_t> vocab_size;
+  std::filesystem::path init_from;        // a pretrained model to fine-tune
+  std::filesystem::path init_audio_from;  // a speech recognizer whose encoder seeds the audio tower
+  bool freeze_towers = false;
+  int64_t max_image_pixels = 0;  // 0: the decoder's default bound
+  std::optional<double> ctc_weight;
+  std::vector<std::string> modalities;  // empty: the family's default
+  std::optional<std::string> fusion;
+  std::optional<double> modality_dropout, unimodal_loss;
+  std::optional<std::string> label_field;
+  std::optional<int64_t> dim;
+
+  // Flags given explicitly, by name, even where the value equals the default (the CLI fills it; a library
+  // caller may leave it empty: a value that differs from the default counts as given).
+  std::set<std::string> given;
+};
+
+// The options as JSON keyed by flag name; unset optionals are left out, and so are `out`, `resume` and
+// `given`, which say where and how this process runs rather than what the run is.
+nlohmann::json to_json(const TrainOptions& options);
+// Reads back what to_json wrote, over `base` (fields absent from the JSON keep base's values). Unknown keys
+// are an error naming them.
+TrainOptions train_options_from_json(const nlohmann::json& json, TrainOptions base = {});
+
+// The flags that are set: given explicitly, or different from TrainOptions{}.
+std::set<std::string> given_flags(const TrainOptions& options);
+
+// The flags that only some families read.
+const std::set<std::string>& family_flags();
+
+// Range checks of every value, before anything is read or allocated: a wrong value is a UsageError naming
+// the flag.
+void validate(const TrainOptions& options);
+
+}  // namespace mmlearn

@@ -1,0 +1,72 @@
+// What a model family gives the one trainer (train/trainer.h): its model and training-only heads, the loss
+// of a batch of training examples, held-out evaluation and the model directory it saves. The trainer owns
+// everything else — run length, schedule, optimizer, precision, accumulation, clipping, cadence, metrics,
+// checkpoints and resume — so a flag means the same for every family.
+//
+//   class ClipTask : public mmlearn::TrainTask { ... };   // models/clip_family.cpp
+#pragma once
+
+#include <torch/nn/module.h>
+#include <torch/nn/pimpl.h>
+#include <torch/types.h>
+
+#include <filesystem>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "mmlearn/core/precision.h"
+
+namespace mmlearn {
+
+struct StepLoss {
+  torch::Tensor loss;                          // the scalar that is minimised
+  std::map<std::string, torch::Tensor> parts;  // logged beside it (e.g. "ctc")
+};
+
+// A model and a head only training uses (absent: nullptr), as one module for the optimizer: registered as
+// "model" and `head_name`.
+struct WithHeadImpl : torch::nn::Module {
+  WithHeadImpl(std::shared_ptr<torch::nn::Module> model, const std::string& head_name,
+               std::shared_ptr<torch::nn::Module> head) {
+    register_module("model", std::move(model));
+    if (head) register_module(head_name, std::move(head));
+  }
+};
+TORCH_MODULE(WithHead);
+
+class TrainTask {
+ public:
+  virtual ~TrainTask() = default;
+
+  // What the optimizer updates: the model, and the heads that only training uses.
+  virtual torch::nn::Module& trained() = 0;
+  // The model alone (what save_model writes); its tensors are a subset of trained()'s.
+  virtual torch::nn::Module& model() = 0;
+  virtual int64_t train_size() const = 0;  // training examples, indexed 0 .. train_size() - 1
+  virtual int64_t skipped_records() const = 0;
+
+  // The loss of training examples `indices`. `generator` draws what is random in a step besides the order
+  // (modality dropout); the trainer restores it on resume.
+  virtual StepLoss loss(const std::vector<int64_t>& indices, torch::Generator& generator,
+                        Precision precision) = 0;
+  // After each optimizer update (CLIP clamps its temperature).
+  virtual void after_update() {}
+  // Training mode (a frozen tower's BatchNorm keeps its statistics).
+  virtual void train_mode() { trained().train(); }
+  // Whether a parameter is weight-decayed; by default matrices other than embeddings.
+  virtual bool decays(const std::string& name, const torch::Tensor& parameter) const {
+    return parameter.dim() >= 2 && name.find("embedding") == std::string::npos;
+  }
+  // Numbers logged with each step besides the loss (CLIP's temperature).
+  virtual nlohmann::json step_metrics() { return nlohmann::json::object(); }
+
+  // Held-out metrics (null without held-out data) and a one-line summary of them for the log.
+  virtual nlohmann::json evaluate() = 0;
+  virtual std::string summarize(const nlohmann::json& metrics) const = 0;
+  // Writes the model directory: what `eval`, `embed` and the other verbs open.
+  virtual void save_model(const std::filesystem::path& dir) = 0;
+};
+
+}  // namespace mmlearn

@@ -1,0 +1,389 @@
+#include "mmlearn/train/trainer.h"
+
+#include <ATen/CPUGeneratorImpl.h>
+#include <torch/nn/utils/clip_grad.h>
+#include <torch/optim/adamw.h>
+
+#include <chrono>
+#include <cmath>
+#include <fstream>
+#include <limits>
+#include <mutex>
+
+#include "mmlearn/core/atomic_file.h"
+#include "mmlearn/core/error.h"
+#include "mmlearn/core/log.h"
+#include "mmlearn/core/progress.h"
+#include "mmlearn/models/registry.h"
+#include "mmlearn/train/metrics_log.h"
+#include "mmlearn/train/run_checkpoint.h"
+#include "mmlearn/train/schedule.h"
+
+namespace mmlearn {
+namespace fs = std::filesystem;
+using nlohmann::json;
+using Clock = std::chrono::steady_clock;
+
+namespace {
+
+double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
+
+// The family a run trains: by its preset, or by --task with that family's default preset.
+const ModelFamily& resolve_family(TrainOptions& o) {
+  if (o.preset.empty()) {
+    const ModelFamily& f = family_of_task(o.task.empty() ? "contrastive" : o.task);
+    o.preset = f.default_preset;
+    return f;
+  }
+  const ModelFamily& f = family_of_preset(o.preset);
+  if (!o.task.empty() && o.task != f.task)
+    throw UsageError(str_cat("--preset ", o.preset, " is a ", f.task, " model, not --task ", o.task));
+  return f;
+}
+
+// Options a resumed run takes from the one it continues. What decides the batches and the model must stay
+// (refused by name when it differs); the length, the optimizer's hyperparameters and the cadence may change.
+TrainOptions resumed_options(const json& stored, const TrainOptions& now,
+                             const std::set<std::string>& given) {
+  static const std::set<std::string> cadence = {"eval-every", "eval-samples", "checkpoint-every",
+                                                "keep-checkpoints"};
+  static const std::set<std::string> length = {"steps", "epochs", "minutes"};
+  static const std::set<std::string> hyper = {"lr", "weight-decay", "warmup", "grad-clip"};
+  json merged = stored;
+  const json current = to_json(now);
+  std::vector<std::string> refused;
+  for (const auto& flag : given) {
+    const json value = current.value(flag, json());
+    const json before = stored.value(flag, json());
+    if (length.count(flag) || flag == "stop-after" || value == before) continue;
+    if (cadence.count(flag)) {
+      merged[flag] = value;
+    } else if (hyper.count(flag)) {
+      log_info("resume: --", flag, " ", value.dump(), " from here on (the run had ", before.dump(), ")");
+      merged[flag] = value;
+    } else {
+      refused.push_back(str_cat("--", flag, " ", value.dump(), " (the run has ", before.dump(), ")"));
+    }
+  }
+  if (!refused.empty())
+    throw UsageError(str_cat("--resume continues a run as it was started, and these differ: ",
+                             join(refused, "; "), ". Leave them out, or start a new run with another --out"));
+  if (given.count("steps") || given.count("epochs") || given.count("minutes"))
+    for (const auto& flag : length) merged[flag] = current.value(flag, json(0));
+  merged["stop-after"] = now.stop_after;  // this process's own
+  TrainOptions o = train_options_from_json(merged);
+  o.out = now.out;
+  o.resume = true;
+  return o;
+}
+
+// AdamW over two groups: decayed parameters and the others (gains, biases, embeddings, temperatures), with
+// CLIP's betas and epsilon.
+std::unique_ptr<torch::optim::AdamW> make_optimizer(TrainTask& task, double lr, double weight_decay) {
+  std::vector<torch::Tensor> decay, no_decay;
+  for (const auto& p : task.trained().named_parameters()) {
+    if (!p.value().requires_grad()) continue;  // frozen
+    (task.decays(p.key(), p.value()) ? decay : no_decay).push_back(p.value());
+  }
+  auto options = [&](double wd) {
+    return std::make_unique<torch::optim::AdamWOptions>(
+        torch::optim::AdamWOptions(lr).betas({0.9, 0.98}).eps(1e-6).weight_decay(wd));
+  };
+  std::vector<torch::optim::OptimizerParamGroup> groups;
+  groups.emplace_back(decay, options(weight_decay));
+  groups.emplace_back(no_decay, options(0.0));
+  return std::make_unique<torch::optim::AdamW>(groups, torch::optim::AdamWOptions(lr));
+}
+
+void set_learning_rate(torch::optim::Optimizer& optimizer, double lr) {
+  for (auto& group : optimizer.param_groups())
+    static_cast<torch::optim::AdamWOptions&>(group.options()).lr(lr);
+}
+
+// The generators a run draws from besides the data order: the global one (initialisation, dropout) and the
+// step's own (TrainTask::loss).
+TensorMap generator_states(torch::Generator& step_generator) {
+  at::Generator global = at::detail::getDefaultCPUGenerator();
+  std::lock_guard<std::mutex> a(global.mutex()), b(step_generator.mutex());
+  return {{"global", global.get_state()}, {"step", step_generator.get_state()}};
+}
+
+void restore_generators(const TensorMap& states, torch::Generator& step_generator, const fs::path& where) {
+  check(states.count("global") && states.count("step"), where.string(),
+        "/rng.safetensors: expected the generator states \"global\" and \"step\"");
+  at::Generator global = at::detail::getDefaultCPUGenerator();
+  std::lock_guard<std::mutex> a(global.mutex()), b(step_generator.mutex());
+  global.set_state(states.at("global"));
+  step_generator.set_state(states.at("step"));
+}
+
+// Keeps only the metric lines up to `step`: a resumed run writes again what came after its checkpoint.
+void truncate_metrics(const fs::path& path, int64_t step) {
+  if (!fs::exists(path)) return;
+  std::ifstream in(path);
+  std::string line, kept;
+  while (std::getline(in, line)) {
+    auto j = json::parse(line, nullptr, false);
+    if (!j.is_discarded() && j.is_object() && j.value("step", int64_t{0}) <= step) kept += line + "\n";
+  }
+  write_file_atomic(path, kept);
+}
+
+// The examples of each step: a permutation of the training set per epoch, a function of (seed, epoch) alone,
+// so that a resumed run sees the batches the uninterrupted one would.
+class BatchOrder {
+ public:
+  BatchOrder(int64_t n, int64_t batch_size, uint64_t seed) : n_(n), batch_size_(batch_size), seed_(seed) {}
+  int64_t steps_per_epoch() const { return n_ / batch_size_; }
+  std::vector<int64_t> indices(int64_t step) {
+    const int64_t epoch = step / steps_per_epoch(), position = step % steps_per_epoch();
+    if (epoch != epoch_) {
+      order_ =
+          torch::randperm(n_, at::detail::createCPUGenerator(seed_ * 1000003 + static_cast<uint64_t>(epoch)),
+                          torch::TensorOptions().dtype(torch::kLong));
+      epoch_ = epoch;
+    }
+    const int64_t* p = order_.data_ptr<int64_t>() + position * batch_size_;
+    return {p, p + batch_size_};
+  }
+
+ private:
+  int64_t n_, batch_size_;
+  uint64_t seed_;
+  int64_t epoch_ = -1;
+  torch::Tensor order_;
+};
+
+// --minutes: the run's length in steps, from the budget left after loading and the measured step time;
+// re-planned when the step time drifts.
+class TimeBudget {
+ public:
+  TimeBudget(double minutes, Clock::time_point run_start) : seconds_(minutes * 60), run_start_(run_start) {}
+
+  // Called after each step; returns the planned total (0 while still timing).
+  int64_t plan(int64_t steps_done, int64_t total) {
+    const auto now = Clock::now();
+    if (steps_done == first_ + 1) window_start_ = now, window_steps_ = steps_done;  // the first step warms up
+    const int64_t timed = steps_done - window_steps_;
+    if (timed < (total == 0 ? 5 : 50)) return total;
+    const double per_step = std::chrono::duration<double>(now - window_start_).count() / timed;
+    const double left = seconds_ - std::chrono::duration<double>(now - run_start_).count();
+    const auto fits = static_cast<int64_t>(std::max(0.0, left) / per_step);
+    window_start_ = now, window_steps_ = steps_done;
+    if (total == 0) {
+      check(fits >= 10, "--minutes ", seconds_ / 60, ": after loading and ", steps_done, " steps, ",
+            std::max(0.0, left), " s are left, room for ", fits, " more steps at ", per_step,
+            " s each; raise --minutes or give --steps");
+      log_info("--minutes ", seconds_ / 60, ": ", steps_done + fits, " steps at ", per_step, " s/step");
+      return steps_done + fits;
+    }
+    const int64_t replanned = std::max(steps_done + 1, steps_done + fits);
+    if (std::abs(static_cast<double>(replanned - total)) > 0.1 * static_cast<double>(total)) {
+      log_info("--minutes: steps now take ", per_step, " s; re-planned from ", total, " to ", replanned,
+               " steps");
+      return replanned;
+    }
+    return total;
+  }
+  void start_at(int64_t step) { first_ = step; }
+
+ private:
+  double seconds_;
+  Clock::time_point run_start_, window_start_;
+  int64_t first_ = 0, window_steps_ = std::numeric_limits<int64_t>::max() / 2;
+};
+
+}  // namespace
+
+TrainResult train(const TrainOptions& requested) {
+  const auto start = Clock::now();
+  validate(requested);
+  const std::set<std::string> given = given_flags(requested);
+  TrainOptions o = requested;
+  if (!o.data.empty()) o.data = fs::weakly_canonical(fs::absolute(o.data));
+  const fs::path checkpoints = o.out / "checkpoint", metrics_path = o.out / "metrics.jsonl";
+
+  std::optional<fs::path> checkpoint;
+  json state;
+  if (o.resume) {
+    checkpoint = latest_run_checkpoint(checkpoints);
+    check(checkpoint.has_value(), o.out.string(),
+          " holds no checkpoint to resume from (expected checkpoint/step-*/state.json)");
+    state = read_run_state(*checkpoint);
+    o = resumed_options(state["options"], o, given);
+  } else {
+    check(!fs::exists(checkpoints) && !fs::exists(o.out / "model.safetensors"), o.out.string(),
+          " already holds a training run: pass --resume to continue it, or choose another --out");
+    check(!o.data.empty(), "--data is required: a directory with train.jsonl, or a manifest");
+  }
+  const ModelFamily& family = resolve_family(o);
+  for (const auto& flag : given)
+    if (family_flags().count(flag) && !family.train_flags.count(flag))
+      throw UsageError(str_cat(
+          "--", flag, " does not apply to ", o.preset, " (a ", family.model_type, " model); it reads ",
+          family.train_flags.empty()
+              ? std::string("no family options")
+              : "--" + join({family.train_flags.begin(), family.train_flags.end()}, ", --")));
+  if (!o.resume) {  // the family's defaults for what was left unset
+    json j = to_json(o);
+    for (const auto& [key, value] : family.train_defaults.items())
+      if (!j.contains(key) && key != "epochs") j[key] = value;
+    if (o.steps == 0 && o.epochs == 0 && o.minutes == 0)
+      j["epochs"] = family.train_defaults.value("epochs", 10.0);
+    o = train_options_from_json(j, o);
+    validate(o);
+  }
+  const int64_t batch_size = o.batch_size.value(), micro = batch_size / o.accumulate;
+  const Precision precision = parse_precision(o.precision.value_or("fp32"));
+
+  torch::manual_seed(o.seed);
+  std::unique_ptr<TrainTask> task =
+      family.make_train_task(o, checkpoint ? *checkpoint / "model" : fs::path());
+  check(task->train_size() >= batch_size, "training data: ", task->train_size(),
+        " usable examples, fewer than one batch of ", batch_size, " (lower --batch-size or add data)");
+  auto optimizer = make_optimizer(*task, o.learning_rate.value(), o.weight_decay.value());
+  torch::Generator step_generator = at::detail::createCPUGenerator(o.seed + 1);
+  BatchOrder order(task->train_size(), batch_size, o.seed);
+
+  TrainResult result;
+  result.model_type = family.model_type;
+  result.preset = o.preset;
+  result.skipped_records = task->skipped_records();
+  for (const auto& p : task->model().parameters()) result.parameters += p.numel();
+  auto length_in_steps = [&] {
+    return o.steps > 0    ? o.steps
+           : o.epochs > 0 ? static_cast<int64_t>(std::ceil(o.epochs * order.steps_per_epoch()))
+                          : 0;  // --minutes: planned once the first steps are timed
+  };
+  int64_t step = 0, total = length_in_steps(), bad_in_a_row = 0;
+  if (checkpoint) {
+    step = state["step"].get<int64_t>();
+    const bool new_length = given.count("steps") || given.count("epochs") || given.count("minutes");
+    if (!new_length) total = state["total_steps"].get<int64_t>();
+    check(total == 0 || total > step, "--resume: the run is at step ", step,
+          ", and the length asked for ends at ", total, "; ask for more (--steps, --epochs, --minutes)");
+    restore_generators(load_run_checkpoint(*checkpoint, *task, *optimizer), step_generator, *checkpoint);
+    result.skipped_steps = state.value("skipped_steps", int64_t{0});
+    truncate_metrics(metrics_path, step);
+    log_info("resuming ", o.out.string(), " at step ", step, total ? str_cat(" of ", total) : std::string());
+    if (new_length && total != state["total_steps"].get<int64_t>())
+      log_info("resume: the run now ends at step ", total, " (it was planned for ",
+               state["total_steps"].get<int64_t>(), "); the schedule follows the new length");
+  } else {
+    fs::create_directories(o.out);
+    if (fs::exists(metrics_path)) fs::remove(metrics_path);
+  }
+  TimeBudget budget(o.minutes, start);
+  budget.start_at(step);
+
+  const json options_json = to_json(o);
+  auto save_checkpoint = [&] {
+    save_run_checkpoint(checkpoints, step, *task, *optimizer, generator_states(step_generator),
+                        {{"step", step},
+                         {"total_steps", total},
+                         {"model_type", family.model_type},
+                         {"skipped_steps", result.skipped_steps},
+                         {"options", options_json}},
+                        o.keep_checkpoints);
+  };
+  auto evaluate = [&]() -> json {
+    json metrics = task->evaluate();
+    task->train_mode();
+    if (metrics.is_null()) return metrics;
+    append_metrics(metrics_path, {{"step", step}, {"eval", metrics}});
+    log_info("step ", step, ": held-out ", task->summarize(metrics));
+    return metrics;
+  };
+
+  task->train_mode();
+  std::vector<torch::Tensor> parameters;
+  for (const auto& p : task->trained().parameters())
+    if (p.requires_grad()) parameters.push_back(p);
+  std::unique_ptr<Progress> bar;
+  const int64_t first_step = step;
+  auto last_checkpoint = Clock::now();
+  const auto loop_start = Clock::now();
+  while (total == 0 || step < total) {
+    const double lr =
+        cosine_lr(step, std::max<int64_t>(total, 1),
+                  o.warmup_steps > 0 ? o.warmup_steps : std::max<int64_t>(1, (total ? total : 200) / 20),
+                  o.learning_rate.value());
+    set_learning_rate(*optimizer, lr);
+    const std::vector<int64_t> indices = order.indices(step);
+    optimizer->zero_grad();
+    double loss_value = 0;
+    json parts = json::object();
+    for (int64_t m = 0; m < o.accumulate; ++m) {
+      const std::vector<int64_t> chunk(indices.begin() + m * micro, indices.begin() + (m + 1) * micro);
+      StepLoss l = task->loss(chunk, step_generator, precision);
+      const double value = l.loss.item<double>();
+      check(std::isfinite(value), "training diverged at step ", step, " (loss ", value,
+            "); lower --lr or raise --warmup");
+      (o.accumulate > 1 ? l.loss / static_cast<double>(o.accumulate) : l.loss).backward();
+      loss_value += value / static_cast<double>(o.accumulate);
+      for (const auto& [name, t] : l.parts)
+        parts[name] = parts.value(name, 0.0) + t.item<double>() / static_cast<double>(o.accumulate);
+    }
+    // A non-finite gradient would reach every weight through the clipping (which scales by 1 / norm): the
+    // update is skipped instead, as mixed-precision loss scaling does, and only a run of them stops training.
+    const double grad_norm = torch::nn::utils::clip_grad_norm_(
+        parameters, o.grad_clip > 0 ? o.grad_clip : std::numeric_limits<double>::infinity());
+    if (std::isfinite(grad_norm)) {
+      optimizer->step();
+      task->after_update();
+      bad_in_a_row = 0;
+    } else {
+      ++result.skipped_steps;
+      log_warn("step ", step, ": non-finite gradient, update skipped");
+      check(++bad_in_a_row < 10, "training diverged at step ", step,
+            " (10 non-finite gradients in a row); lower --lr or raise --warmup");
+    }
+    ++step;
+    result.final_loss = loss_value;
+
+    json line{{"step", step},
+              {"loss", loss_value},
+              {"lr", lr},
+              {"grad_norm", grad_norm},
+              {"seconds", seconds_since(loop_start)}};
+    line.update(parts);
+    line.update(task->step_metrics());
+    append_metrics(metrics_path, line);
+    if (o.minutes > 0 && !(checkpoint && !given.count("minutes"))) {
+      const int64_t planned = budget.plan(step, total);
+      if (planned != total && bar) bar->set_total(planned);
+      total = planned;
+    }
+    if (!bar && total > 0) bar = std::make_unique<Progress>("train", total, "step", first_step);
+    if (bar) bar->update(step, {{"loss", loss_value}, {"lr", lr}});
+    if (total == 0) continue;
+    const int64_t every = o.eval_every > 0 ? o.eval_every : std::max<int64_t>(1, total / 5);
+    if (step % every == 0 && step < total) evaluate();
+    const bool stopping = o.stop_after > 0 && step - first_step >= o.stop_after && step < total;
+    const bool due =
+        o.checkpoint_every > 0 ? step % o.checkpoint_every == 0 : seconds_since(last_checkpoint) > 600;
+    if (step < total && (due || stopping)) {
+      save_checkpoint();
+      last_checkpoint = Clock::now();
+    }
+    if (stopping) {
+      if (bar) bar->finish();
+      log_info("stopped after ", o.stop_after, " steps at step ", step, "; continue with --resume");
+      result.steps = step;
+      result.total_steps = total;
+      result.seconds = seconds_since(start);
+      return result;
+    }
+  }
+  if (bar) bar->finish();
+  result.final_eval = evaluate();
+  save_checkpoint();
+  task->save_model(o.out);
+  result.steps = step;
+  result.total_steps = total;
+  result.finished = true;
+  result.seconds = seconds_since(start);
+  return result;
+}
+
+}  // namespace mmlearn

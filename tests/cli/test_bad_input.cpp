@@ -1,0 +1,168 @@
+// Bad input, as a hostile user would give it, through every verb: each case ends with a clear message, the
+// exit status it should have (2 for usage, 1 for input), within bounded memory — never a crash, a hang, an
+// unbounded allocation or a wrong answer with exit 0.
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <fstream>
+#include <nlohmann/json.hpp>
+
+#include "../test_util.h"
+#include "mmlearn/core/atomic_file.h"
+#include "mmlearn/data/image_io.h"
+
+namespace mmlearn {
+namespace {
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+struct Case {
+  std::string args;     // shell words after `mmlearn`
+  int status;           // the exit status expected
+  std::string message;  // a piece of the message expected
+};
+
+// The files the cases use: data, a trained CLIP and a trained recognizer, and broken copies of them.
+struct Fixture {
+  fs::path dir, shapes, speech, clip, whisper;
+};
+
+const Fixture& fixture() {
+  static const Fixture f = [] {
+    Fixture x;
+    x.dir = fs::temp_directory_path() / "mmlearn-tests" / ("bad-input-" + std::to_string(::getpid()));
+    fs::remove_all(x.dir);
+    x.shapes = x.dir / "shapes", x.speech = x.dir / "speech", x.clip = x.dir / "clip",
+    x.whisper = x.dir / "whisper";
+    auto ok = [](const std::string& args) {
+      const auto r = test::run_cli(args);
+      EXPECT_EQ(r.status, 0) << args << "\n" << r.output;
+    };
+    ok("data shapes --out " + x.shapes.string() + " --train 64 --test 8 --seed 2");
+    ok("data shapes --audio --out " + x.speech.string() + " --train 8 --test 2 --seed 2 --image-size 32");
+    ok("train --preset clip-tiny --data " + x.shapes.string() + " --out " + x.clip.string() +
+       " --steps 2 --batch-size 8 --vocab-size 600 --eval-every 1000");
+    ok("train --preset whisper-tiny-shapes --data " + x.speech.string() + " --out " + x.whisper.string() +
+       " --steps 1 --batch-size 4 --vocab-size 280 --eval-samples 1");
+    return x;
+  }();
+  return f;
+}
+
+// A copy of the trained CLIP with its config.json edited by `edit`.
+fs::path broken_clip(const std::string& name, const std::function<void(json&)>& edit) {
+  const fs::path dir = fixture().dir / name;
+  fs::remove_all(dir);
+  fs::create_directories(dir);
+  for (const char* file : {"model.safetensors", "vocab.json", "merges.txt"})
+    fs::copy_file(fixture().clip / file, dir / file);
+  json config = read_json_file(fixture().clip / "config.json");
+  edit(config);
+  std::ofstream(dir / "config.json") << config.dump();
+  return dir;
+}
+
+void expect_handled(const std::vector<Case>& cases) {
+  for (const Case& c : cases) {
+    const auto r = test::run_cli(c.args);
+    EXPECT_EQ(r.status, c.status) << c.args << "\n" << r.output;
+    EXPECT_NE(r.output.find(c.message), std::string::npos) << c.args << "\nexpected: " << c.message << "\n"
+                                                           << r.output;
+    EXPECT_LT(r.max_rss_kb, 2 * 1024 * 1024) << c.args << ": " << r.max_rss_kb / 1024 << " MiB";
+  }
+}
+
+TEST(BadInput, ModelConfigsAreCheckedBeforeAnythingIsBuilt) {
+  const Fixture& f = fixture();
+  const std::string image = " --image " + (f.shapes / "images" / "test" / "000000.png").string();
+  const fs::path layers = broken_clip("layers", [](json& c) { c["text"]["layers"] = 1000000; });
+  const fs::path width = broken_clip("width", [](json& c) { c["vision"]["width"] = 1e9; });
+  const fs::path big_width = broken_clip("big-width", [](json& c) { c["text"]["width"] = 100000; });
+  const fs::path std_zero = broken_clip("std", [](json& c) { c["image_std"] = {0, 0, 0}; });
+  const fs::path array = broken_clip("array", [](json& c) { c = json::array({1, 2}); });
+  expect_handled({
+      {"embed --model " + layers.string() + image, 1, "does not match the weights"},
+      {"eval --model " + layers.string() + " --data " + f.shapes.string(), 1, "does not match the weights"},
+      {"embed --model " + width.string() + image, 1, "width"},
+      {"embed --model " + big_width.string() + " --text hello", 1, "does not match the weights"},
+      {"embed --model " + std_zero.string() + image, 1, "image_std"},
+      {"zero-shot --model " + array.string() + image + " --labels a,b", 1, "config.json"},
+  });
+}
+
+TEST(BadInput, ImagesOfExtremeShapeAreRefusedCheaply) {
+  const Fixture& f = fixture();
+  const fs::path strip = f.dir / "strip.png", tall = f.dir / "tall.png";
+  data::write_png(strip, {.width = 20000, .height = 1, .rgb = std::vector<uint8_t>(20000 * 3, 128)});
+  data::write_png(tall, {.width = 1, .height = 1000000, .rgb = std::vector<uint8_t>(1000000 * 3, 9)});
+  expect_handled({
+      {"embed --model " + f.clip.string() + " --image " + strip.string(), 1, "aspect ratio"},
+      {"zero-shot --model " + f.clip.string() + " --image " + tall.string() + " --labels a,b", 1,
+       "aspect ratio"},
+  });
+}
+
+TEST(BadInput, NumericFlagsOutOfRangeAreUsageErrors) {
+  const Fixture& f = fixture();
+  const std::string train = "train --data " + f.shapes.string() + " --out " + (f.dir / "never").string();
+  expect_handled({
+      {train + " --steps -1", 2, "--steps"},
+      {train + " --steps 0", 2, "--steps"},
+      {train + " --epochs 0", 2, "--epochs"},
+      {train + " --minutes -1", 2, "--minutes"},
+      {train + " --batch-size 0", 2, "--batch-size"},
+      {train + " --lr nan", 2, "--lr"},
+      {train + " --accumulate 3 --batch-size 8", 2, "--accumulate"},
+      {train + " --ctc-weight 0.5", 2, "--ctc-weight does not apply to clip-tiny"},
+      {"--threads 100000 models", 2, "--threads"},
+      {"eval --model " + f.clip.string() + " --data " + f.shapes.string() + " --limit -1", 2, "--limit"},
+      {"eval --model " + f.clip.string() + " --data " + f.shapes.string() + " --without text", 2,
+       "--without does not apply to a clip model"},
+      {"transcribe --model " + f.whisper.string() + " --temperature -1 " +
+           (f.speech / "audio" / "test" / "000000.wav").string(),
+       2, "--temperature"},
+  });
+  EXPECT_FALSE(fs::exists(f.dir / "never"));
+}
+
+TEST(BadInput, RunsAndFilesAreNotClobbered) {
+  const Fixture& f = fixture();
+  const fs::path run = f.dir / "resumable";
+  ASSERT_EQ(test::run_cli("train --preset clip-tiny --data " + f.shapes.string() + " --out " + run.string() +
+                          " --steps 4 --stop-after 2 --batch-size 8 --vocab-size 600")
+                .status,
+            0);
+  const auto checkpoints = fs::directory_iterator(run / "checkpoint");
+  const fs::path checkpoint = checkpoints->path();
+  expect_handled({
+      {"train --resume --out " + run.string() + " --preset clip-tiny-vit", 2, "--preset \"clip-tiny-vit\""},
+      {"train --resume --out " + run.string() + " --batch-size 16", 2, "--batch-size 16 (the run has 8)"},
+      {"train --data " + f.shapes.string() + " --out " + run.string(), 1, "pass --resume"},
+      {"data shapes --out " + f.shapes.string() + " --train 4 --test 1", 2, "--overwrite"},
+      {"dump --model " + f.clip.string() + " --text hi --out /nonexistent-dir/x.safetensors", 2,
+       "does not exist"},
+  });
+  EXPECT_FALSE(fs::exists("/nonexistent-dir"));
+  // A checkpoint whose optimizer state was cut short names the file.
+  const std::string bytes = read_file(checkpoint / "optimizer.pt");
+  std::ofstream(checkpoint / "optimizer.pt", std::ios::binary) << bytes.substr(0, bytes.size() / 2);
+  expect_handled({{"train --resume --out " + run.string(), 1, "optimizer.pt"}});
+}
+
+TEST(BadInput, EvaluationWithoutUsableRecordsIsAnError) {
+  const Fixture& f = fixture();
+  const fs::path cut = f.dir / "cut.wav";
+  const std::string wav = read_file(f.speech / "audio" / "test" / "000000.wav");
+  std::ofstream(cut, std::ios::binary) << wav.substr(0, wav.size() / 3);
+  expect_handled({
+      {"eval --model " + f.whisper.string() + " --data " + (f.shapes / "test.jsonl").string(), 1,
+       "no usable audio + text records"},
+      {"transcribe --model " + f.whisper.string() + " " + cut.string(), 1, "truncated"},
+      {"embed --model " + f.whisper.string() + " --text hi", 2, "does not embed"},
+      {"predict --model " + f.clip.string() + " --text hi", 2, "does not predict"},
+      {"transcribe --model " + f.clip.string() + " " + cut.string(), 2, "needs a Whisper model"},
+  });
+}
+
+}  // namespace
+}  // namespace mmlearn

@@ -1,0 +1,241 @@
+// The one trainer: every training flag either changes a run of every family or is refused by name; values
+// out of range are usage errors before anything is read; --resume refuses what cannot change and honours
+// what can.
+#include <gtest/gtest.h>
+#include <torch/torch.h>
+#include <unistd.h>
+
+#include <fstream>
+#include <functional>
+#include <nlohmann/json.hpp>
+
+#include "../test_util.h"
+#include "mmlearn/core/atomic_file.h"
+#include "mmlearn/core/progress.h"
+#include "mmlearn/data/mood.h"
+#include "mmlearn/data/shapes.h"
+#include "mmlearn/models/registry.h"
+#include "mmlearn/text/learn_tokenizer.h"
+#include "mmlearn/train/trainer.h"
+
+namespace mmlearn {
+namespace {
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+// Small data sets shared by the tests of this process: spoken shapes scenes and the mood task.
+const fs::path& fixtures() {
+  static const fs::path dir = [] {
+    Progress::set_enabled(false);
+    const fs::path d =
+        fs::temp_directory_path() / "mmlearn-tests" / ("trainer-" + std::to_string(::getpid()));
+    fs::remove_all(d);
+    data::generate_shapes(d / "shapes",
+                          {.n_train = 24, .n_test = 4, .seed = 5, .image_size = 32, .audio = true});
+    data::generate_mood(d / "mood", {.n_train = 48, .n_test = 8, .seed = 5});
+    return d;
+  }();
+  return dir;
+}
+
+TrainOptions small(const std::string& preset, const fs::path& out) {
+  return {.preset = preset,
+          .data = fixtures() / (preset == "fusion-tiny" ? "mood" : "shapes"),
+          .out = out,
+          .steps = 3,
+          .batch_size = 4,
+          .precision = "fp32",  // not "auto": the same on every CPU
+          .eval_every = 1000,
+          .eval_samples = 4,
+          // Whisper learns byte ranks; the others byte-level BPE over 512 symbols
+          .vocab_size = preset == "whisper-tiny-shapes" ? 300 : 600};
+}
+
+// What a run leaves behind, to tell two runs apart: its weights, its metrics (less the wall clock), its
+// checkpoints, its step count — or the error that stopped it.
+std::string fingerprint(const TrainOptions& o) {
+  std::string out;
+  try {
+    const TrainResult r = train(o);
+    out += str_cat("steps ", r.steps, " of ", r.total_steps, "\n");
+  } catch (const Error& e) {
+    return str_cat("error: ", e.what());
+  }
+  if (fs::exists(o.out / "model.safetensors")) out += read_file(o.out / "model.safetensors");
+  std::ifstream metrics(o.out / "metrics.jsonl");
+  for (std::string line; std::getline(metrics, line);) {
+    json j = json::parse(line);
+    j.erase("seconds");
+    out += j.dump() + "\n";
+  }
+  if (fs::exists(o.out / "checkpoint"))
+    for (const auto& e : fs::directory_iterator(o.out / "checkpoint"))
+      out += e.path().filename().string() + "\n";
+  return out;
+}
+
+struct FlagCase {
+  std::string flag;
+  std::function<void(TrainOptions&)> set;
+  std::function<void(TrainOptions&)> base = nullptr;  // what both runs need for the flag to show (if read)
+};
+
+// One case per option: adding an option without a case here fails FlagsCoverEveryOption.
+std::vector<FlagCase> flag_cases(const fs::path& work) {
+  return {
+      {"steps", [](TrainOptions& o) { o.steps = 2; }},
+      {"epochs", [](TrainOptions& o) { o.steps = 0, o.epochs = 1; }},
+      {"minutes", [](TrainOptions& o) { o.steps = 0, o.minutes = 0.001; }},
+      {"batch-size", [](TrainOptions& o) { o.batch_size = 6; }},
+      {"lr", [](TrainOptions& o) { o.learning_rate = 0.02; }},
+      {"weight-decay", [](TrainOptions& o) { o.weight_decay = 5.0; }},
+      {"warmup", [](TrainOptions& o) { o.warmup_steps = 3; }},
+      {"grad-clip", [](TrainOptions& o) { o.grad_clip = 1e-4; }},
+      {"accumulate", [](TrainOptions& o) { o.accumulate = 2; }},
+      {"precision", [](TrainOptions& o) { o.precision = "bf16"; }},
+      {"seed", [](TrainOptions& o) { o.seed = 1; }},
+      {"eval-every", [](TrainOptions& o) { o.eval_every = 1; }},
+      {"eval-samples", [](TrainOptions& o) { o.eval_samples = 2; }},
+      {"checkpoint-every", [](TrainOptions& o) { o.checkpoint_every = 1; }},
+      {"keep-checkpoints", [](TrainOptions& o) { o.keep_checkpoints = 1; },
+       [](TrainOptions& o) { o.checkpoint_every = 1; }},
+      {"stop-after", [](TrainOptions& o) { o.stop_after = 1; }},
+      {"tokenizer", [work](TrainOptions& o) { o.tokenizer = work / "tokenizer"; }},
+      {"vocab-size", [](TrainOptions& o) { o.vocab_size = *o.vocab_size - 20; }},
+      {"init-from", [work](TrainOptions& o) { o.init_from = work / "clip-tiny"; }},
+      {"init-audio-from", [work](TrainOptions& o) { o.init_audio_from = work / "whisper-tiny-shapes"; }},
+      {"freeze-towers", [](TrainOptions& o) { o.freeze_towers = true; },
+       [work](TrainOptions& o) { o.init_from = work / "clip-tiny"; }},
+      {"max-image-pixels", [](TrainOptions& o) { o.max_image_pixels = 100; }},
+      {"ctc-weight", [](TrainOptions& o) { o.ctc_weight = 0.0; }},
+      {"modalities", [](TrainOptions& o) { o.modalities = {"text"}; }},
+      {"fusion", [](TrainOptions& o) { o.fusion = "late"; }},
+      {"modality-dropout", [](TrainOptions& o) { o.modality_dropout = 0.9; }},
+      {"unimodal-loss", [](TrainOptions& o) { o.unimodal_loss = 0.0; }},
+      {"label-field", [](TrainOptions& o) { o.label_field = "expression"; }},
+      {"dim", [](TrainOptions& o) { o.dim = 32; }},
+  };
+}
+
+// Options that choose what and where a run is, tested on their own (family dispatch, data, resume).
+const std::set<std::string> kStructural = {"preset", "task", "data"};
+
+// The runs the cases build on: a trained clip-tiny and whisper-tiny-shapes (init-from, init-audio-from) and
+// a tokenizer (tokenizer).
+const fs::path& prepared() {
+  static const fs::path work = [] {
+    const fs::path w = fixtures() / "prepared";
+    train(small("clip-tiny", w / "clip-tiny"));
+    train(small("whisper-tiny-shapes", w / "whisper-tiny-shapes"));
+    text::learn_tokenizer(fixtures() / "shapes" / "train.jsonl", 560).save(w / "tokenizer");
+    return w;
+  }();
+  return work;
+}
+
+void every_flag_changes_the_run_or_is_refused(const std::string& preset) {
+  const ModelFamily& family = family_of_preset(preset);
+  const fs::path work = prepared(), dir = test::temp_dir(preset);
+  const int threads = torch::get_num_threads();
+  torch::set_num_threads(1);  // the same run every time, so that only the flag can change it
+  int i = 0;
+  for (const FlagCase& c : flag_cases(work)) {
+    SCOPED_TRACE("--" + c.flag + " for " + preset);
+    TrainOptions with = small(preset, dir / ("with-" + std::to_string(i))),
+                 without = small(preset, dir / ("without-" + std::to_string(i)));
+    ++i;
+    c.set(with);
+    if (family_flags().count(c.flag) && !family.train_flags.count(c.flag)) {
+      const std::string error = test::error_of([&] { train(with); });
+      EXPECT_NE(error.find("--" + c.flag + " does not apply to " + preset), std::string::npos) << error;
+      continue;
+    }
+    if (c.base) c.base(with), c.base(without);
+    const std::string a = fingerprint(without), b = fingerprint(with);
+    EXPECT_EQ(a.rfind("error", 0), std::string::npos) << a;
+    EXPECT_TRUE(a != b) << "the flag changed nothing";  // (the fingerprints are binary: not printed)
+  }
+  torch::set_num_threads(threads);
+}
+
+TEST(Trainer, FlagsCoverEveryOption) {
+  TrainOptions all;
+  all.batch_size = 1, all.learning_rate = 1, all.weight_decay = 1, all.precision = "fp32",
+  all.eval_samples = 1;
+  all.vocab_size = 1, all.ctc_weight = 1, all.modalities = {"text"}, all.fusion = "x",
+  all.modality_dropout = 0;
+  all.unimodal_loss = 0, all.label_field = "x", all.dim = 1;
+  std::set<std::string> covered = kStructural;
+  for (const auto& c : flag_cases({})) covered.insert(c.flag);
+  const json options = to_json(all);
+  for (const auto& [key, value] : options.items()) EXPECT_TRUE(covered.count(key)) << "no case for --" << key;
+}
+
+TEST(Trainer, EveryFlagChangesAClipRunOrIsRefused) { every_flag_changes_the_run_or_is_refused("clip-tiny"); }
+TEST(Trainer, EveryFlagChangesAClapRunOrIsRefused) { every_flag_changes_the_run_or_is_refused("clap-tiny"); }
+TEST(Trainer, EveryFlagChangesAWhisperRunOrIsRefused) {
+  every_flag_changes_the_run_or_is_refused("whisper-tiny-shapes");
+}
+TEST(Trainer, EveryFlagChangesAClassifierRunOrIsRefused) {
+  every_flag_changes_the_run_or_is_refused("fusion-tiny");
+}
+
+TEST(Trainer, OutOfRangeValuesAreUsageErrorsBeforeAnyWork) {
+  const fs::path missing = "/nonexistent/data";  // never read: the values are checked first
+  auto refused = [&](const std::function<void(TrainOptions&)>& set, const std::string& flag) {
+    TrainOptions o{.preset = "clip-tiny", .data = missing, .out = test::temp_dir("run")};
+    set(o);
+    try {
+      train(o);
+      ADD_FAILURE() << flag << " was accepted";
+    } catch (const UsageError& e) {
+      EXPECT_NE(std::string(e.what()).find(flag), std::string::npos) << e.what();
+    } catch (const Error& e) {
+      ADD_FAILURE() << flag << ": not a usage error: " << e.what();
+    }
+  };
+  refused([](TrainOptions& o) { o.steps = -1; }, "--steps");
+  refused([](TrainOptions& o) { o.given.insert("steps"); }, "--steps");  // --steps 0
+  refused([](TrainOptions& o) { o.epochs = -2; }, "--epochs");
+  refused([](TrainOptions& o) { o.given.insert("epochs"); }, "--epochs");
+  refused([](TrainOptions& o) { o.minutes = -1; }, "--minutes");
+  refused([](TrainOptions& o) { o.batch_size = 0; }, "--batch-size");
+  refused([](TrainOptions& o) { o.learning_rate = std::nan(""); }, "--lr");
+  refused([](TrainOptions& o) { o.learning_rate = -1; }, "--lr");
+  refused([](TrainOptions& o) { o.weight_decay = -0.1; }, "--weight-decay");
+  refused([](TrainOptions& o) { o.grad_clip = std::numeric_limits<double>::infinity(); }, "--grad-clip");
+  refused([](TrainOptions& o) { o.accumulate = 0; }, "--accumulate");
+  refused([](TrainOptions& o) { o.batch_size = 10, o.accumulate = 3; }, "--accumulate");
+  refused([](TrainOptions& o) { o.precision = "fp8"; }, "--precision");
+  refused([](TrainOptions& o) { o.eval_samples = 0; }, "--eval-samples");
+  refused([](TrainOptions& o) { o.keep_checkpoints = 0; }, "--keep-checkpoints");
+  refused([](TrainOptions& o) { o.vocab_size = 5; }, "--vocab-size");
+  refused([](TrainOptions& o) { o.ctc_weight = 1.5; }, "--ctc-weight");
+  refused([](TrainOptions& o) { o.steps = 5, o.minutes = 1; }, "--minutes");
+  refused([](TrainOptions& o) { o.preset = "clip-huge"; }, "unknown preset");
+  refused([](TrainOptions& o) { o.preset = "", o.task = "dance"; }, "unknown task");
+  refused([](TrainOptions& o) { o.task = "speech"; }, "--task");
+}
+
+TEST(Trainer, ResumeRefusesWhatCannotChangeAndHonoursALongerRun) {
+  const fs::path out = test::temp_dir("run");
+  TrainOptions o = small("clip-tiny", out);
+  o.stop_after = 2;
+  EXPECT_FALSE(train(o).finished);
+  TrainOptions again = o;
+  again.resume = true;
+  again.stop_after = 0;
+  again.seed = 4;
+  EXPECT_NE(test::error_of([&] { train(again); }).find("--seed 4 (the run has 0)"), std::string::npos);
+  again = TrainOptions{.out = out, .resume = true, .steps = 5};  // nothing else: the run's own options
+  const TrainResult r = train(again);
+  EXPECT_TRUE(r.finished);
+  EXPECT_EQ(r.steps, 5);
+  again.steps = 4;  // the run is at 5 already
+  EXPECT_NE(test::error_of([&] { train(again); }).find("ask for more"), std::string::npos);
+  // Without --resume an existing run is not overwritten.
+  EXPECT_NE(test::error_of([&] { train(small("clip-tiny", out)); }).find("pass --resume"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace mmlearn
