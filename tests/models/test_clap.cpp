@@ -9,6 +9,7 @@
 #include "mmlearn/heads/contrastive.h"
 #include "mmlearn/models/clap.h"
 #include "mmlearn/models/clip_pretrained.h"
+#include "mmlearn/models/registry.h"
 
 using namespace mmlearn;
 
@@ -78,8 +79,8 @@ TEST(Clap, ModelDirectoryRoundTripsAndRefusesOtherModels) {
   Clap model(small_config(tok));
   model->eval();
   save_clap(dir / "m", model, tok);
-  EXPECT_TRUE(is_clap_model(dir / "m"));
-  EXPECT_FALSE(is_clap_model(dir));
+  EXPECT_EQ(family_of_model(dir / "m").model_type, "clap");
+  EXPECT_THROW(family_of_model(dir), Error);
   auto loaded = load_clap(dir / "m");
   torch::NoGradGuard no_grad;
   auto mel = torch::randn({1, 80, 100});

@@ -4,6 +4,7 @@
 
 #include "../test_util.h"
 #include "mmlearn/models/fusion_classifier.h"
+#include "mmlearn/models/registry.h"
 
 namespace mmlearn {
 namespace {
@@ -99,13 +100,13 @@ TEST(FusionClassifier, SavesAndLoadsTheSameModel) {
   FusionClassifierBundle bundle{FusionClassifier(small_config("gated", {"image", "audio"})), std::nullopt};
   bundle.model->eval();
   save_fusion_classifier(dir, bundle);
-  ASSERT_TRUE(is_fusion_classifier(dir));
+  ASSERT_EQ(family_of_model(dir).model_type, "fusion_classifier");
   auto loaded = load_fusion_classifier(dir);
   EXPECT_EQ(loaded.model->config.labels, bundle.model->config.labels);
   auto batch = random_batch(bundle.model->config, 2);
   batch.ids = torch::Tensor();
   EXPECT_TRUE(torch::equal(bundle.model->forward(batch).logits, loaded.model->forward(batch).logits));
-  EXPECT_FALSE(is_fusion_classifier(dir / "nothing"));
+  EXPECT_THROW(family_of_model(dir / "nothing"), Error);
 }
 
 }  // namespace

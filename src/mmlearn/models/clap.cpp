@@ -143,8 +143,6 @@ void save_clap(const fs::path& dir, const Clap& model, const text::BpeTokenizer&
   tokenizer.save(dir);
 }
 
-bool is_clap_model(const fs::path& dir) { return config_model_type(dir) == "clap"; }
-
 ClapBundle load_clap(const fs::path& dir) {
   for (const char* name : {"config.json", "model.safetensors", "vocab.json", "merges.txt"})
     check(fs::exists(dir / name), "model directory ", dir.string(), " has no ", name,

@@ -73,6 +73,5 @@ struct ClapBundle {
 
 void save_clap(const std::filesystem::path& dir, const Clap& model, const text::BpeTokenizer& tokenizer);
 ClapBundle load_clap(const std::filesystem::path& dir);  // in evaluation mode
-bool is_clap_model(const std::filesystem::path& dir);    // config.json says "model_type": "clap"
 
 }  // namespace mmlearn

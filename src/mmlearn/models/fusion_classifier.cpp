@@ -154,8 +154,6 @@ void save_fusion_classifier(const fs::path& dir, const FusionClassifierBundle& b
   if (bundle.tokenizer) bundle.tokenizer->save(dir);
 }
 
-bool is_fusion_classifier(const fs::path& dir) { return config_model_type(dir) == "fusion_classifier"; }
-
 FusionClassifierBundle load_fusion_classifier(const fs::path& dir) {
   for (const char* name : {"config.json", "model.safetensors"})
     check(fs::exists(dir / name), "model directory ", dir.string(), " has no ", name,

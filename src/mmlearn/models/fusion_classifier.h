@@ -102,6 +102,5 @@ data::MultimodalDataset load_classifier_data(const FusionClassifierBundle& bundl
 
 void save_fusion_classifier(const std::filesystem::path& dir, const FusionClassifierBundle& bundle);
 FusionClassifierBundle load_fusion_classifier(const std::filesystem::path& dir);  // in evaluation mode
-bool is_fusion_classifier(const std::filesystem::path& dir);
 
 }  // namespace mmlearn

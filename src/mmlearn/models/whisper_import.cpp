@@ -183,17 +183,6 @@ WhisperBundle open_whisper(const fs::path& path, const WhisperOpenOptions& optio
                       whisper_from_hf_state_dict(read_hf_weights(path), path.string()), path.string());
 }
 
-bool is_whisper_model(const fs::path& path) {
-  if (fs::is_regular_file(path)) return path.extension() == ".pt";
-  if (!fs::exists(path / "config.json")) return false;
-  try {
-    const json config = read_json_file(path / "config.json");
-    return config.value("architecture", "") == "whisper" || config.value("model_type", "") == "whisper";
-  } catch (const Error&) {
-    return false;  // the loader that follows reports what is wrong with it
-  }
-}
-
 void save_whisper(const fs::path& dir, const WhisperBundle& w) {
   fs::create_directories(dir);
   w.tokenizer.save_tiktoken(dir / "tokenizer.tiktoken");

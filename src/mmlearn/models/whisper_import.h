@@ -43,8 +43,6 @@ struct WhisperOpenOptions {
 };
 
 WhisperBundle open_whisper(const std::filesystem::path& path, const WhisperOpenOptions& options = {});
-// Whether `path` holds a Whisper model in one of the formats above (by its config.json, or a .pt file).
-bool is_whisper_model(const std::filesystem::path& path);
 void save_whisper(const std::filesystem::path& dir, const WhisperBundle& whisper);
 
 // The model `config` describes with `weights` (OpenAI names) loaded strictly, in evaluation mode, after

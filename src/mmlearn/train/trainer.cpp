@@ -193,31 +193,38 @@ class TimeBudget {
   int64_t first_ = 0, window_steps_ = std::numeric_limits<int64_t>::max() / 2;
 };
 
-}  // namespace
-
-TrainResult train(const TrainOptions& requested) {
-  const auto start = Clock::now();
-  validate(requested);
-  const std::set<std::string> given = given_flags(requested);
-  TrainOptions o = requested;
-  if (!o.data.empty()) o.data = fs::weakly_canonical(fs::absolute(o.data));
-  const fs::path checkpoints = o.out / "checkpoint", metrics_path = o.out / "metrics.jsonl";
-
+// What a run is, settled before anything is loaded: its options (the family's defaults for what was left
+// unset, or the resumed run's own), its family, and the checkpoint it continues from.
+struct RunPlan {
+  TrainOptions options;
+  const ModelFamily* family = nullptr;
+  std::set<std::string> given;
   std::optional<fs::path> checkpoint;
-  json state;
+  json state;  // the checkpoint's state.json
+};
+
+RunPlan plan_run(const TrainOptions& requested) {
+  validate(requested);
+  RunPlan plan;
+  plan.given = given_flags(requested);
+  TrainOptions& o = plan.options;
+  o = requested;
+  if (!o.data.empty()) o.data = fs::weakly_canonical(fs::absolute(o.data));
+  const fs::path checkpoints = o.out / "checkpoint";
   if (o.resume) {
-    checkpoint = latest_run_checkpoint(checkpoints);
-    check(checkpoint.has_value(), o.out.string(),
+    plan.checkpoint = latest_run_checkpoint(checkpoints);
+    check(plan.checkpoint.has_value(), o.out.string(),
           " holds no checkpoint to resume from (expected checkpoint/step-*/state.json)");
-    state = read_run_state(*checkpoint);
-    o = resumed_options(state["options"], o, given);
+    plan.state = read_run_state(*plan.checkpoint);
+    o = resumed_options(plan.state["options"], o, plan.given);
   } else {
     check(!fs::exists(checkpoints) && !fs::exists(o.out / "model.safetensors"), o.out.string(),
           " already holds a training run: pass --resume to continue it, or choose another --out");
     check(!o.data.empty(), "--data is required: a directory with train.jsonl, or a manifest");
   }
   const ModelFamily& family = resolve_family(o);
-  for (const auto& flag : given)
+  plan.family = &family;
+  for (const auto& flag : plan.given)
     if (family_flags().count(flag) && !family.train_flags.count(flag))
       throw UsageError(str_cat(
           "--", flag, " does not apply to ", o.preset, " (a ", family.model_type, " model); it reads ",
@@ -233,6 +240,20 @@ TrainResult train(const TrainOptions& requested) {
     o = train_options_from_json(j, o);
     validate(o);
   }
+  return plan;
+}
+
+}  // namespace
+
+TrainResult train(const TrainOptions& requested) {
+  const auto start = Clock::now();
+  const RunPlan plan = plan_run(requested);
+  const TrainOptions& o = plan.options;
+  const ModelFamily& family = *plan.family;
+  const std::set<std::string>& given = plan.given;
+  const std::optional<fs::path>& checkpoint = plan.checkpoint;
+  const json& state = plan.state;
+  const fs::path checkpoints = o.out / "checkpoint", metrics_path = o.out / "metrics.jsonl";
   const int64_t batch_size = o.batch_size.value(), micro = batch_size / o.accumulate;
   const Precision precision = parse_precision(o.precision.value_or("fp32"));
 
