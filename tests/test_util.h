@@ -1,6 +1,7 @@
 // Helpers shared by the tests: a fresh temporary directory per test, and the paths the build passes in.
 #pragma once
 
+#include <fcntl.h>
 #include <gtest/gtest.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
@@ -39,12 +40,11 @@ struct CliRun {
   int64_t max_rss_kb;  // its peak resident memory
 };
 
-// Runs the mmlearn command line (quiet) with `args` (shell words) and returns its exit status, output and
-// peak memory.
-inline CliRun run_cli(const std::string& args) {
-  int fds[2];
-  if (::pipe(fds) != 0) return {-1, "pipe failed", 0};
-  const std::string command = "exec " + std::string(MMLEARN_CLI) + " --quiet " + args + " 2>&1";
+// Runs a shell command line and returns its exit status, output (stdout and stderr) and peak memory.
+inline CliRun run_shell(const std::string& shell_command) {
+  int fds[2];  // close-on-exec: a command run from another thread at the same time must not hold our pipe
+  if (::pipe2(fds, O_CLOEXEC) != 0) return {-1, "pipe failed", 0};
+  const std::string command = "exec " + shell_command + " 2>&1";
   const pid_t pid = ::fork();
   if (pid == 0) {
     ::dup2(fds[1], 1);
@@ -64,6 +64,11 @@ inline CliRun run_cli(const std::string& args) {
   r.status = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
   r.max_rss_kb = usage.ru_maxrss;
   return r;
+}
+
+// Runs the mmlearn command line (quiet) with `args` (shell words).
+inline CliRun run_cli(const std::string& args) {
+  return run_shell(std::string(MMLEARN_CLI) + " --quiet " + args);
 }
 
 // The message of the mmlearn::Error that `f` throws, or "(no error)".

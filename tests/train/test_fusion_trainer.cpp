@@ -23,7 +23,7 @@ TEST(FusionTrainer, ModalityDropoutNeverHidesEverything) {
   int64_t hidden = 0;
   for (int trial = 0; trial < 50; ++trial) {
     auto b = batch;
-    drop_modalities(b, 0.9, generator);
+    drop_modalities(b, 0.9, generator, 0, 4);
     auto image = b.present["image"], text = b.present["text"];
     EXPECT_TRUE((image | text).all().item<bool>());
     EXPECT_FALSE((image & batch.present["image"].logical_not()).any().item<bool>());  // never adds one
@@ -31,6 +31,24 @@ TEST(FusionTrainer, ModalityDropoutNeverHidesEverything) {
     hidden += (batch.present["image"] & image.logical_not()).sum().item<int64_t>();
   }
   EXPECT_GT(hidden, 20);  // with p = 0.9, examples 0 and 3 lose one of their two modalities most of the time
+}
+
+// Data-parallel workers each hold part of a micro-batch: the examples they hide are those one process
+// holding all of it would hide.
+TEST(FusionTrainer, ModalityDropoutDoesNotDependOnHowTheBatchIsSplit) {
+  ClassifierBatch whole;
+  whole.present["image"] = torch::tensor({true, true, false, true, true, true});
+  whole.present["text"] = torch::tensor({true, false, true, true, true, true});
+  auto split = [&](int64_t offset, int64_t n) {
+    ClassifierBatch part;
+    for (const auto& [m, p] : whole.present) part.present[m] = p.narrow(0, offset, n);
+    auto generator = at::detail::createCPUGenerator(11);
+    drop_modalities(part, 0.5, generator, offset, 6);
+    return torch::stack({part.present["image"], part.present["text"]}, 1);
+  };
+  const auto one = split(0, 6);
+  EXPECT_TRUE(torch::equal(one, torch::cat({split(0, 2), split(2, 4)})));
+  EXPECT_TRUE(torch::equal(one, torch::cat({split(0, 3), split(3, 3)})));
 }
 
 TEST(FusionTrainer, LearnsTheMoodRuleBeyondEitherModalityAlone) {

@@ -2,8 +2,17 @@
 #pragma once
 
 #include <CLI/CLI.hpp>
+#include <string>
+#include <vector>
 
 namespace mmlearn::cli {
+
+// The command line as given (a verb that re-runs the program, like `train --nproc`, needs it).
+std::vector<std::string>& command_line();
+// Thrown by a verb that ends with an exit status of its own (the workers' of `train --nproc`).
+struct ExitStatus {
+  int code;
+};
 
 void add_data(CLI::App& app);
 void add_tokenizer(CLI::App& app);

@@ -10,7 +10,13 @@
 #include "mmlearn/core/progress.h"
 #include "mmlearn/core/runtime.h"
 
+std::vector<std::string>& mmlearn::cli::command_line() {
+  static std::vector<std::string> arguments;
+  return arguments;
+}
+
 int main(int argc, char** argv) {
+  mmlearn::cli::command_line().assign(argv, argv + argc);
   CLI::App app{
       "mmlearn: multimodal learning — train and run image, text, audio and video models natively.\n"
       "Start with `mmlearn quickstart`; `mmlearn VERB --help` describes each verb."};
@@ -44,6 +50,8 @@ int main(int argc, char** argv) {
   });
   try {
     app.parse(argc, argv);
+  } catch (const mmlearn::cli::ExitStatus& e) {
+    return e.code;
   } catch (const CLI::ParseError& e) {
     return app.exit(e) == 0 ? 0 : 2;
   } catch (const mmlearn::UsageError& e) {

@@ -3,6 +3,7 @@
 
 #include "commands.h"
 #include "mmlearn/core/error.h"
+#include "mmlearn/distributed/launch.h"
 #include "mmlearn/models/registry.h"
 #include "mmlearn/train/trainer.h"
 
@@ -94,11 +95,31 @@ void add_train(CLI::App& app) {
   add_optional(cmd, "--label-field", o->label_field,
                "classify: the record field holding the class (default label)");
   add_optional(cmd, "--dim", o->dim, "classify: width of the encoders and the fusion (default 64)");
+  auto nproc = std::make_shared<int>(1);
+  cmd->add_option("--nproc", *nproc,
+                  "data-parallel training on this many local worker processes (Gloo); --batch-size is the "
+                  "global batch. Across machines, start one process each with torchrun's variables instead")
+      ->check(CLI::Range(1, 256))
+      ->capture_default_str();
   cmd->add_flag("--json", *as_json, "print the result as JSON on stdout");
   cmd->callback([=] {
     for (const CLI::Option* option : cmd->get_options())
       if (option->count() && !option->get_lnames().empty()) o->given.insert(option->get_lnames()[0]);
+    o->given.erase("nproc");
+    if (*nproc > 1) {
+      if (std::getenv("WORLD_SIZE") || std::getenv("RANK"))
+        throw UsageError(
+            "--nproc starts its own workers; under torchrun or another launcher (WORLD_SIZE, RANK "
+            "set) leave it out");
+      validate(*o);
+      if (o->batch_size && *o->batch_size % (*nproc * o->accumulate) != 0)
+        throw UsageError(str_cat("--batch-size ", *o->batch_size, " is not a multiple of --nproc ", *nproc,
+                                 " x --accumulate ", o->accumulate,
+                                 ": every worker takes the same share of each micro-batch"));
+      throw ExitStatus{launch_local_workers(*nproc, without_nproc(command_line()))};
+    }
     const TrainResult r = train(*o);
+    if (r.rank != 0) return;  // rank 0 reports the run
     nlohmann::json summary{{"out", o->out.string()},
                            {"model_type", r.model_type},
                            {"preset", r.preset},

@@ -2,15 +2,24 @@
 
 #include <torch/nn/functional.h>
 
+#include "mmlearn/distributed/data_parallel.h"
+
 namespace mmlearn {
 
 torch::Tensor clip_loss(const torch::Tensor& image_embeds, const torch::Tensor& text_embeds,
-                        const torch::Tensor& logit_scale) {
-  auto logits = logit_scale.exp().clamp_max(kMaxLogitScale) * torch::matmul(image_embeds, text_embeds.t());
-  auto labels =
-      torch::arange(logits.size(0), torch::TensorOptions().dtype(torch::kLong).device(logits.device()));
+                        const torch::Tensor& logit_scale, int64_t offset, const DataParallel* parallel) {
+  const auto scale = logit_scale.exp().clamp_max(kMaxLogitScale);
+  const auto labels = torch::arange(offset, offset + image_embeds.size(0),
+                                    torch::TensorOptions().dtype(torch::kLong).device(image_embeds.device()));
   namespace F = torch::nn::functional;
-  return 0.5 * (F::cross_entropy(logits, labels) + F::cross_entropy(logits.t(), labels));
+  if (!parallel) {
+    auto logits = scale * torch::matmul(image_embeds, text_embeds.t());
+    return 0.5 * (F::cross_entropy(logits, labels) + F::cross_entropy(logits.t(), labels));
+  }
+  const auto all_images = parallel->all_gather_with_grad(image_embeds);
+  const auto all_texts = parallel->all_gather_with_grad(text_embeds);
+  return 0.5 * (F::cross_entropy(scale * torch::matmul(image_embeds, all_texts.t()), labels) +
+                F::cross_entropy(scale * torch::matmul(text_embeds, all_images.t()), labels));
 }
 
 }  // namespace mmlearn

@@ -10,6 +10,7 @@
 #include <torch/nn/functional/loss.h>
 #include <torch/nn/modules/linear.h>
 
+#include <functional>
 #include <map>
 #include <string>
 #include <vector>
@@ -22,15 +23,17 @@ struct UnimodalHeadsImpl : torch::nn::Module {
   UnimodalHeadsImpl(const std::vector<std::string>& modalities, int64_t dim, int64_t classes) {
     for (const auto& m : modalities) heads.emplace(m, register_module(m, torch::nn::Linear(dim, classes)));
   }
-  // The mean over modalities of the cross-entropy over the examples where each is present.
-  torch::Tensor loss(const ModalityOutputs& encoded, const torch::Tensor& labels) {
+  // The mean over modalities of the cross-entropy over the examples where each is present; `mean` divides a
+  // sum by a count (over every process's examples in data-parallel training: StepContext::group_mean).
+  torch::Tensor loss(const ModalityOutputs& encoded, const torch::Tensor& labels,
+                     const std::function<torch::Tensor(const torch::Tensor&, const torch::Tensor&)>& mean) {
     torch::Tensor total = torch::zeros({});
     for (const auto& [m, out] : encoded) {
       auto present = out.mask.any(1).to(torch::kFloat);
       auto ce = torch::nn::functional::cross_entropy(
           heads.at(m)(out.pooled), labels,
           torch::nn::functional::CrossEntropyFuncOptions().reduction(torch::kNone));
-      total = total + (ce * present).sum() / present.sum().clamp_min(1.0);
+      total = total + mean((ce * present).sum(), present.sum());
     }
     return total / static_cast<double>(encoded.size());
   }

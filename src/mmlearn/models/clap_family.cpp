@@ -64,19 +64,19 @@ class ClapTask : public TrainTask {
   int64_t train_size() const override { return static_cast<int64_t>(train_.clips.size()); }
   int64_t skipped_records() const override { return train_.skipped; }
 
-  StepLoss loss(const std::vector<int64_t>& indices, torch::Generator&, Precision precision) override {
-    check(indices.size() >= 2,
+  StepLoss loss(const std::vector<int64_t>& indices, const StepContext& step) override {
+    check(step.group >= 2,
           "contrastive training needs at least 2 examples a micro-batch (raise --batch-size)");
     std::vector<const AudioClip*> clips;
     for (int64_t i : indices) clips.push_back(&train_.clips[static_cast<size_t>(i)]);
     const ClapBatch b = make_clap_batch(clap_, clips);
     torch::Tensor audio, text;
     {
-      AutocastGuard autocast(precision);
+      AutocastGuard autocast(step.precision);
       audio = clap_.model->encode_audio(b.mel, b.samples);
       text = clap_.model->encode_text(b.ids);
     }
-    return {clip_loss(audio, text, clap_.model->logit_scale), {}};
+    return {clip_loss(audio, text, clap_.model->logit_scale, step.offset, step.parallel), {}};
   }
   void after_update() override {
     torch::NoGradGuard no_grad;  // CLIP clamps the learned temperature at 100

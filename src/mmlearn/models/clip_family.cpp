@@ -106,18 +106,18 @@ class ClipTask : public TrainTask {
   int64_t train_size() const override { return train_.size(); }
   int64_t skipped_records() const override { return train_.skipped; }
 
-  StepLoss loss(const std::vector<int64_t>& indices, torch::Generator&, Precision precision) override {
-    check(indices.size() >= 2,
+  StepLoss loss(const std::vector<int64_t>& indices, const StepContext& step) override {
+    check(step.group >= 2,
           "contrastive training needs at least 2 examples a micro-batch (raise --batch-size)");
     const auto index = torch::tensor(indices);
     torch::Tensor image_embeds, text_embeds;
     {
-      AutocastGuard autocast(precision);
+      AutocastGuard autocast(step.precision);
       image_embeds =
           clip_.model->encode_image(clip_.model->normalize_pixels(train_.images.index_select(0, index)));
       text_embeds = clip_.model->encode_text(train_.ids.index_select(0, index));
     }
-    return {clip_loss(image_embeds, text_embeds, clip_.model->logit_scale), {}};
+    return {clip_loss(image_embeds, text_embeds, clip_.model->logit_scale, step.offset, step.parallel), {}};
   }
   void after_update() override {
     torch::NoGradGuard no_grad;  // CLIP clamps the learned temperature at 100

@@ -190,7 +190,8 @@ torch::Tensor bool_tensor(const std::vector<int64_t>& values) {
 
 }  // namespace
 
-void drop_modalities(ClassifierBatch& batch, double p, torch::Generator& generator) {
+void drop_modalities(ClassifierBatch& batch, double p, torch::Generator& generator, int64_t offset,
+                     int64_t group) {
   if (p <= 0 || batch.present.size() < 2) return;
   std::vector<std::string> names;
   std::vector<torch::Tensor> columns;
@@ -199,10 +200,13 @@ void drop_modalities(ClassifierBatch& batch, double p, torch::Generator& generat
     columns.push_back(present);
   }
   auto present = torch::stack(columns, 1);  // [B, M]
-  auto kept = present & (torch::rand(present.sizes(), generator) >= p);
+  auto draw = [&] {
+    return torch::rand({group, present.size(1)}, generator).narrow(0, offset, present.size(0));
+  };
+  auto kept = present & (draw() >= p);
   // Where nothing is left, keep one of the example's own modalities, chosen at random.
-  auto one = torch::zeros_like(present).scatter_(
-      1, (torch::rand(present.sizes(), generator) * present.to(torch::kFloat)).argmax(1, true), true);
+  auto one =
+      torch::zeros_like(present).scatter_(1, (draw() * present.to(torch::kFloat)).argmax(1, true), true);
   kept = torch::where(kept.any(1, true), kept, one & present);
   for (size_t i = 0; i < names.size(); ++i) batch.present[names[i]] = kept.select(1, int64_t(i));
 }

@@ -92,8 +92,10 @@ ClassifierBatch make_classifier_batch(const FusionClassifierBundle& bundle,
                                       const std::set<std::string>& hide = {});
 
 // Modality dropout: hides each modality of each example with probability p (in `present`), but never every
-// modality an example has.
-void drop_modalities(ClassifierBatch& batch, double p, torch::Generator& generator);
+// modality an example has. The batch is rows [offset, offset + B) of a micro-batch of `group` examples
+// (data-parallel training): the draws are the group's, so they do not depend on how it is split.
+void drop_modalities(ClassifierBatch& batch, double p, torch::Generator& generator, int64_t offset,
+                     int64_t group);
 
 // Reads a manifest with the model's modalities and labels (labels optional when require_labels is false).
 data::MultimodalDataset load_classifier_data(const FusionClassifierBundle& bundle,

@@ -76,8 +76,7 @@ class ClassifierTask : public TrainTask {
   int64_t train_size() const override { return static_cast<int64_t>(train_.examples.size()); }
   int64_t skipped_records() const override { return train_.skipped; }
 
-  StepLoss loss(const std::vector<int64_t>& indices, torch::Generator& generator,
-                Precision precision) override {
+  StepLoss loss(const std::vector<int64_t>& indices, const StepContext& step) override {
     std::vector<const MultimodalExample*> examples;
     std::vector<int64_t> labels;
     for (int64_t i : indices) {
@@ -85,13 +84,15 @@ class ClassifierTask : public TrainTask {
       labels.push_back(examples.back()->label);
     }
     ClassifierBatch batch = make_classifier_batch(bundle_, examples);
-    drop_modalities(batch, dropout_, generator);
+    drop_modalities(batch, dropout_, step.generator, step.offset, step.group);
     const auto target = torch::tensor(labels);
-    AutocastGuard autocast(precision);
+    AutocastGuard autocast(step.precision);
     const auto out = bundle_.model->forward(batch);
     auto loss = torch::nn::functional::cross_entropy(out.logits.to(torch::kFloat), target);
     if (!unimodal_) return {loss, {}};
-    auto auxiliary = unimodal_->loss(out.encoded, target);
+    auto auxiliary = unimodal_->loss(
+        out.encoded, target,
+        [&](const torch::Tensor& sum, const torch::Tensor& count) { return step.group_mean(sum, count); });
     return {loss + unimodal_weight_ * auxiliary, {{"unimodal", auxiliary.detach()}}};
   }
 

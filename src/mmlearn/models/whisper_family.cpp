@@ -60,7 +60,7 @@ class WhisperTask : public TrainTask {
   // Whisper's recipe decays every matrix, its embeddings included.
   bool decays(const std::string&, const torch::Tensor& p) const override { return p.dim() >= 2; }
 
-  StepLoss loss(const std::vector<int64_t>& indices, torch::Generator&, Precision precision) override {
+  StepLoss loss(const std::vector<int64_t>& indices, const StepContext& step) override {
     const auto& config = bundle_.model->config;
     const auto& tokenizer = bundle_.tokenizer;
     std::vector<const AudioClip*> batch;
@@ -86,12 +86,15 @@ class WhisperTask : public TrainTask {
         inputs[int64_t(b)][int64_t(t)] = sequences[b][t];
         if (t >= 1) targets[int64_t(b)][int64_t(t)] = sequences[b][t + 1];  // not the <|notimestamps|> prompt
       }
-    AutocastGuard autocast(precision);
+    AutocastGuard autocast(step.precision);
     auto audio = bundle_.model->encoder->forward(mel);
     auto logits = bundle_.model->decoder->forward(inputs, audio);
-    auto ce = torch::nn::functional::cross_entropy(
-        logits.reshape({-1, logits.size(-1)}).to(torch::kFloat), targets.reshape({-1}),
-        torch::nn::functional::CrossEntropyFuncOptions().ignore_index(-100));
+    // The mean over the micro-batch's predicted tokens, however they fall across processes.
+    auto ce = step.group_mean(
+        torch::nn::functional::cross_entropy(
+            logits.reshape({-1, logits.size(-1)}).to(torch::kFloat), targets.reshape({-1}),
+            torch::nn::functional::CrossEntropyFuncOptions().ignore_index(-100).reduction(torch::kSum)),
+        (targets >= 0).sum().to(torch::kFloat));
     if (!ctc_) return {ce, {}};
     auto ctc = ctc_->loss(audio, ctc_targets);
     return {(1 - ctc_weight_) * ce + ctc_weight_ * ctc, {{"ce", ce.detach()}, {"ctc", ctc.detach()}}};

@@ -17,12 +17,33 @@
 #include <vector>
 
 #include "mmlearn/core/precision.h"
+#include "mmlearn/distributed/data_parallel.h"
 
 namespace mmlearn {
 
 struct StepLoss {
   torch::Tensor loss;                          // the scalar that is minimised
   std::map<std::string, torch::Tensor> parts;  // logged beside it (e.g. "ctc")
+};
+
+// What a loss is computed in. Examples are loaded in micro-batches that every process steps on together:
+// a micro-batch of `group` examples, of which this process holds [offset, offset + indices.size()). With one
+// process, offset is 0 and group the micro-batch's size. The trainer averages the processes' losses (their
+// gradients), so a loss that is a mean over examples is each process's own mean, and one that is a mean over
+// something else (tokens, present modalities) uses group_mean.
+struct StepContext {
+  torch::Generator&
+      generator;  // what is random in a step besides the order (modality dropout); restored on resume
+  Precision precision;
+  int64_t offset = 0, group = 0;
+  const DataParallel* parallel = nullptr;  // null: one process
+
+  // sum / count over the whole micro-batch, from this process's sum and count, as the trainer's average over
+  // processes makes it.
+  torch::Tensor group_mean(const torch::Tensor& sum, const torch::Tensor& count) const {
+    if (!parallel) return sum / count.clamp_min(1.0);
+    return sum * static_cast<double>(parallel->world()) / parallel->sum(count).clamp_min(1.0);
+  }
 };
 
 // A model and a head only training uses (absent: nullptr), as one module for the optimizer: registered as
@@ -47,10 +68,8 @@ class TrainTask {
   virtual int64_t train_size() const = 0;  // training examples, indexed 0 .. train_size() - 1
   virtual int64_t skipped_records() const = 0;
 
-  // The loss of training examples `indices`. `generator` draws what is random in a step besides the order
-  // (modality dropout); the trainer restores it on resume.
-  virtual StepLoss loss(const std::vector<int64_t>& indices, torch::Generator& generator,
-                        Precision precision) = 0;
+  // The loss of training examples `indices` (this process's share of a micro-batch; see StepContext).
+  virtual StepLoss loss(const std::vector<int64_t>& indices, const StepContext& step) = 0;
   // After each optimizer update (CLIP clamps its temperature).
   virtual void after_update() {}
   // Training mode (a frozen tower's BatchNorm keeps its statistics).

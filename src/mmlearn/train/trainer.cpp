@@ -14,6 +14,7 @@
 #include "mmlearn/core/error.h"
 #include "mmlearn/core/log.h"
 #include "mmlearn/core/progress.h"
+#include "mmlearn/distributed/data_parallel.h"
 #include "mmlearn/models/registry.h"
 #include "mmlearn/train/metrics_log.h"
 #include "mmlearn/train/run_checkpoint.h"
@@ -200,7 +201,8 @@ struct RunPlan {
   const ModelFamily* family = nullptr;
   std::set<std::string> given;
   std::optional<fs::path> checkpoint;
-  json state;  // the checkpoint's state.json
+  json state;                                   // the checkpoint's state.json
+  std::optional<ParallelEnvironment> parallel;  // data-parallel training: this process's place
 };
 
 RunPlan plan_run(const TrainOptions& requested) {
@@ -240,6 +242,14 @@ RunPlan plan_run(const TrainOptions& requested) {
     o = train_options_from_json(j, o);
     validate(o);
   }
+  plan.parallel = ParallelEnvironment::from_environment();
+  if (plan.parallel) {
+    const int64_t world = plan.parallel->world, batch = o.batch_size.value();
+    if (batch % (world * o.accumulate) != 0)
+      throw UsageError(str_cat("--batch-size ", batch, " is not a multiple of ", world,
+                               " workers x --accumulate ", o.accumulate,
+                               ": every worker takes the same share of each micro-batch"));
+  }
   return plan;
 }
 
@@ -256,6 +266,21 @@ TrainResult train(const TrainOptions& requested) {
   const fs::path checkpoints = o.out / "checkpoint", metrics_path = o.out / "metrics.jsonl";
   const int64_t batch_size = o.batch_size.value(), micro = batch_size / o.accumulate;
   const Precision precision = parse_precision(o.precision.value_or("fp32"));
+  // Data-parallel training: each of `world` processes takes `share` examples of every micro-batch; rank 0
+  // alone logs, evaluates and writes.
+  std::unique_ptr<DataParallel> parallel;
+  if (plan.parallel) {
+    if (plan.parallel->rank != 0) {
+      set_log_level(LogLevel::quiet);
+      Progress::set_enabled(false);
+    }
+    parallel = std::make_unique<DataParallel>(*plan.parallel);
+    log_info("data-parallel training on ", parallel->world(), " workers (Gloo), ", micro / parallel->world(),
+             " examples each a micro-batch");
+  }
+  const int world = parallel ? parallel->world() : 1, rank = parallel ? parallel->rank() : 0;
+  const bool writes = rank == 0;
+  const int64_t share = micro / world;
 
   torch::manual_seed(o.seed);
   std::unique_ptr<TrainTask> task =
@@ -267,6 +292,7 @@ TrainResult train(const TrainOptions& requested) {
   BatchOrder order(task->train_size(), batch_size, o.seed);
 
   TrainResult result;
+  result.rank = rank;
   result.model_type = family.model_type;
   result.preset = o.preset;
   result.skipped_records = task->skipped_records();
@@ -285,12 +311,12 @@ TrainResult train(const TrainOptions& requested) {
           ", and the length asked for ends at ", total, "; ask for more (--steps, --epochs, --minutes)");
     restore_generators(load_run_checkpoint(*checkpoint, *task, *optimizer), step_generator, *checkpoint);
     result.skipped_steps = state.value("skipped_steps", int64_t{0});
-    truncate_metrics(metrics_path, step);
+    if (writes) truncate_metrics(metrics_path, step);
     log_info("resuming ", o.out.string(), " at step ", step, total ? str_cat(" of ", total) : std::string());
     if (new_length && total != state["total_steps"].get<int64_t>())
       log_info("resume: the run now ends at step ", total, " (it was planned for ",
                state["total_steps"].get<int64_t>(), "); the schedule follows the new length");
-  } else {
+  } else if (writes) {
     fs::create_directories(o.out);
     if (fs::exists(metrics_path)) fs::remove(metrics_path);
   }
@@ -299,6 +325,7 @@ TrainResult train(const TrainOptions& requested) {
 
   const json options_json = to_json(o);
   auto save_checkpoint = [&] {
+    if (!writes) return;
     save_run_checkpoint(checkpoints, step, *task, *optimizer, generator_states(step_generator),
                         {{"step", step},
                          {"total_steps", total},
@@ -308,6 +335,7 @@ TrainResult train(const TrainOptions& requested) {
                         o.keep_checkpoints);
   };
   auto evaluate = [&]() -> json {
+    if (!writes) return nullptr;
     json metrics = task->evaluate();
     task->train_mode();
     if (metrics.is_null()) return metrics;
@@ -320,6 +348,13 @@ TrainResult train(const TrainOptions& requested) {
   std::vector<torch::Tensor> parameters;
   for (const auto& p : task->trained().parameters())
     if (p.requires_grad()) parameters.push_back(p);
+  if (parallel) {  // everyone starts from rank 0's weights
+    std::vector<torch::Tensor> state_tensors;
+    for (const auto& p : task->trained().parameters()) state_tensors.push_back(p);
+    for (const auto& b : task->trained().buffers()) state_tensors.push_back(b);
+    parallel->broadcast(state_tensors);
+    parallel->attach(parameters);
+  }
   std::unique_ptr<Progress> bar;
   const int64_t first_step = step;
   auto last_checkpoint = Clock::now();
@@ -332,18 +367,30 @@ TrainResult train(const TrainOptions& requested) {
     set_learning_rate(*optimizer, lr);
     const std::vector<int64_t> indices = order.indices(step);
     optimizer->zero_grad();
-    double loss_value = 0;
+    double loss_value = 0, allreduce_seconds = 0;
     json parts = json::object();
     for (int64_t m = 0; m < o.accumulate; ++m) {
-      const std::vector<int64_t> chunk(indices.begin() + m * micro, indices.begin() + (m + 1) * micro);
-      StepLoss l = task->loss(chunk, step_generator, precision);
+      const auto first = indices.begin() + m * micro + rank * share;
+      const StepContext context{step_generator, precision, rank * share, micro, parallel.get()};
+      StepLoss l = task->loss(std::vector<int64_t>(first, first + share), context);
       const double value = l.loss.item<double>();
       check(std::isfinite(value), "training diverged at step ", step, " (loss ", value,
             "); lower --lr or raise --warmup");
+      const bool last = m + 1 == o.accumulate;
+      if (parallel && last) parallel->begin_backward();
       (o.accumulate > 1 ? l.loss / static_cast<double>(o.accumulate) : l.loss).backward();
+      if (parallel && last) allreduce_seconds = parallel->finish_backward();
       loss_value += value / static_cast<double>(o.accumulate);
       for (const auto& [name, t] : l.parts)
         parts[name] = parts.value(name, 0.0) + t.item<double>() / static_cast<double>(o.accumulate);
+    }
+    if (parallel) {  // the logged loss is the whole batch's: the mean of the workers'
+      std::vector<double> values{loss_value};
+      for (const auto& [name, v] : parts.items()) values.push_back(v.get<double>());
+      const auto mean = parallel->sum(torch::tensor(values, torch::kFloat64)) / world;
+      loss_value = mean[0].item<double>();
+      int64_t k = 1;
+      for (auto& [name, v] : parts.items()) v = mean[k++].item<double>();
     }
     // A non-finite gradient would reach every weight through the clipping (which scales by 1 / norm): the
     // update is skipped instead, as mixed-precision loss scaling does, and only a run of them stops training.
@@ -369,9 +416,12 @@ TrainResult train(const TrainOptions& requested) {
               {"seconds", seconds_since(loop_start)}};
     line.update(parts);
     line.update(task->step_metrics());
-    append_metrics(metrics_path, line);
+    if (parallel) line["allreduce_seconds"] = allreduce_seconds;
+    if (writes) append_metrics(metrics_path, line);
     if (o.minutes > 0 && !(checkpoint && !given.count("minutes"))) {
-      const int64_t planned = budget.plan(step, total);
+      int64_t planned = budget.plan(step, total);
+      if (parallel)  // rank 0's plan, so that every worker stops at the same step
+        planned = parallel->sum(torch::tensor(rank == 0 ? planned : 0, torch::kFloat64)).item<int64_t>();
       if (planned != total && bar) bar->set_total(planned);
       total = planned;
     }
@@ -399,7 +449,7 @@ TrainResult train(const TrainOptions& requested) {
   if (bar) bar->finish();
   result.final_eval = evaluate();
   save_checkpoint();
-  task->save_model(o.out);
+  if (writes) task->save_model(o.out);
   result.steps = step;
   result.total_steps = total;
   result.finished = true;

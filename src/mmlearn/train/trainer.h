@@ -17,6 +17,7 @@ namespace mmlearn {
 
 struct TrainResult {
   std::string model_type, preset;
+  int rank = 0;       // in data-parallel training, this worker's (rank 0 writes the run)
   int64_t steps = 0;  // the step the run stands at (its total when it finished)
   int64_t total_steps = 0;
   bool finished = false;  // false when --stop-after left it with a checkpoint
