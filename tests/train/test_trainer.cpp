@@ -100,6 +100,8 @@ std::vector<FlagCase> flag_cases(const fs::path& work) {
       {"keep-checkpoints", [](TrainOptions& o) { o.keep_checkpoints = 1; },
        [](TrainOptions& o) { o.checkpoint_every = 1; }},
       {"stop-after", [](TrainOptions& o) { o.stop_after = 1; }},
+      {"max-bad", [](TrainOptions& o) { o.max_bad = 0; },
+       [work](TrainOptions& o) { o.data = work / (o.preset == "fusion-tiny" ? "mood-bad" : "shapes-bad"); }},
       {"tokenizer", [work](TrainOptions& o) { o.tokenizer = work / "tokenizer"; }},
       {"vocab-size", [](TrainOptions& o) { o.vocab_size = *o.vocab_size - 20; }},
       {"init-from", [work](TrainOptions& o) { o.init_from = work / "clip-tiny"; }},
@@ -128,6 +130,13 @@ const fs::path& prepared() {
     train(small("clip-tiny", w / "clip-tiny"));
     train(small("whisper-tiny-shapes", w / "whisper-tiny-shapes"));
     text::learn_tokenizer(fixtures() / "shapes" / "train.jsonl", 560).save(w / "tokenizer");
+    // The data sets with one more training record, whose media cannot be read (max-bad).
+    for (const std::string set : {"shapes", "mood"}) {
+      fs::copy(fixtures() / set, w / (set + "-bad"), fs::copy_options::recursive);
+      std::ofstream(w / (set + "-bad") / "train.jsonl", std::ios::app)
+          << R"({"image": "missing.png", "audio": "missing.wav", "text": "a red circle", "label": "positive"})"
+          << "\n";
+    }
     return w;
   }();
   return work;
@@ -197,6 +206,7 @@ TEST(Trainer, OutOfRangeValuesAreUsageErrorsBeforeAnyWork) {
   refused([](TrainOptions& o) { o.steps = -1; }, "--steps");
   refused([](TrainOptions& o) { o.given.insert("steps"); }, "--steps");  // --steps 0
   refused([](TrainOptions& o) { o.epochs = -2; }, "--epochs");
+  refused([](TrainOptions& o) { o.max_bad = -1; }, "--max-bad");
   refused([](TrainOptions& o) { o.given.insert("epochs"); }, "--epochs");
   refused([](TrainOptions& o) { o.minutes = -1; }, "--minutes");
   refused([](TrainOptions& o) { o.batch_size = 0; }, "--batch-size");

@@ -1,10 +1,14 @@
+#include <iomanip>
 #include <iostream>
 #include <nlohmann/json.hpp>
 
 #include "commands.h"
+#include "mmlearn/core/error.h"
 #include "mmlearn/core/progress.h"
+#include "mmlearn/data/manifest.h"
 #include "mmlearn/data/mood.h"
 #include "mmlearn/data/shapes.h"
+#include "mmlearn/data/shards.h"
 #include "mmlearn/data/synthetic.h"
 
 namespace mmlearn::cli {
@@ -69,6 +73,32 @@ void add_data(CLI::App& app) {
     if (summary.contains("ceiling"))
       std::cerr << "best accuracy from one modality alone (ceiling.json): " << summary["ceiling"].dump()
                 << "\n";
+  });
+
+  auto* pack = data->add_subcommand(
+      "pack", "write a manifest's records as WebDataset tar shards (KEY.json + one member per medium)");
+  auto from = std::make_shared<std::string>();
+  auto shards_out = std::make_shared<std::string>();
+  auto per_shard = std::make_shared<int64_t>(1000);
+  auto pack_json = std::make_shared<bool>(false);
+  pack->add_option("--data", *from, "a directory with train.jsonl, or a manifest")->required();
+  pack->add_option("--out", *shards_out, "directory for 000000.tar, 000001.tar, ...")->required();
+  pack->add_option("--per-shard", *per_shard, "samples per shard")
+      ->check(CLI::Range(int64_t{1}, int64_t{100000000}))
+      ->capture_default_str();
+  pack->add_flag("--json", *pack_json, "print a JSON summary on stdout");
+  pack->callback([=] {
+    check(!std::filesystem::exists(*shards_out) || std::filesystem::is_empty(*shards_out), *shards_out,
+          " is not empty: choose an empty or new directory");
+    const auto r = data::pack_shards(data::find_manifest(*from, "train"), *shards_out, *per_shard);
+    if (*pack_json) {
+      const nlohmann::json summary{{"out", *shards_out}, {"samples", r.samples}, {"shards", r.shards}};
+      std::cout << summary.dump() << "\n";
+      return;
+    }
+    std::cerr << "wrote " << r.samples << " samples in " << r.shards << " shards to " << *shards_out
+              << " (train with --data '" << *shards_out << "/{000000.." << std::setw(6) << std::setfill('0')
+              << std::max<int64_t>(r.shards - 1, 0) << "}.tar')\n";
   });
 }
 

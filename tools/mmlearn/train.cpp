@@ -69,6 +69,10 @@ void add_train(CLI::App& app) {
       ->capture_default_str();
   cmd->add_option("--stop-after", o->stop_after,
                   "leave after this many steps with a checkpoint (resume later)");
+  cmd->add_option(
+         "--max-bad", o->max_bad,
+         "training records (or shard samples) that may be unreadable; more stop the run, listing them")
+      ->capture_default_str();
   // Family options: a family that does not read one refuses it by name.
   cmd->add_option("--tokenizer", o->tokenizer,
                   "clip: directory with vocab.json + merges.txt (default: learn one)");

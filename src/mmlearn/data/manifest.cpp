@@ -3,6 +3,7 @@
 #include <fstream>
 
 #include "mmlearn/core/error.h"
+#include "mmlearn/data/shards.h"
 
 namespace mmlearn::data {
 namespace fs = std::filesystem;
@@ -38,6 +39,11 @@ Manifest read_manifest(const fs::path& path) {
 }
 
 fs::path find_manifest(const fs::path& data, const std::string& split) {
+  if (is_shard_set(data)) {
+    check(split == "train", "shard set ", data.string(),
+          " holds one split; pass --data a directory or manifest for ", split);
+    return unpack_shards(data);
+  }
   if (fs::is_directory(data)) {
     fs::path p = data / (split + ".jsonl");
     check(fs::exists(p), "data directory ", data.string(), " has no ", split,

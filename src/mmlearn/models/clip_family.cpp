@@ -105,6 +105,7 @@ class ClipTask : public TrainTask {
   torch::nn::Module& model() override { return *clip_.model; }
   int64_t train_size() const override { return train_.size(); }
   int64_t skipped_records() const override { return train_.skipped; }
+  std::vector<std::string> skip_reasons() const override { return train_.skip_reasons; }
 
   StepLoss loss(const std::vector<int64_t>& indices, const StepContext& step) override {
     check(step.group >= 2,

@@ -32,6 +32,7 @@ void visit(TrainOptions& o, Visitor&& v) {
   v("checkpoint-every", o.checkpoint_every);
   v("keep-checkpoints", o.keep_checkpoints);
   v("stop-after", o.stop_after);
+  v("max-bad", o.max_bad);
   v("tokenizer", o.tokenizer);
   v("vocab-size", o.vocab_size);
   v("init-from", o.init_from);
@@ -170,6 +171,7 @@ void validate(const TrainOptions& o) {
   usage(o.eval_every >= 0, "--eval-every ", o.eval_every, ": must be >= 0 (0: about five times a run)");
   if (o.eval_samples) usage(*o.eval_samples >= 1, "--eval-samples ", *o.eval_samples, ": must be >= 1");
   usage(o.checkpoint_every >= 0, "--checkpoint-every ", o.checkpoint_every, ": must be >= 0");
+  usage(o.max_bad >= 0, "--max-bad must be 0 or more");
   usage(o.keep_checkpoints >= 1 && o.keep_checkpoints <= 1000, "--keep-checkpoints ", o.keep_checkpoints,
         ": must be between 1 and 1000");
   usage(o.stop_after >= 0, "--stop-after ", o.stop_after, ": must be >= 0");

@@ -43,6 +43,7 @@ struct TrainOptions {
   int64_t checkpoint_every = 0;  // steps; 0: every 10 minutes and at the end
   int64_t keep_checkpoints = 2;
   int64_t stop_after = 0;  // leave after this many steps of this process, with a checkpoint
+  int64_t max_bad = 100;   // training records (or shard samples) that cannot be read before the run stops
 
   // Family options.
   std::filesystem::path tokenizer;  // a directory with vocab.json + merges.txt; empty: learn one

@@ -67,6 +67,8 @@ class TrainTask {
   virtual torch::nn::Module& model() = 0;
   virtual int64_t train_size() const = 0;  // training examples, indexed 0 .. train_size() - 1
   virtual int64_t skipped_records() const = 0;
+  // Why some of them were skipped ("file:line: reason"), as far as the family keeps them.
+  virtual std::vector<std::string> skip_reasons() const { return {}; }
 
   // The loss of training examples `indices` (this process's share of a micro-batch; see StepContext).
   virtual StepLoss loss(const std::vector<int64_t>& indices, const StepContext& step) = 0;

@@ -14,6 +14,8 @@
 #include "mmlearn/core/error.h"
 #include "mmlearn/core/log.h"
 #include "mmlearn/core/progress.h"
+#include "mmlearn/data/manifest.h"
+#include "mmlearn/data/shards.h"
 #include "mmlearn/distributed/data_parallel.h"
 #include "mmlearn/models/registry.h"
 #include "mmlearn/train/metrics_log.h"
@@ -47,7 +49,7 @@ const ModelFamily& resolve_family(TrainOptions& o) {
 TrainOptions resumed_options(const json& stored, const TrainOptions& now,
                              const std::set<std::string>& given) {
   static const std::set<std::string> cadence = {"eval-every", "eval-samples", "checkpoint-every",
-                                                "keep-checkpoints"};
+                                                "keep-checkpoints", "max-bad"};
   static const std::set<std::string> length = {"steps", "epochs", "minutes"};
   static const std::set<std::string> hyper = {"lr", "weight-decay", "warmup", "grad-clip"};
   json merged = stored;
@@ -295,7 +297,19 @@ TrainResult train(const TrainOptions& requested) {
   result.rank = rank;
   result.model_type = family.model_type;
   result.preset = o.preset;
-  result.skipped_records = task->skipped_records();
+  // Records that could not be read were skipped (each reported where it was read); too many stop the run.
+  std::vector<std::string> bad = data::shard_problems(data::find_manifest(o.data, "train"));
+  for (const auto& problem : bad) log_warn("left out: ", problem);
+  result.skipped_records = task->skipped_records() + static_cast<int64_t>(bad.size());
+  for (const auto& reason : task->skip_reasons()) bad.push_back(reason);
+  if (result.skipped_records > o.max_bad) {
+    if (bad.size() > 10) bad.resize(10);
+    const bool all_listed = static_cast<int64_t>(bad.size()) == result.skipped_records;
+    throw Error(str_cat(result.skipped_records, " training records could not be read, more than --max-bad ",
+                        o.max_bad, bad.empty() ? " (the warnings above name them)" : ": " + join(bad, "; "),
+                        !bad.empty() && !all_listed ? "; ..." : "",
+                        ". Repair or remove them, or raise --max-bad"));
+  }
   for (const auto& p : task->model().parameters()) result.parameters += p.numel();
   auto length_in_steps = [&] {
     return o.steps > 0    ? o.steps
