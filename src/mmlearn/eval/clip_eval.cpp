@@ -8,6 +8,18 @@
 #include "mmlearn/models/clip_pretrained.h"
 
 namespace mmlearn {
+
+std::string format_retrieval(const nlohmann::json& retrieval, std::initializer_list<const char*> directions) {
+  std::string out;
+  char line[160];
+  for (const char* dir : directions) {
+    const auto& m = retrieval[dir];
+    std::snprintf(line, sizeof line, "%-14s R@1 %5.1f%%  R@5 %5.1f%%  R@10 %5.1f%%\n", dir,
+                  100 * m["R@1"].get<double>(), 100 * m["R@5"].get<double>(), 100 * m["R@10"].get<double>());
+    out += line;
+  }
+  return out;
+}
 using nlohmann::json;
 namespace F = torch::nn::functional;
 

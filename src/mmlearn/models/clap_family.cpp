@@ -6,6 +6,7 @@
 #include "mmlearn/core/log.h"
 #include "mmlearn/data/manifest.h"
 #include "mmlearn/eval/clap_eval.h"
+#include "mmlearn/eval/clip_eval.h"
 #include "mmlearn/heads/contrastive.h"
 #include "mmlearn/models/registry.h"
 #include "mmlearn/models/weight_files.h"
@@ -18,18 +19,6 @@ using data::AudioClip;
 using nlohmann::json;
 
 namespace {
-
-std::string format_retrieval(const json& retrieval) {
-  std::string out;
-  for (const char* dir : {"audio_to_text", "text_to_audio"}) {
-    const auto& m = retrieval[dir];
-    char line[160];
-    std::snprintf(line, sizeof line, "%-14s R@1 %5.1f%%  R@5 %5.1f%%  R@10 %5.1f%%\n", dir,
-                  100 * m["R@1"].get<double>(), 100 * m["R@5"].get<double>(), 100 * m["R@10"].get<double>());
-    out += line;
-  }
-  return out;
-}
 
 // The model a run trains: the checkpoint's when resuming, else the preset with a tokenizer learned from the
 // training text and, if asked, a recognizer's encoder as its audio tower.
@@ -131,7 +120,7 @@ class ClapModel : public Model {
   }
   std::string format_metrics(const json& m) const override {
     return str_cat("records: ", m["records"].get<int64_t>(), " (", m["skipped_records"].get<int64_t>(),
-                   " skipped)\n", format_retrieval(m["retrieval"]));
+                   " skipped)\n", format_retrieval(m["retrieval"], {"audio_to_text", "text_to_audio"}));
   }
 
  protected:

@@ -43,18 +43,6 @@ std::string retrieval_summary(const json& metrics, const char* a, const char* b)
   return str_cat(b, " R@1 ", r[b]["R@1"].get<double>(), ", ", a, " R@1 ", r[a]["R@1"].get<double>());
 }
 
-std::string format_retrieval(const json& retrieval, std::initializer_list<const char*> directions) {
-  std::string out;
-  char line[160];
-  for (const char* dir : directions) {
-    const auto& m = retrieval[dir];
-    std::snprintf(line, sizeof line, "%-14s R@1 %5.1f%%  R@5 %5.1f%%  R@10 %5.1f%%\n", dir,
-                  100 * m["R@1"].get<double>(), 100 * m["R@5"].get<double>(), 100 * m["R@10"].get<double>());
-    out += line;
-  }
-  return out;
-}
-
 // The model a run trains: the checkpoint's when resuming, a pretrained one (trained as opened: no second copy
 // of its weights), or the preset with a tokenizer given or learned from the training text.
 ClipBundle model_to_train(const TrainOptions& o, const fs::path& resume_from, const fs::path& train_path) {
