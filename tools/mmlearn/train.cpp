@@ -116,10 +116,7 @@ void add_train(CLI::App& app) {
             "--nproc starts its own workers; under torchrun or another launcher (WORLD_SIZE, RANK "
             "set) leave it out");
       validate(*o);
-      if (o->batch_size && *o->batch_size % (*nproc * o->accumulate) != 0)
-        throw UsageError(str_cat("--batch-size ", *o->batch_size, " is not a multiple of --nproc ", *nproc,
-                                 " x --accumulate ", o->accumulate,
-                                 ": every worker takes the same share of each micro-batch"));
+      validate_workers(*o, *nproc, str_cat("--nproc ", *nproc));
       throw ExitStatus{launch_local_workers(*nproc, without_nproc(command_line()))};
     }
     const TrainResult r = train(*o);

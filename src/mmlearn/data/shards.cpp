@@ -28,16 +28,12 @@ const std::regex& brace_range() {
   return r;
 }
 
-std::string key_of(const std::string& name) {
+// A member's sample key and extension: "dir/0012.seg.png" -> ("dir/0012", "seg.png").
+std::pair<std::string, std::string> key_and_extension(const std::string& name) {
   const size_t slash = name.rfind('/');
   const size_t dot = name.find('.', slash == std::string::npos ? 0 : slash + 1);
-  return name.substr(0, dot);
-}
-
-std::string extension_of(const std::string& name) {
-  const size_t slash = name.rfind('/');
-  const size_t dot = name.find('.', slash == std::string::npos ? 0 : slash + 1);
-  return dot == std::string::npos ? std::string() : name.substr(dot + 1);
+  if (dot == std::string::npos) return {name, ""};
+  return {name.substr(0, dot), name.substr(dot + 1)};
 }
 
 }  // namespace
@@ -175,10 +171,10 @@ fs::path unpack_shards(const fs::path& data) {
     try {
       TarReader tar(shards[s]);
       for (TarMember m; tar.next(m);) {
-        const std::string k = key_of(m.name);
+        auto [k, extension] = key_and_extension(m.name);
         if (k != key) finish_sample();
         key = k;
-        members[extension_of(m.name)] = std::move(m.data);
+        members[extension] = std::move(m.data);
       }
       finish_sample();
     } catch (const Error& e) {

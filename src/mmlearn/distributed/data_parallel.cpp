@@ -48,6 +48,15 @@ auto collective(const char* what, F&& f) {
   }
 }
 
+// The sum over processes of `local`, in `dtype` (Gloo reduces fp32 and fp64; bf16 travels as fp32), returned
+// in local's own type.
+torch::Tensor all_reduce_sum(c10d::ProcessGroupGloo& gloo, const torch::Tensor& local,
+                             torch::ScalarType dtype, const char* what) {
+  std::vector<torch::Tensor> t{local.detach().to(dtype).contiguous().clone()};
+  collective(what, [&] { return gloo.allreduce(t)->wait(); });
+  return t[0].to(local.scalar_type());
+}
+
 }  // namespace
 
 std::optional<ParallelEnvironment> ParallelEnvironment::from_environment() {
@@ -192,9 +201,7 @@ void DataParallel::broadcast(const std::vector<torch::Tensor>& tensors) const {
 }
 
 torch::Tensor DataParallel::sum(const torch::Tensor& local) const {
-  std::vector<torch::Tensor> one{local.detach().to(torch::kFloat64).contiguous().clone()};
-  collective("all-reduce", [&] { return group_->gloo->allreduce(one)->wait(); });
-  return one[0].to(local.scalar_type());
+  return all_reduce_sum(*group_->gloo, local, torch::kFloat64, "all-reduce");
 }
 
 namespace {
@@ -219,10 +226,8 @@ struct GatherWithGrad : torch::autograd::Function<GatherWithGrad> {
                                                  torch::autograd::variable_list gradients) {
     auto* gloo = reinterpret_cast<c10d::ProcessGroupGloo*>(ctx->saved_data["group"].toInt());
     const int64_t rank = ctx->saved_data["rank"].toInt(), rows = ctx->saved_data["rows"].toInt();
-    std::vector<torch::Tensor> g{gradients[0].to(torch::kFloat).contiguous().clone()};
-    collective("all-reduce of gathered gradients", [&] { return gloo->allreduce(g)->wait(); });
-    return {g[0].narrow(0, rank * rows, rows).to(gradients[0].scalar_type()), torch::Tensor(),
-            torch::Tensor(), torch::Tensor()};
+    const auto g = all_reduce_sum(*gloo, gradients[0], torch::kFloat, "all-reduce of gathered gradients");
+    return {g.narrow(0, rank * rows, rows), torch::Tensor(), torch::Tensor(), torch::Tensor()};
   }
 };
 
@@ -232,16 +237,12 @@ struct SumWithGrad : torch::autograd::Function<SumWithGrad> {
                                int64_t group_address) {
     auto* gloo = reinterpret_cast<c10d::ProcessGroupGloo*>(group_address);
     ctx->saved_data["group"] = group_address;
-    std::vector<torch::Tensor> t{local.detach().to(torch::kFloat).contiguous().clone()};
-    collective("all-reduce", [&] { return gloo->allreduce(t)->wait(); });
-    return t[0].to(local.scalar_type());
+    return all_reduce_sum(*gloo, local, torch::kFloat, "all-reduce");
   }
   static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
                                                  torch::autograd::variable_list gradients) {
     auto* gloo = reinterpret_cast<c10d::ProcessGroupGloo*>(ctx->saved_data["group"].toInt());
-    std::vector<torch::Tensor> g{gradients[0].to(torch::kFloat).contiguous().clone()};
-    collective("all-reduce of gradients", [&] { return gloo->allreduce(g)->wait(); });
-    return {g[0].to(gradients[0].scalar_type()), torch::Tensor()};
+    return {all_reduce_sum(*gloo, gradients[0], torch::kFloat, "all-reduce of gradients"), torch::Tensor()};
   }
 };
 

@@ -194,4 +194,11 @@ void validate(const TrainOptions& o) {
   if (o.label_field) usage(!o.label_field->empty(), "--label-field must not be empty");
 }
 
+void validate_workers(const TrainOptions& o, int64_t workers, const std::string& workers_flag) {
+  if (o.batch_size && *o.batch_size % (workers * o.accumulate) != 0)
+    throw UsageError(str_cat("--batch-size ", *o.batch_size, " is not a multiple of ", workers_flag,
+                             " x --accumulate ", o.accumulate,
+                             ": every worker takes the same share of each micro-batch"));
+}
+
 }  // namespace mmlearn

@@ -80,5 +80,8 @@ const std::set<std::string>& family_flags();
 // Range checks of every value, before anything is read or allocated: a wrong value is a UsageError naming
 // the flag.
 void validate(const TrainOptions& options);
+// That every one of `workers` data-parallel workers takes the same share of each micro-batch; `workers_flag`
+// names them in the error ("--nproc 2", "2 workers").
+void validate_workers(const TrainOptions& options, int64_t workers, const std::string& workers_flag);
 
 }  // namespace mmlearn

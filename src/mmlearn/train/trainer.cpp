@@ -245,13 +245,7 @@ RunPlan plan_run(const TrainOptions& requested) {
     validate(o);
   }
   plan.parallel = ParallelEnvironment::from_environment();
-  if (plan.parallel) {
-    const int64_t world = plan.parallel->world, batch = o.batch_size.value();
-    if (batch % (world * o.accumulate) != 0)
-      throw UsageError(str_cat("--batch-size ", batch, " is not a multiple of ", world,
-                               " workers x --accumulate ", o.accumulate,
-                               ": every worker takes the same share of each micro-batch"));
-  }
+  if (plan.parallel) validate_workers(o, plan.parallel->world, str_cat(plan.parallel->world, " workers"));
   return plan;
 }
 
