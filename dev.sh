@@ -37,13 +37,14 @@ install() {
   fi
 }
 
+# build [TARGET]: everything, or one target (the quickstart needs the CLI alone, not the tests).
 build() {
   [ -f build/build.ninja ] || cmake -G Ninja -B build -DCMAKE_BUILD_TYPE=Release >&2
-  cmake --build build >&2
+  cmake --build build ${1:+--target "$1"} >&2
 }
 
 case "${1:-}" in
-  quickstart) shift; install; build; exec build/mmlearn quickstart "$@" ;;
+  quickstart) shift; install; build mmlearn_cli; exec build/mmlearn quickstart "$@" ;;
   test) install; build; exec ctest --test-dir build --output-on-failure -j "$(nproc)" ;;
   build) install; build ;;
   bench) shift; install; build; exec bench/run.sh "$@" ;;

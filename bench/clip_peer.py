@@ -12,6 +12,11 @@ Prints one JSON object per measurement on stdout, e.g.
 Usage:
   python3 bench/clip_peer.py [--bench train|embed|all] [--threads N] [--steps N] [--warmup N]
                              [--batch-size N] [--seed N] [--check]
+                             [--preset P] [--vocab-size N] [--device cuda]   (train)
+
+On a GPU (--device cuda) the training step is the one a strong eager user runs: bf16 autocast, attention
+through F.scaled_dot_product_attention (flash / memory-efficient kernels), the uint8 batch copied from pinned
+host memory each step as a DataLoader would hand it over.
 """
 
 import argparse
@@ -71,6 +76,10 @@ class MultiheadAttention(nn.Module):
         B, T, _ = x.shape
         hd = self.width // self.heads
         qkv = F.linear(x, self.in_proj_weight, self.in_proj_bias).view(B, T, 3, self.heads, hd).permute(2, 0, 3, 1, 4)
+        if qkv.is_cuda and hasattr(F, "scaled_dot_product_attention"):
+            mask = attn_mask.to(qkv.dtype) if attn_mask is not None else None
+            out = F.scaled_dot_product_attention(qkv[0], qkv[1], qkv[2], attn_mask=mask)
+            return self.out_proj(out.transpose(1, 2).reshape(B, T, self.width))
         q = qkv[0] * (1.0 / math.sqrt(hd))
         scores = torch.matmul(q, qkv[1].transpose(-2, -1))
         if attn_mask is not None:
@@ -274,9 +283,12 @@ def random_ids(batch, context_length, vocab_size, eot):
 
 def bench_train(args):
     torch.manual_seed(args.seed)
-    preset = "clip-tiny"
+    preset = args.preset
     c = PRESETS[preset]
-    model = Clip(preset)
+    if args.vocab_size:  # as the mmlearn model it is compared with (a learned vocabulary)
+        c["text"].update(vocab_size=args.vocab_size, eot_token_id=args.vocab_size - 1)
+    device = torch.device(args.device)
+    model = Clip(preset).to(device)
     model.train()
     # Weight decay on matrices only, not embeddings / gains / biases / temperature (clip_trainer.cpp `decays`).
     decay, no_decay = [], []
@@ -288,12 +300,14 @@ def bench_train(args):
     size, t = c["vision"]["image_size"], c["text"]
     images = torch.randint(0, 256, (B, 3, size, size), dtype=torch.uint8)
     ids = random_ids(B, t["context_length"], t["vocab_size"], t["eot_token_id"])
+    if device.type == "cuda":
+        images, ids = images.pin_memory(), ids.pin_memory()
     log_max = math.log(MAX_LOGIT_SCALE)
 
     def step(autocast):
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast):
-            image_embeds = model.encode_image(model.normalize_pixels(images))
-            text_embeds = model.encode_text(ids)
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=autocast):
+            image_embeds = model.encode_image(model.normalize_pixels(images.to(device, non_blocking=True)))
+            text_embeds = model.encode_text(ids.to(device, non_blocking=True))
         loss = clip_loss(image_embeds.float(), text_embeds.float(), model.logit_scale)
         optimizer.zero_grad()
         loss.backward()
@@ -303,15 +317,17 @@ def bench_train(args):
             model.logit_scale.clamp_(0, log_max)
         return loss.item()
 
-    for impl, autocast in (("pytorch", False), ("pytorch-bf16", True)):
+    impls = (("pytorch-bf16", True),) if device.type == "cuda" else (("pytorch", False), ("pytorch-bf16", True))
+    for impl, autocast in impls:
         for _ in range(args.warmup):
             step(autocast)
         start = time.perf_counter()
         for _ in range(args.steps):
-            loss = step(autocast)
+            loss = step(autocast)  # .item() waits for the step
         seconds = time.perf_counter() - start
-        emit(args, bench="train_clip_tiny", impl=impl, samples_per_s=args.steps * B / seconds, batch_size=B,
-             steps=args.steps, seconds=seconds, final_loss=loss)
+        emit(args, bench="train_" + preset.replace("-", "_"), impl=impl, samples_per_s=args.steps * B / seconds,
+             batch_size=B, steps=args.steps, seconds=seconds, final_loss=loss, device=str(device),
+             gpu=torch.cuda.get_device_name(device) if device.type == "cuda" else None)
 
 
 def bench_embed(args):
@@ -365,6 +381,9 @@ def main(argv=None):
     p.add_argument("--batch-size", type=int, default=0, help="default: 128 for train, 16 for embed")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--check", action="store_true", help="print parameter counts of both presets and exit")
+    p.add_argument("--preset", choices=sorted(PRESETS), default="clip-tiny", help="the model --bench train trains")
+    p.add_argument("--vocab-size", type=int, default=0, help="train: the text vocabulary (default: the preset's)")
+    p.add_argument("--device", default="cpu", help="train: cpu or cuda")
     args = p.parse_args(argv)
     if args.threads > 0:
         torch.set_num_threads(args.threads)

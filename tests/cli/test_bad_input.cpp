@@ -114,7 +114,12 @@ TEST(BadInput, NumericFlagsOutOfRangeAreUsageErrors) {
       {train + " --lr nan", 2, "--lr"},
       {train + " --accumulate 3 --batch-size 8", 2, "--accumulate"},
       {train + " --ctc-weight 0.5", 2, "--ctc-weight does not apply to clip-tiny"},
+      {train + " --loader-threads 100", 2, "--loader-threads"},
+      {train + " --device tpu", 2, "--device tpu: expected cpu, cuda or cuda:N"},
+      {train + " --device cuda:99", 2, "--device cuda:99: "},  // no CUDA here, or not 100 GPUs
       {"--threads 100000 models", 2, "--threads"},
+      {"eval --model " + f.clip.string() + " --data " + (f.dir / "set.tar").string(), 1,
+       "is a shard set, which `mmlearn train` reads"},
       {"eval --model " + f.clip.string() + " --data " + f.shapes.string() + " --limit -1", 2, "--limit"},
       {"eval --model " + f.clip.string() + " --data " + f.shapes.string() + " --without text", 2,
        "--without does not apply to a clip model"},

@@ -1,11 +1,14 @@
-// WebDataset tar shards: the tar reader on good and damaged archives (ours and GNU tar's), `data pack`, and
-// training through a shard set with corrupt members, up to --max-bad.
+// WebDataset tar shards: the tar reader on good and damaged archives (ours and GNU tar's), `data pack`,
+// training through a shard set with corrupt members up to --max-bad, and streamed training matching training
+// on the same records decoded up front.
 #include <gtest/gtest.h>
 
 #include <fstream>
 
 #include "../test_util.h"
 #include "mmlearn/core/atomic_file.h"
+#include "mmlearn/data/mood.h"
+#include "mmlearn/data/shapes.h"
 #include "mmlearn/data/shards.h"
 #include "mmlearn/data/tar.h"
 
@@ -105,7 +108,8 @@ TEST(Shards, BraceRangesNameEveryShardAndAMissingOneIsAnError) {
             std::string::npos);
 }
 
-// Packs a shapes set into shards, damages one image and the end of one shard, and trains through them.
+// Packs a shapes set into shards, damages one image and the end of one shard, and trains through them: the
+// shard's lost end is found when the set is indexed, the damaged image when a batch first decodes it.
 TEST(Shards, TrainingGoesThroughCorruptSamplesUpToMaxBad) {
   const fs::path dir = test::temp_dir("shards");
   ASSERT_EQ(test::run_cli("data shapes --out " + (dir / "shapes").string() + " --train 48 --test 4").status,
@@ -122,14 +126,15 @@ TEST(Shards, TrainingGoesThroughCorruptSamplesUpToMaxBad) {
   write_file_atomic(dir / "shards" / "000001.tar", one);
   fs::resize_file(dir / "shards" / "000002.tar", fs::file_size(dir / "shards" / "000002.tar") / 2);
 
-  const std::string args = " --preset clip-tiny --steps 2 --batch-size 8 --vocab-size 600 --data '" +
+  // Three passes over the set: every sample is decoded.
+  const std::string args = " --preset clip-tiny --steps 12 --batch-size 8 --vocab-size 600 --data '" +
                            (dir / "shards").string() + "/{000000..000002}.tar' --out ";
   const auto through = test::run_shell(str_cat(MMLEARN_CLI, " train", args, (dir / "run").string()));
   EXPECT_EQ(through.status, 0) << through.output;
   EXPECT_NE(through.output.find("000002.tar: "), std::string::npos) << through.output;
   EXPECT_NE(through.output.find("the rest of this shard is skipped"), std::string::npos) << through.output;
-  EXPECT_NE(through.output.find("000001-"), std::string::npos)
-      << through.output;  // the damaged image's sample
+  EXPECT_NE(through.output.find("000001.tar: sample 00000016.png: "), std::string::npos)
+      << through.output;  // the damaged image's sample, the first of its shard
   EXPECT_NE(through.output.find("2 bad records were skipped"), std::string::npos) << through.output;
 
   const auto stopped = test::run_cli("train" + args + (dir / "strict").string() + " --max-bad 1");
@@ -138,7 +143,42 @@ TEST(Shards, TrainingGoesThroughCorruptSamplesUpToMaxBad) {
             std::string::npos)
       << stopped.output;
   EXPECT_NE(stopped.output.find("000002.tar"), std::string::npos) << stopped.output;
+  EXPECT_NE(stopped.output.find("000001.tar: sample 00000016"), std::string::npos) << stopped.output;
   EXPECT_FALSE(fs::exists(dir / "strict" / "model.safetensors"));
+}
+
+// Streamed from shards, its batches prepared on loader threads, a run ends with the weights it reaches on
+// the same records decoded up front without them: members decode to the same pixels, audio and text as the
+// files they were packed from, and neither the loader nor its threads change what a step sees.
+void streamed_equals_pre_decoded(const std::string& preset, const fs::path& data, const std::string& flags) {
+  const fs::path dir = test::temp_dir("streamed-" + preset);
+  const auto packed = test::run_cli(
+      str_cat("data pack --data ", data.string(), " --out ", (dir / "shards").string(), " --per-shard 10"));
+  ASSERT_EQ(packed.status, 0) << packed.output;
+  const std::string args =
+      str_cat(" train --preset ", preset, flags,
+              " --steps 3 --batch-size 8 --seed 3 --precision fp32 --vocab-size 600 --out ");
+  const auto decoded = test::run_cli(str_cat(args, (dir / "decoded").string(), " --data ",
+                                             (data / "train.jsonl").string(), " --loader-threads 0"));
+  ASSERT_EQ(decoded.status, 0) << decoded.output;
+  const auto streamed = test::run_cli(str_cat(args, (dir / "streamed").string(), " --data ",
+                                              (dir / "shards").string(), " --loader-threads 2"));
+  ASSERT_EQ(streamed.status, 0) << streamed.output;
+  EXPECT_TRUE(read_file(dir / "decoded" / "model.safetensors") ==
+              read_file(dir / "streamed" / "model.safetensors"))
+      << "the weights differ";
+}
+
+TEST(Shards, StreamedImageTextTrainsAsPreDecoded) {
+  const fs::path data = test::temp_dir("streamed-shapes") / "shapes";
+  generate_shapes(data, {.n_train = 24, .n_test = 2, .seed = 4, .image_size = 32});
+  streamed_equals_pre_decoded("clip-tiny", data, "");
+}
+
+TEST(Shards, StreamedImageTextAudioTrainsAsPreDecoded) {
+  const fs::path data = test::temp_dir("streamed-mood") / "mood";
+  generate_mood(data, {.n_train = 24, .n_test = 2, .seed = 4, .audio = true});
+  streamed_equals_pre_decoded("fusion-tiny", data, " --modalities image,text,audio");
 }
 
 }  // namespace

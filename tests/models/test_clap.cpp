@@ -108,7 +108,10 @@ TEST(Clap, AudioTowerStartsFromAWhisperEncoderOfTheSameSize) {
   torch::manual_seed(3);
   auto tok = small_tokenizer();
   Clap model(small_config(tok));
-  WhisperConfig w = whisper_encoder_config(model->config.audio);
+  const WhisperEncoderConfig e = whisper_encoder_config(model->config.audio);
+  WhisperConfig w;
+  w.n_mels = e.n_mels, w.n_audio_ctx = e.n_ctx, w.n_audio_state = e.n_state, w.n_audio_head = e.n_head,
+  w.n_audio_layer = e.n_layer;
   w.n_vocab = 100, w.n_text_ctx = 8, w.n_text_state = 32, w.n_text_head = 2, w.n_text_layer = 1;
   Whisper whisper(w);
   auto mel = torch::randn({1, 80, 100});

@@ -182,9 +182,8 @@ TEST_P(WhisperParity, LongFormTranscriptionMatchesTheReferenceSegmentBySegment) 
 // a float64 computation, which never takes the oneDNN path.
 TEST(WhisperEncoder, TrainingPathMatchesTheConvolutionsAndFloat64Gradients) {
   torch::manual_seed(4);
-  WhisperConfig c;
-  c.n_mels = 80, c.n_audio_ctx = 200, c.n_audio_state = 64, c.n_audio_head = 2, c.n_audio_layer = 1;
-  WhisperEncoder encoder(c);
+  WhisperEncoder encoder(
+      WhisperEncoderConfig{.n_mels = 80, .n_ctx = 200, .n_state = 64, .n_head = 2, .n_layer = 1});
   auto mel = torch::randn({4, 80, 400});
   auto probe = torch::randn({64, 64});
   torch::Tensor inference;

@@ -90,7 +90,7 @@ void add_data(CLI::App& app) {
   pack->callback([=] {
     check(!std::filesystem::exists(*shards_out) || std::filesystem::is_empty(*shards_out), *shards_out,
           " is not empty: choose an empty or new directory");
-    const auto r = data::pack_shards(data::find_manifest(*from, "train"), *shards_out, *per_shard);
+    const auto r = data::pack_shards(data::open_manifest(*from, "train"), *shards_out, *per_shard);
     if (*pack_json) {
       const nlohmann::json summary{{"out", *shards_out}, {"samples", r.samples}, {"shards", r.shards}};
       std::cout << summary.dump() << "\n";

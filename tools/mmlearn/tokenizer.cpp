@@ -28,7 +28,7 @@ void add_tokenizer(CLI::App& app) {
   train->add_option("--min-frequency", a->min_frequency, "stop when the best pair is rarer")
       ->capture_default_str();
   train->callback([a] {
-    auto manifest = data::read_manifest(data::find_manifest(a->data, "train"));
+    auto manifest = data::open_manifest(a->data, "train");
     std::vector<std::string> texts;
     for (const auto& r : manifest.records) texts.push_back(data::string_field(manifest, r, "text"));
     std::unique_ptr<Progress> bar;

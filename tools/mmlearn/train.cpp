@@ -105,11 +105,19 @@ void add_train(CLI::App& app) {
                   "global batch. Across machines, start one process each with torchrun's variables instead")
       ->check(CLI::Range(1, 256))
       ->capture_default_str();
+  cmd->add_option("--device", o->device, "cpu, cuda or cuda:N (needs mmlearn built against a CUDA libtorch)")
+      ->capture_default_str();
+  cmd->add_option("--loader-threads", o->loader_threads,
+                  "threads preparing the next batches while a step trains (0: none; default: half the "
+                  "cores, 1 to 4); the results do not depend on it")
+      ->check(CLI::Range(0, 64));
   cmd->add_flag("--json", *as_json, "print the result as JSON on stdout");
   cmd->callback([=] {
     for (const CLI::Option* option : cmd->get_options())
       if (option->count() && !option->get_lnames().empty()) o->given.insert(option->get_lnames()[0]);
     o->given.erase("nproc");
+    o->given.erase("loader-threads");
+    o->given.erase("device");
     if (*nproc > 1) {
       if (std::getenv("WORLD_SIZE") || std::getenv("RANK"))
         throw UsageError(

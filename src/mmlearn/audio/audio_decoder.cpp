@@ -71,7 +71,9 @@ struct AudioDecoder::State {
     avformat_close_input(&format);
   }
 
-  [[noreturn]] void fail(const std::string& what) const { throw Error(str_cat(path.string(), ": ", what)); }
+  [[noreturn]] void fail(const std::string& what) const {
+    throw Error(str_cat(options.name.empty() ? path.string() : options.name, ": ", what));
+  }
 
   // FFmpeg takes a WAV's length from the file when its data chunk claims more, so a WAV cut short decodes
   // its first part without complaint: the RIFF header's own claim is checked here.
@@ -280,7 +282,8 @@ std::vector<float> load_audio(const std::filesystem::path& path, const AudioOpti
   while (decoder.read(samples, std::min<int64_t>(limit + 1 - static_cast<int64_t>(samples.size()),
                                                  options.sample_rate * 60)) > 0) {
     if (static_cast<int64_t>(samples.size()) > limit)
-      throw Error(str_cat(path.string(), ": longer than ", options.max_seconds,
+      throw Error(str_cat(options.name.empty() ? path.string() : options.name, ": longer than ",
+                          options.max_seconds,
                           " s; process it in windows (transcribe does) or raise the limit"));
   }
   return samples;

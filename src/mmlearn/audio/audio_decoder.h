@@ -24,6 +24,8 @@ struct AudioOptions {
   int sample_rate = 16000;
   // load_audio refuses longer files (memory); stream them with AudioDecoder instead.
   double max_seconds = 4 * 3600.0;
+  // What errors call the input; empty: its path.
+  std::string name;
 };
 
 class AudioDecoder {

@@ -1,5 +1,7 @@
 #include "mmlearn/blocks/transformer.h"
 
+#include <torch/version.h>
+
 #include <cmath>
 
 #include "mmlearn/core/error.h"
@@ -41,6 +43,16 @@ torch::Tensor MultiheadAttentionImpl::forward(const torch::Tensor& x, const torc
   auto qkv = packed_in_proj(x, in_proj_weight, in_proj_bias)
                  .view({B, T, 3, heads, head_dim})
                  .permute({2, 0, 3, 1, 4});
+#if TORCH_VERSION_MAJOR >= 2
+  // On a GPU, the fused kernel (flash or memory-efficient attention): the same function without the
+  // [B, H, T, T] scores in memory. The CPU keeps the explicit form, which the reference outputs pin down.
+  if (x.is_cuda()) {
+    const c10::optional<torch::Tensor> mask =
+        attn_mask.defined() ? c10::optional<torch::Tensor>(attn_mask.to(qkv.scalar_type())) : c10::nullopt;
+    auto out = at::scaled_dot_product_attention(qkv[0], qkv[1], qkv[2], mask);
+    return packed_out_proj(out.transpose(1, 2).reshape({B, T, width}), out_proj->weight, out_proj->bias);
+  }
+#endif
   auto q = qkv[0] * (1.0 / std::sqrt(static_cast<double>(head_dim)));
   auto scores = torch::matmul(q, qkv[1].transpose(-2, -1));
   if (attn_mask.defined()) scores = scores + attn_mask;

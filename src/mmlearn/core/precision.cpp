@@ -27,32 +27,40 @@ Precision parse_precision(const std::string& name) {
   throw UsageError(str_cat("unknown precision \"", name, "\" (expected fp32, bf16 or auto)"));
 }
 
-// libtorch 2.4 replaced the CPU-specific autocast switches with device-generic ones.
+// libtorch 2.4 replaced the device-specific autocast switches with device-generic ones.
 #if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 4)
 bool cpu_autocast_enabled() { return at::autocast::is_autocast_enabled(at::kCPU); }
-static void set_cpu_autocast(bool on) {
+static bool cuda_autocast_enabled() { return at::autocast::is_autocast_enabled(at::kCUDA); }
+static void set_autocast(bool cpu, bool cuda) {
   at::autocast::set_autocast_dtype(at::kCPU, at::kBFloat16);
-  at::autocast::set_autocast_enabled(at::kCPU, on);
+  at::autocast::set_autocast_enabled(at::kCPU, cpu);
+  at::autocast::set_autocast_dtype(at::kCUDA, at::kBFloat16);
+  at::autocast::set_autocast_enabled(at::kCUDA, cuda);
 }
 #else
 bool cpu_autocast_enabled() { return at::autocast::is_cpu_enabled(); }
-static void set_cpu_autocast(bool on) {
+static bool cuda_autocast_enabled() { return at::autocast::is_enabled(); }
+static void set_autocast(bool cpu, bool cuda) {
   at::autocast::set_autocast_cpu_dtype(at::kBFloat16);
-  at::autocast::set_cpu_enabled(on);
+  at::autocast::set_cpu_enabled(cpu);
+  at::autocast::set_autocast_gpu_dtype(at::kBFloat16);
+  at::autocast::set_enabled(cuda);
 }
 #endif
 
+// Both devices' autocast: each applies only to its own tensors, so a model on either runs in bf16.
 AutocastGuard::AutocastGuard(Precision precision) {
   if (precision != Precision::bf16) return;
   active_ = true;
   was_enabled_ = cpu_autocast_enabled();
-  set_cpu_autocast(true);
+  was_cuda_enabled_ = cuda_autocast_enabled();
+  set_autocast(true, true);
 }
 
 AutocastGuard::~AutocastGuard() {
   if (!active_) return;
-  set_cpu_autocast(was_enabled_);
-  if (!was_enabled_) at::autocast::clear_cache();
+  set_autocast(was_enabled_, was_cuda_enabled_);
+  if (!was_enabled_ && !was_cuda_enabled_) at::autocast::clear_cache();
 }
 
 }  // namespace mmlearn

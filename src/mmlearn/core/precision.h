@@ -17,7 +17,7 @@ Precision parse_precision(const std::string& name);
 bool cpu_has_native_bf16();
 bool cpu_autocast_enabled();  // whether CPU autocast is on in this thread
 
-// Enables CPU autocast to bfloat16 for its lifetime when precision is bf16; does nothing for fp32.
+// Enables autocast to bfloat16 (CPU and CUDA) for its lifetime when precision is bf16; does nothing for fp32.
 class AutocastGuard {
  public:
   explicit AutocastGuard(Precision precision);
@@ -26,7 +26,7 @@ class AutocastGuard {
   AutocastGuard& operator=(const AutocastGuard&) = delete;
 
  private:
-  bool active_ = false, was_enabled_ = false;
+  bool active_ = false, was_enabled_ = false, was_cuda_enabled_ = false;
 };
 
 }  // namespace mmlearn

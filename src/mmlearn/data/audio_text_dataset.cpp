@@ -9,11 +9,13 @@
 #include "mmlearn/core/error.h"
 #include "mmlearn/core/log.h"
 #include "mmlearn/data/manifest.h"
+#include "mmlearn/data/record_media.h"
 
 namespace mmlearn::data {
 
-AudioClip read_audio_clip(const std::filesystem::path& path, int64_t window_samples) {
-  auto samples = audio::load_audio(path, {.max_seconds = 3600});
+AudioClip read_audio_clip(const std::filesystem::path& path, int64_t window_samples,
+                          const std::string& name) {
+  auto samples = audio::load_audio(path, {.max_seconds = 3600, .name = name});
   if (static_cast<int64_t>(samples.size()) > window_samples)
     samples.resize(static_cast<size_t>(window_samples));
   AudioClip clip;
@@ -23,20 +25,59 @@ AudioClip read_audio_clip(const std::filesystem::path& path, int64_t window_samp
   return clip;
 }
 
+int64_t AudioTextDataset::size() const {
+  return streamed ? streamed->size() : static_cast<int64_t>(clips.size());
+}
+
+std::vector<std::string> AudioTextDataset::texts() const {
+  std::vector<std::string> out;
+  if (!streamed) {
+    for (const auto& c : clips) out.push_back(c.text);
+    return out;
+  }
+  for (const auto& r : streamed->manifest().records)
+    if (r.json.contains("text") && r.json["text"].is_string()) out.push_back(r.json["text"]);
+  return out;
+}
+
+std::vector<AudioClip> AudioTextDataset::batch(const std::vector<int64_t>& indices) const {
+  std::vector<AudioClip> out;
+  for (int64_t i : indices) {
+    if (!streamed) {
+      out.push_back(clips.at(static_cast<size_t>(i)));
+      continue;
+    }
+    out.push_back(streamed->decode(i, [&](const Record& r) {
+      std::string text = string_field(streamed->manifest(), r, "text");
+      AudioClip clip = read_record_audio(streamed->manifest(), r, window_samples);
+      clip.text = std::move(text);
+      return clip;
+    }));
+  }
+  return out;
+}
+
 AudioTextDataset load_audio_text(const std::filesystem::path& manifest_path, int64_t window_samples,
                                  int64_t limit) {
-  const Manifest manifest = read_manifest(manifest_path);
+  return load_audio_text(read_manifest(manifest_path), window_samples, limit);
+}
+
+AudioTextDataset load_audio_text(Manifest manifest, int64_t window_samples, int64_t limit) {
   AudioTextDataset ds;
+  ds.window_samples = window_samples;
+  if (!manifest.shards.empty()) {
+    ds.streamed = std::make_shared<StreamedRecords>(std::move(manifest));
+    return ds;
+  }
   for (const auto& record : manifest.records) {
     if (limit > 0 && static_cast<int64_t>(ds.clips.size()) >= limit) break;
     try {
       std::string text = string_field(manifest, record, "text");
-      AudioClip clip =
-          read_audio_clip(manifest.resolve(string_field(manifest, record, "audio")), window_samples);
+      AudioClip clip = read_record_audio(manifest, record, window_samples);
       clip.text = std::move(text);
       ds.clips.push_back(std::move(clip));
     } catch (const Error& e) {
-      if (ds.skipped++ < 5) log_warn("skipping ", manifest.where(record), ": ", e.what());
+      if (ds.skipped++ < 5) log_warn("skipping ", e.what());
     }
   }
   return ds;

@@ -6,13 +6,44 @@
 
 #include "mmlearn/core/error.h"
 #include "mmlearn/core/progress.h"
-#include "mmlearn/vision/image_processor.h"
+#include "mmlearn/data/record_media.h"
 
 namespace mmlearn::data {
 
+std::pair<torch::Tensor, torch::Tensor> ImageTextDataset::batch(const std::vector<int64_t>& indices) const {
+  const auto index = torch::tensor(indices, torch::kLong);
+  if (!streamed) return {images.index_select(0, index), ids.index_select(0, index)};
+  const int64_t B = static_cast<int64_t>(indices.size()), S = options.image_size, T = options.context_length;
+  auto pixels = torch::empty({B, 3, S, S}, torch::kUInt8);
+  auto tokens = torch::empty({B, T}, torch::kLong);
+  for (int64_t b = 0; b < B; ++b) {
+    streamed->decode(indices[static_cast<size_t>(b)], [&](const Record& r) {
+      const Manifest& m = streamed->manifest();
+      const std::string text = string_field(m, r, "text");
+      pixels[b].copy_(read_record_image(m, r, S, options.decode));
+      auto row = tokenizer->encode_for_model(text, static_cast<int>(T));
+      std::copy(row.begin(), row.end(), tokens[b].data_ptr<int64_t>());
+      return 0;
+    });
+  }
+  return {pixels, tokens};
+}
+
 ImageTextDataset load_image_text(const std::filesystem::path& path, const text::BpeTokenizer& tokenizer,
                                  const ImageTextOptions& options) {
-  Manifest manifest = read_manifest(path);
+  return load_image_text(read_manifest(path), tokenizer, options);
+}
+
+ImageTextDataset load_image_text(Manifest manifest, const text::BpeTokenizer& tokenizer,
+                                 const ImageTextOptions& options) {
+  const std::filesystem::path path = manifest.path;
+  if (!manifest.shards.empty()) {
+    ImageTextDataset ds;
+    ds.streamed = std::make_shared<StreamedRecords>(std::move(manifest));
+    ds.tokenizer = &tokenizer;
+    ds.options = options;
+    return ds;
+  }
   const int64_t n = static_cast<int64_t>(manifest.records.size());
   const int64_t S = options.image_size, T = options.context_length;
   auto images = torch::empty({n, 3, S, S}, torch::kUInt8);
@@ -26,13 +57,11 @@ ImageTextDataset load_image_text(const std::filesystem::path& path, const text::
       const Record& r = manifest.records[i];
       try {
         const std::string text = string_field(manifest, r, "text");
-        const std::string image = string_field(manifest, r, "image");
-        images[i].copy_(load_image_tensor(manifest.resolve(image), S, options.decode));
+        images[i].copy_(read_record_image(manifest, r, S, options.decode));
         auto row = tokenizer.encode_for_model(text, static_cast<int>(T));
         std::copy(row.begin(), row.end(), ids[i].data_ptr<int64_t>());
       } catch (const std::exception& e) {
-        std::string what = e.what();
-        errors[i] = what.rfind(path.string(), 0) == 0 ? what : manifest.where(r) + ": " + what;
+        errors[i] = e.what();
       }
       ++done;
     }
@@ -43,6 +72,8 @@ ImageTextDataset load_image_text(const std::filesystem::path& path, const text::
 
   ImageTextDataset ds;
   ds.manifest.path = manifest.path;
+  ds.options = options;
+  ds.tokenizer = &tokenizer;
   std::vector<int64_t> keep;
   for (int64_t i = 0; i < n; ++i) {
     if (errors[i]) {

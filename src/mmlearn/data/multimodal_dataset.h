@@ -1,7 +1,8 @@
 // Labelled multimodal records of a manifest, for classification: any of "image" (a path), "text" (a string)
 // and "audio" (a path), plus a label field. A record may lack some modalities (they are then absent for it,
 // and a model masks them) but not all of the ones asked for. Images are decoded once to uint8 at the model's
-// size; audio is decoded once at 16 kHz, cut to the model's window and kept as 16-bit samples.
+// size; audio is decoded once at 16 kHz, cut to the model's window and kept as 16-bit samples. A shard set is
+// streamed instead: its labels are read up front, its media by batch().
 //
 //   auto ds = mmlearn::data::load_multimodal("mood/train.jsonl", {.modalities = {"image", "text"}});
 //   ds.labels;                 // sorted label names, learned from the data unless given
@@ -11,6 +12,7 @@
 #include <torch/types.h>
 
 #include <filesystem>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -27,12 +29,6 @@ struct MultimodalExample {
   int64_t label = -1;  // index into the data set's labels; -1 when unlabelled
 };
 
-struct MultimodalDataset {
-  std::vector<MultimodalExample> examples;
-  std::vector<std::string> labels;
-  int64_t skipped = 0;  // records whose media could not be read (the first few are logged)
-};
-
 struct MultimodalOptions {
   std::vector<std::string> modalities = {"image", "text"};
   std::vector<std::string> labels;  // empty: every label seen, sorted; else an unknown label is an error
@@ -42,8 +38,23 @@ struct MultimodalOptions {
   int64_t audio_window_samples = 4 * 16000;
 };
 
+struct MultimodalDataset {
+  std::vector<MultimodalExample> examples;  // decoded up front
+  std::vector<std::string> labels;
+  int64_t skipped = 0;  // records whose media could not be read (the first few are logged)
+  // A streamed set: its records, each one's label, and what batch() reads.
+  std::shared_ptr<const StreamedRecords> streamed;
+  std::vector<int64_t> streamed_labels;
+  MultimodalOptions options;
+
+  int64_t size() const;
+  SkipLog skip_log() const { return streamed ? streamed->skipped().log() : SkipLog{skipped, {}}; }
+  std::vector<MultimodalExample> batch(const std::vector<int64_t>& indices) const;
+};
+
 // Throws mmlearn::Error naming file and line for a record with none of the modalities, a label of the
-// wrong type or one not in `labels`.
+// wrong type or one not in `labels`. A manifest file's records are decoded up front; a shard set's streamed.
+MultimodalDataset load_multimodal(Manifest manifest, const MultimodalOptions& options);
 MultimodalDataset load_multimodal(const std::filesystem::path& manifest, const MultimodalOptions& options);
 
 }  // namespace mmlearn::data

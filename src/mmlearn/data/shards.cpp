@@ -1,15 +1,10 @@
 #include "mmlearn/data/shards.h"
 
 #include <algorithm>
-#include <fstream>
-#include <map>
 #include <nlohmann/json.hpp>
 #include <regex>
 
-#include "mmlearn/core/atomic_file.h"
 #include "mmlearn/core/error.h"
-#include "mmlearn/core/log.h"
-#include "mmlearn/data/manifest.h"
 #include "mmlearn/data/tar.h"
 
 namespace mmlearn::data {
@@ -76,9 +71,8 @@ std::vector<fs::path> shard_paths(const fs::path& data) {
   return paths;
 }
 
-PackResult pack_shards(const fs::path& manifest_path, const fs::path& out, int64_t per_shard) {
+PackResult pack_shards(const Manifest& manifest, const fs::path& out, int64_t per_shard) {
   check(per_shard >= 1, "--per-shard must be at least 1");
-  const Manifest manifest = read_manifest(manifest_path);
   fs::create_directories(out);
   PackResult result;
   std::unique_ptr<TarWriter> tar;
@@ -95,15 +89,12 @@ PackResult pack_shards(const fs::path& manifest_path, const fs::path& out, int64
     std::vector<std::pair<std::string, std::string>> media;
     for (const char* field : kMediaFields) {
       if (!record.contains(field)) continue;
-      const std::string relative = string_field(manifest, r, field);
-      std::string ext = fs::path(relative).extension().string();
-      ext = ext.empty() ? std::string(field) : ext.substr(1);
+      const std::string value = string_field(manifest, r, field);
+      std::string ext = r.shard >= 0 ? value : fs::path(value).extension().string();
+      if (r.shard < 0) ext = ext.empty() ? std::string(field) : ext.substr(1);
       check(ext.find('/') == std::string::npos && ext.size() < 16, manifest.where(r), ": field \"", field,
-            "\": cannot name a member after \"", relative, "\"");
-      const fs::path file = manifest.resolve(relative);
-      check(fs::is_regular_file(file), manifest.where(r), ": field \"", field, "\": ", file.string(),
-            " not found");
-      media.emplace_back(ext, read_file(file));
+            "\": cannot name a member after \"", value, "\"");
+      media.emplace_back(ext, manifest.medium(r, field));
       record[field] = ext;
     }
     tar->add(std::string(key) + ".json", record.dump());
@@ -114,91 +105,60 @@ PackResult pack_shards(const fs::path& manifest_path, const fs::path& out, int64
   return result;
 }
 
-fs::path unpack_shards(const fs::path& data) {
-  const std::vector<fs::path> shards = shard_paths(data);
-  // The cache is keyed by the shards' paths, sizes and times: a shard written again is unpacked again.
-  std::string identity;
-  for (const auto& p : shards)
-    identity += str_cat(fs::absolute(p).string(), ":", fs::file_size(p), ":",
-                        fs::last_write_time(p).time_since_epoch().count(), ";");
-  const fs::path dir =
-      fs::temp_directory_path() / "mmlearn-shards" / str_cat(std::hex, std::hash<std::string>{}(identity));
-  if (fs::exists(dir / "train.jsonl")) return dir / "train.jsonl";
-
-  const fs::path scratch = fs::path(dir).concat(str_cat(".", ::getpid()));
-  fs::remove_all(scratch);
-  fs::create_directories(scratch / "media");
-  std::string manifest;
-  json problems = json::array();
-  int64_t samples = 0;
-  for (size_t s = 0; s < shards.size(); ++s) {
-    const std::string shard = shards[s].string();
-    std::map<std::string, std::string> members;  // of the sample being read: extension -> bytes
-    std::string key;
+Manifest read_shard_set(const fs::path& data) {
+  Manifest set;
+  set.path = data;
+  set.shards = shard_paths(data);
+  for (size_t s = 0; s < set.shards.size(); ++s) {
+    const std::string shard = set.shards[s].string();
+    Record sample;
+    std::string record_json;
     auto finish_sample = [&] {
-      if (key.empty()) return;
-      const std::string where = str_cat(shard, ": sample ", key, ": ");
-      auto record = members.count("json") ? json::parse(members["json"], nullptr, false) : json();
+      if (sample.key.empty()) return;
+      const std::string where = str_cat(shard, ": sample ", sample.key, ": ");
+      auto record = json::parse(record_json, nullptr, false);
       std::string problem =
           record.is_discarded() || !record.is_object() ? "no JSON record (KEY.json)" : std::string();
       for (const char* field : kMediaFields) {
         if (!problem.empty() || !record.contains(field)) continue;
         const auto& ext = record[field];
-        if (!ext.is_string() || !members.count(ext.get<std::string>())) {
+        if (!ext.is_string() || !sample.members.count(ext.get<std::string>()))
           problem = str_cat("field \"", field, "\" names member ", ext.dump(), ", which the sample lacks");
-          continue;
-        }
-        // Named after the shard and the key, so that a reader's error points back to the sample.
-        // ('/' in a key, and so "..", cannot leave the cache).
-        std::string flat = key + "." + ext.get<std::string>();
-        std::replace(flat.begin(), flat.end(), '/', '_');
-        const std::string file = str_cat("media/", s, "-", shards[s].stem().string(), "-", flat);
-        std::ofstream out(scratch / file, std::ios::binary);  // the cache appears by renaming its folder
-        const std::string& bytes = members[ext.get<std::string>()];
-        out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
-        check(out.good(), (scratch / file).string(), ": write failed (disk full?)");
-        record[field] = file;
       }
       if (problem.empty()) {
-        manifest += record.dump() + "\n";
-        ++samples;
+        sample.json = std::move(record);
+        sample.shard = static_cast<int64_t>(s);
+        sample.line = static_cast<int64_t>(set.records.size()) + 1;
+        set.records.push_back(std::move(sample));
       } else {
-        problems.push_back(where + problem);
+        set.problems.push_back(where + problem);
       }
-      members.clear();
-      key.clear();
+      sample = Record{};
+      record_json.clear();
     };
     try {
-      TarReader tar(shards[s]);
-      for (TarMember m; tar.next(m);) {
-        auto [k, extension] = key_and_extension(m.name);
-        if (k != key) finish_sample();
-        key = k;
-        members[extension] = std::move(m.data);
+      TarReader tar(set.shards[s]);
+      // Only the records are read here; a member's place is kept for when a batch needs it.
+      for (TarMember m; tar.next(m, /*read_data=*/false);) {
+        auto [key, extension] = key_and_extension(m.name);
+        if (key != sample.key) finish_sample();
+        sample.key = key;
+        if (extension == "json") {
+          check(m.size <= (1 << 20), shard, ": ", m.name, " holds ", m.size,
+                " bytes (a record is at most 1 MiB)");
+          record_json = tar.read(m);
+        } else {
+          sample.members[extension] = {m.data_offset, m.size};
+        }
       }
       finish_sample();
     } catch (const Error& e) {
-      members.clear();
-      key.clear();
-      problems.push_back(str_cat(e.what(), "; the rest of this shard is skipped"));
+      sample = Record{};
+      record_json.clear();
+      set.problems.push_back(str_cat(e.what(), "; the rest of this shard is skipped"));
     }
   }
-  write_file_atomic(scratch / "train.jsonl", manifest);
-  write_file_atomic(scratch / "problems.json", problems.dump(1));
-  std::error_code ec;
-  fs::rename(scratch, dir, ec);  // another process may have been first: use its copy
-  if (ec) fs::remove_all(scratch);
-  log_info("unpacked ", samples, " samples from ", shards.size(), " shards into ", dir.string(),
-           problems.empty() ? std::string() : str_cat("; ", problems.size(), " left out"));
-  return dir / "train.jsonl";
-}
-
-std::vector<std::string> shard_problems(const fs::path& manifest) {
-  const fs::path file = manifest.parent_path() / "problems.json";
-  if (manifest.filename() != "train.jsonl" || !fs::exists(file) ||
-      manifest.parent_path().parent_path().filename() != "mmlearn-shards")
-    return {};
-  return json::parse(read_file(file)).get<std::vector<std::string>>();
+  return set;
 }
 
 }  // namespace mmlearn::data

@@ -1,17 +1,20 @@
 // WebDataset shards: tar files whose members are grouped into samples by key (the member name up to the
 // first dot of its file name: 00000012.json, 00000012.png, 00000012.wav form one sample). mmlearn writes a
 // sample as KEY.json (the manifest record, its media fields naming the member extension) plus one member per
-// medium. `--data` takes a shard set wherever it takes a manifest: "shards/{000000..000099}.tar", one .tar,
-// or a directory of .tar files; it is unpacked once into a cache that the manifest-based loaders read.
+// medium. `train --data` takes a shard set: "shards/{000000..000099}.tar", one .tar, or a directory of .tar
+// files. Reading one indexes it: the headers are scanned and the JSON records read, but media stay in the
+// shards until a batch needs them (Manifest::medium reads a member in place).
 //
-//   mmlearn::data::pack_shards("shapes/train.jsonl", "shards", 1000);   // shards/000000.tar, ...
-//   auto manifest = mmlearn::data::find_manifest("shards/{000000..000003}.tar", "train");
+//   mmlearn::data::pack_shards(mmlearn::data::read_manifest("shapes/train.jsonl"), "shards", 1000);
+//   mmlearn::data::Manifest set = mmlearn::data::read_shard_set("shards/{000000..000003}.tar");
 #pragma once
 
 #include <cstdint>
 #include <filesystem>
 #include <string>
 #include <vector>
+
+#include "mmlearn/data/manifest.h"
 
 namespace mmlearn::data {
 
@@ -24,15 +27,10 @@ struct PackResult {
   int64_t samples = 0, shards = 0;
 };
 // Writes `manifest`'s records as shards out/000000.tar, ... of `per_shard` samples each.
-PackResult pack_shards(const std::filesystem::path& manifest, const std::filesystem::path& out,
-                       int64_t per_shard);
+PackResult pack_shards(const Manifest& manifest, const std::filesystem::path& out, int64_t per_shard);
 
-// Unpacks a shard set (once; later calls find the cache) and returns its manifest. Samples that cannot be
-// read (a corrupt archive, a sample without its record or a medium) are left out and listed by
-// shard_problems.
-std::filesystem::path unpack_shards(const std::filesystem::path& data);
-// What unpacking left out of the set whose manifest this is ("shard: sample KEY: why"); empty for a manifest
-// that is not from shards.
-std::vector<std::string> shard_problems(const std::filesystem::path& manifest);
+// The samples of a shard set as records, in shard order. Samples that cannot be used (a corrupt archive, a
+// sample without its record or a medium its record names) are left out and listed in Manifest::problems.
+Manifest read_shard_set(const std::filesystem::path& data);
 
 }  // namespace mmlearn::data

@@ -54,7 +54,7 @@ TarReader::TarReader(const fs::path& path, int64_t max_member)
   check(!ec, path.string(), ": cannot read its size (", ec.message(), ")");
 }
 
-bool TarReader::next(TarMember& member) {
+bool TarReader::next(TarMember& member, bool read_data) {
   std::string long_name;
   while (true) {
     // Every tar writer ends the archive with zero blocks: without one, the file was cut short (perhaps
@@ -91,12 +91,22 @@ bool TarReader::next(TarMember& member) {
     check(size <= max_member_, where(), name, " holds ", size, " bytes (at most ", max_member_, ")");
     member.name = std::move(name);
     member.offset = data_at - kBlock;
-    member.data.resize(static_cast<size_t>(size));
-    in_.seekg(data_at);
-    in_.read(member.data.data(), size);
-    check(in_.gcount() == size, path_.string(), ": cannot read ", member.name);
+    member.data_offset = data_at;
+    member.size = size;
+    member.data.clear();
+    if (!read_data) return true;
+    member.data = read(member);
     return true;
   }
+}
+
+std::string TarReader::read(const TarMember& member) {
+  std::string data(static_cast<size_t>(member.size), '\0');
+  in_.clear();
+  in_.seekg(member.data_offset);
+  in_.read(data.data(), member.size);
+  check(in_.gcount() == member.size, path_.string(), ": cannot read ", member.name);
+  return data;
 }
 
 TarWriter::TarWriter(const fs::path& path)

@@ -18,8 +18,10 @@ namespace mmlearn::data {
 
 struct TarMember {
   std::string name;
-  std::string data;
-  int64_t offset = 0;  // of its header in the file
+  std::string data;         // empty when next() was told not to read it
+  int64_t offset = 0;       // of its header in the file
+  int64_t data_offset = 0;  // of its bytes in the file
+  int64_t size = 0;         // of its bytes
 };
 
 class TarReader {
@@ -27,8 +29,10 @@ class TarReader {
   // Members larger than `max_member` bytes are refused.
   explicit TarReader(const std::filesystem::path& path, int64_t max_member = int64_t{1} << 30);
   // The next regular file; false at the end of the archive. Throws mmlearn::Error on a corrupt or truncated
-  // archive.
-  bool next(TarMember& member);
+  // archive. With read_data false, member.data is left empty (its place is in data_offset and size).
+  bool next(TarMember& member, bool read_data = true);
+  // The bytes of a member that next() left unread.
+  std::string read(const TarMember& member);
 
  private:
   std::filesystem::path path_;

@@ -26,8 +26,9 @@ struct CtcHeadImpl : torch::nn::Module {
     }
     auto log_probs = proj(states).to(torch::kFloat).log_softmax(-1).transpose(0, 1);  // [T, B, C]
     return torch::nn::functional::ctc_loss(
-        log_probs, torch::tensor(flat), torch::full({states.size(0)}, states.size(1), torch::kLong),
-        torch::tensor(lengths), torch::nn::functional::CTCLossFuncOptions().blank(blank).zero_infinity(true));
+        log_probs, torch::tensor(flat).to(states.device()),
+        torch::full({states.size(0)}, states.size(1), torch::kLong), torch::tensor(lengths),
+        torch::nn::functional::CTCLossFuncOptions().blank(blank).zero_infinity(true));
   }
 
   torch::nn::Linear proj;

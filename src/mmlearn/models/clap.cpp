@@ -83,14 +83,8 @@ std::vector<std::string> clap_preset_names() { return {"clap-tiny"}; }
 
 int64_t clap_window_samples(const ClapAudioConfig& a) { return 2 * a.n_ctx * audio::whisper::hop_length; }
 
-WhisperConfig whisper_encoder_config(const ClapAudioConfig& a) {
-  WhisperConfig w;
-  w.n_mels = a.n_mels;
-  w.n_audio_ctx = a.n_ctx;
-  w.n_audio_state = a.width;
-  w.n_audio_head = a.heads;
-  w.n_audio_layer = a.layers;
-  return w;
+WhisperEncoderConfig whisper_encoder_config(const ClapAudioConfig& a) {
+  return {a.n_mels, a.n_ctx, a.width, a.heads, a.layers};
 }
 
 ClapImpl::ClapImpl(const ClapConfig& c) : config(c) {
@@ -123,15 +117,12 @@ torch::Tensor ClapImpl::encode_text(const torch::Tensor& ids) {
 }
 
 void load_audio_tower(Clap& model, const Whisper& whisper, const std::string& where) {
-  const WhisperConfig& w = whisper->config;
-  const WhisperConfig want = whisper_encoder_config(model->config.audio);
-  check(w.n_mels == want.n_mels && w.n_audio_ctx == want.n_audio_ctx &&
-            w.n_audio_state == want.n_audio_state && w.n_audio_head == want.n_audio_head &&
-            w.n_audio_layer == want.n_audio_layer,
-        where, ": its encoder (", w.n_mels, " mels, ", w.n_audio_ctx, " positions, width ", w.n_audio_state,
-        ", ", w.n_audio_head, " heads, ", w.n_audio_layer, " layers) does not match the audio tower (",
-        want.n_mels, " mels, ", want.n_audio_ctx, " positions, width ", want.n_audio_state, ", ",
-        want.n_audio_head, " heads, ", want.n_audio_layer, " layers)");
+  const WhisperEncoderConfig w = encoder_config(whisper->config);
+  const WhisperEncoderConfig want = whisper_encoder_config(model->config.audio);
+  check(w == want, where, ": its encoder (", w.n_mels, " mels, ", w.n_ctx, " positions, width ", w.n_state,
+        ", ", w.n_head, " heads, ", w.n_layer, " layers) does not match the audio tower (", want.n_mels,
+        " mels, ", want.n_ctx, " positions, width ", want.n_state, ", ", want.n_head, " heads, ",
+        want.n_layer, " layers)");
   torch::NoGradGuard no_grad;
   load_parameters(*model->audio, parameter_map(*whisper->encoder), where);
 }

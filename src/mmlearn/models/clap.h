@@ -45,7 +45,7 @@ std::vector<std::string> clap_preset_names();
 // The 16 kHz samples of one audio window (2 mel frames of 10 ms per position): clips are cut to it.
 int64_t clap_window_samples(const ClapAudioConfig& audio);
 // The Whisper encoder dimensions of the audio tower (n_vocab and the decoder are unused).
-WhisperConfig whisper_encoder_config(const ClapAudioConfig& audio);
+WhisperEncoderConfig whisper_encoder_config(const ClapAudioConfig& audio);
 
 struct ClapImpl : torch::nn::Module {
   explicit ClapImpl(const ClapConfig& config);

@@ -22,10 +22,10 @@ namespace {
 
 // The model a run trains: the checkpoint's when resuming, else the preset with a tokenizer learned from the
 // training text and, if asked, a recognizer's encoder as its audio tower.
-ClapBundle model_to_train(const TrainOptions& o, const fs::path& resume_from, const fs::path& train_path) {
+ClapBundle model_to_train(const TrainOptions& o, const fs::path& resume_from, const data::Manifest& train) {
   if (!resume_from.empty()) return load_clap(resume_from);
   ClapConfig config = clap_preset(o.preset);
-  text::BpeTokenizer tokenizer = text::learn_tokenizer(train_path, o.vocab_size.value());
+  text::BpeTokenizer tokenizer = text::learn_tokenizer(train, o.vocab_size.value());
   config.text.vocab_size = tokenizer.vocab_size();
   config.text.eot_token_id = tokenizer.eot_id();
   ClapBundle clap{Clap(config), std::move(tokenizer)};
@@ -38,32 +38,35 @@ ClapBundle model_to_train(const TrainOptions& o, const fs::path& resume_from, co
 
 class ClapTask : public TrainTask {
  public:
-  ClapTask(const TrainOptions& o, const fs::path& resume_from)
-      : clap_(model_to_train(o, resume_from, data::find_manifest(o.data, "train"))) {
-    const fs::path train_path = data::find_manifest(o.data, "train");
+  ClapTask(const TrainOptions& o, const fs::path& resume_from, data::Manifest train)
+      : clap_(model_to_train(o, resume_from, train)) {
     const int64_t window = clap_window_samples(clap_.model->config.audio);
-    log_info("reading ", train_path.string());
-    train_ = data::load_audio_text(train_path, window);
+    log_info("reading ", train.path.string());
+    train_ = data::load_audio_text(std::move(train), window);
     if (fs::is_directory(o.data) && fs::exists(o.data / "test.jsonl"))
       test_ = data::load_audio_text(o.data / "test.jsonl", window, o.eval_samples.value_or(1000));
   }
 
   torch::nn::Module& trained() override { return *clap_.model; }
   torch::nn::Module& model() override { return *clap_.model; }
-  int64_t train_size() const override { return static_cast<int64_t>(train_.clips.size()); }
-  int64_t skipped_records() const override { return train_.skipped; }
+  int64_t train_size() const override { return train_.size(); }
+  data::SkipLog skipped() const override { return train_.skip_log(); }
 
-  StepLoss loss(const std::vector<int64_t>& indices, const StepContext& step) override {
+  std::any prepare(const std::vector<int64_t>& indices) const override {
+    const std::vector<AudioClip> clips = train_.batch(indices);
+    std::vector<const AudioClip*> pointers;
+    for (const auto& c : clips) pointers.push_back(&c);
+    return make_clap_batch(clap_, pointers);
+  }
+  StepLoss loss(std::any& batch, const StepContext& step) override {
     check(step.group >= 2,
           "contrastive training needs at least 2 examples a micro-batch (raise --batch-size)");
-    std::vector<const AudioClip*> clips;
-    for (int64_t i : indices) clips.push_back(&train_.clips[static_cast<size_t>(i)]);
-    const ClapBatch b = make_clap_batch(clap_, clips);
+    const auto& b = std::any_cast<ClapBatch&>(batch);
     torch::Tensor audio, text;
     {
       AutocastGuard autocast(step.precision);
-      audio = clap_.model->encode_audio(b.mel, b.samples);
-      text = clap_.model->encode_text(b.ids);
+      audio = clap_.model->encode_audio(b.mel.to(step.device), b.samples.to(step.device));
+      text = clap_.model->encode_text(b.ids.to(step.device));
     }
     return {clip_loss(audio, text, clap_.model->logit_scale, step.offset, step.parallel), {}};
   }
@@ -159,8 +162,9 @@ ModelFamily clap_family() {
   f.train_defaults = {{"batch-size", 128},   {"lr", 5e-4},         {"weight-decay", 0.1},
                       {"precision", "fp32"}, {"vocab-size", 1024}, {"eval-samples", 1000},
                       {"epochs", 10}};
-  f.make_train_task = [](const TrainOptions& o, const fs::path& resume_from) -> std::unique_ptr<TrainTask> {
-    return std::make_unique<ClapTask>(o, resume_from);
+  f.make_train_task = [](const TrainOptions& o, const fs::path& resume_from,
+                         data::Manifest train) -> std::unique_ptr<TrainTask> {
+    return std::make_unique<ClapTask>(o, resume_from, std::move(train));
   };
   return f;
 }

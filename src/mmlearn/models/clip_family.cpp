@@ -45,7 +45,7 @@ std::string retrieval_summary(const json& metrics, const char* a, const char* b)
 
 // The model a run trains: the checkpoint's when resuming, a pretrained one (trained as opened: no second copy
 // of its weights), or the preset with a tokenizer given or learned from the training text.
-ClipBundle model_to_train(const TrainOptions& o, const fs::path& resume_from, const fs::path& train_path) {
+ClipBundle model_to_train(const TrainOptions& o, const fs::path& resume_from, const data::Manifest& train) {
   if (!o.init_from.empty() && !o.tokenizer.empty())
     throw UsageError(
         "--tokenizer cannot be combined with --init-from: the pretrained model's tokenizer is used");
@@ -54,7 +54,7 @@ ClipBundle model_to_train(const TrainOptions& o, const fs::path& resume_from, co
   if (!resume_from.empty()) return load_clip(resume_from);
   if (!o.init_from.empty()) return open_clip(o.init_from);
   ClipConfig config = clip_preset(o.preset);
-  text::BpeTokenizer tokenizer = o.tokenizer.empty() ? text::learn_tokenizer(train_path, o.vocab_size.value())
+  text::BpeTokenizer tokenizer = o.tokenizer.empty() ? text::learn_tokenizer(train, o.vocab_size.value())
                                                      : text::BpeTokenizer::load(o.tokenizer);
   config.text.vocab_size = tokenizer.vocab_size();
   config.text.eot_token_id = tokenizer.eot_id();
@@ -63,17 +63,16 @@ ClipBundle model_to_train(const TrainOptions& o, const fs::path& resume_from, co
 
 class ClipTask : public TrainTask {
  public:
-  ClipTask(const TrainOptions& o, const fs::path& resume_from)
-      : clip_(model_to_train(o, resume_from, data::find_manifest(o.data, "train"))),
-        freeze_(o.freeze_towers) {
-    const fs::path train_path = data::find_manifest(o.data, "train");
+  ClipTask(const TrainOptions& o, const fs::path& resume_from, data::Manifest train)
+      : clip_(model_to_train(o, resume_from, train)), freeze_(o.freeze_towers) {
+    const fs::path train_path = train.path;
     const ClipConfig& c = clip_.model->config;
     data::ImageTextOptions load;
     load.image_size = c.vision.image_size;
     load.context_length = c.text.context_length;
     if (o.max_image_pixels > 0) load.decode.max_pixels = o.max_image_pixels;
-    train_ = data::load_image_text(train_path, clip_.tokenizer, load);
-    log_skipped(train_);
+    // (The trainer logs the records it skips.)
+    train_ = data::load_image_text(std::move(train), clip_.tokenizer, load);
     if (fs::is_directory(o.data) && fs::exists(o.data / "test.jsonl")) {
       test_ = data::load_image_text(o.data / "test.jsonl", clip_.tokenizer, load);
       log_skipped(test_);
@@ -92,19 +91,18 @@ class ClipTask : public TrainTask {
   torch::nn::Module& trained() override { return *clip_.model; }
   torch::nn::Module& model() override { return *clip_.model; }
   int64_t train_size() const override { return train_.size(); }
-  int64_t skipped_records() const override { return train_.skipped; }
-  std::vector<std::string> skip_reasons() const override { return train_.skip_reasons; }
+  data::SkipLog skipped() const override { return train_.skip_log(); }
 
-  StepLoss loss(const std::vector<int64_t>& indices, const StepContext& step) override {
+  std::any prepare(const std::vector<int64_t>& indices) const override { return train_.batch(indices); }
+  StepLoss loss(std::any& batch, const StepContext& step) override {
     check(step.group >= 2,
           "contrastive training needs at least 2 examples a micro-batch (raise --batch-size)");
-    const auto index = torch::tensor(indices);
+    const auto& [pixels, ids] = std::any_cast<std::pair<torch::Tensor, torch::Tensor>&>(batch);
     torch::Tensor image_embeds, text_embeds;
     {
       AutocastGuard autocast(step.precision);
-      image_embeds =
-          clip_.model->encode_image(clip_.model->normalize_pixels(train_.images.index_select(0, index)));
-      text_embeds = clip_.model->encode_text(train_.ids.index_select(0, index));
+      image_embeds = clip_.model->encode_image(clip_.model->normalize_pixels(pixels.to(step.device)));
+      text_embeds = clip_.model->encode_text(ids.to(step.device));
     }
     return {clip_loss(image_embeds, text_embeds, clip_.model->logit_scale, step.offset, step.parallel), {}};
   }
@@ -251,8 +249,9 @@ ModelFamily clip_family() {
   f.train_defaults = {{"batch-size", 128},   {"lr", 1e-3},         {"weight-decay", 0.1},
                       {"precision", "auto"}, {"vocab-size", 1024}, {"eval-samples", 1000},
                       {"epochs", 10}};
-  f.make_train_task = [](const TrainOptions& o, const fs::path& resume_from) -> std::unique_ptr<TrainTask> {
-    return std::make_unique<ClipTask>(o, resume_from);
+  f.make_train_task = [](const TrainOptions& o, const fs::path& resume_from,
+                         data::Manifest train) -> std::unique_ptr<TrainTask> {
+    return std::make_unique<ClipTask>(o, resume_from, std::move(train));
   };
   return f;
 }

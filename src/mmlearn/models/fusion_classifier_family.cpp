@@ -21,9 +21,9 @@ namespace {
 
 class ClassifierTask : public TrainTask {
  public:
-  ClassifierTask(const TrainOptions& o, const fs::path& resume_from)
+  ClassifierTask(const TrainOptions& o, const fs::path& resume_from, data::Manifest train)
       : dropout_(o.modality_dropout.value()), unimodal_weight_(o.unimodal_loss.value()) {
-    const fs::path train_path = data::find_manifest(o.data, "train");
+    const fs::path train_path = train.path;
     FusionClassifierConfig config;
     if (!resume_from.empty()) {
       bundle_ = load_fusion_classifier(resume_from);
@@ -48,13 +48,16 @@ class ClassifierTask : public TrainTask {
                                  .label_field = o.label_field.value(),
                                  .image_size = config.image.image_size,
                                  .audio_window_samples = clap_window_samples(config.audio)};
-    train_ = data::load_multimodal(train_path, read);
+    std::optional<text::BpeTokenizer> tokenizer;  // learned from the training text (a new run reading text)
+    if (resume_from.empty() && reads_modality(config, "text"))
+      tokenizer = text::learn_tokenizer(train, o.vocab_size.value());
+    train_ = data::load_multimodal(std::move(train), read);
     if (resume_from.empty()) {
       config.labels = train_.labels;
       check(config.labels.size() >= 2, train_path.string(), ": the \"", o.label_field.value(),
             "\" field takes fewer than two values; nothing to classify");
-      if (reads_modality(config, "text")) {
-        bundle_.tokenizer = text::learn_tokenizer(train_path, o.vocab_size.value());
+      if (tokenizer) {
+        bundle_.tokenizer = std::move(tokenizer);
         config.text.vocab_size = bundle_.tokenizer->vocab_size();
         config.text.eot_token_id = bundle_.tokenizer->eot_id();
       }
@@ -73,19 +76,26 @@ class ClassifierTask : public TrainTask {
 
   torch::nn::Module& trained() override { return *trained_; }
   torch::nn::Module& model() override { return *bundle_.model; }
-  int64_t train_size() const override { return static_cast<int64_t>(train_.examples.size()); }
-  int64_t skipped_records() const override { return train_.skipped; }
+  int64_t train_size() const override { return train_.size(); }
+  data::SkipLog skipped() const override { return train_.skip_log(); }
 
-  StepLoss loss(const std::vector<int64_t>& indices, const StepContext& step) override {
-    std::vector<const MultimodalExample*> examples;
+  std::any prepare(const std::vector<int64_t>& indices) const override {
+    const std::vector<MultimodalExample> examples = train_.batch(indices);
+    std::vector<const MultimodalExample*> pointers;
     std::vector<int64_t> labels;
-    for (int64_t i : indices) {
-      examples.push_back(&train_.examples[static_cast<size_t>(i)]);
-      labels.push_back(examples.back()->label);
+    for (const auto& e : examples) {
+      pointers.push_back(&e);
+      labels.push_back(e.label);
     }
-    ClassifierBatch batch = make_classifier_batch(bundle_, examples);
-    drop_modalities(batch, dropout_, step.generator, step.offset, step.group);
-    const auto target = torch::tensor(labels);
+    return std::make_pair(make_classifier_batch(bundle_, pointers), torch::tensor(labels));
+  }
+  StepLoss loss(std::any& prepared, const StepContext& step) override {
+    auto& [batch, labels] = std::any_cast<std::pair<ClassifierBatch, torch::Tensor>&>(prepared);
+    drop_modalities(batch, dropout_, step.generator, step.offset, step.group);  // drawn on the CPU
+    for (auto* t : {&batch.pixels, &batch.ids, &batch.mel, &batch.samples})
+      if (t->defined()) *t = t->to(step.device);
+    for (auto& [modality, present] : batch.present) present = present.to(step.device);
+    const auto target = labels.to(step.device);
     AutocastGuard autocast(step.precision);
     const auto out = bundle_.model->forward(batch);
     auto loss = torch::nn::functional::cross_entropy(out.logits.to(torch::kFloat), target);
@@ -227,8 +237,9 @@ ModelFamily fusion_classifier_family() {
                       {"label-field", "label"},
                       {"dim", 64},
                       {"epochs", 20}};
-  f.make_train_task = [](const TrainOptions& o, const fs::path& resume_from) -> std::unique_ptr<TrainTask> {
-    return std::make_unique<ClassifierTask>(o, resume_from);
+  f.make_train_task = [](const TrainOptions& o, const fs::path& resume_from,
+                         data::Manifest train) -> std::unique_ptr<TrainTask> {
+    return std::make_unique<ClassifierTask>(o, resume_from, std::move(train));
   };
   return f;
 }

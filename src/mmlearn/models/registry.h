@@ -22,6 +22,7 @@
 #include <vector>
 
 #include "mmlearn/core/precision.h"
+#include "mmlearn/data/manifest.h"
 #include "mmlearn/train/train_options.h"
 #include "mmlearn/train/train_task.h"
 
@@ -106,11 +107,11 @@ struct ModelFamily {
 
   // Training: the family flags it reads (train_options.h family_flags()), its defaults for the options
   // left unset (JSON keyed by flag name), and the task. `resume_from` is the model directory of the
-  // checkpoint to continue from, or empty for a new run.
+  // checkpoint to continue from, or empty for a new run; `train` the training records (--data's).
   std::set<std::string> train_flags;
   nlohmann::json train_defaults;
   std::function<std::unique_ptr<TrainTask>(const TrainOptions& options,
-                                           const std::filesystem::path& resume_from)>
+                                           const std::filesystem::path& resume_from, data::Manifest train)>
       make_train_task;
 };
 

@@ -22,6 +22,7 @@
 #include <string>
 #include <vector>
 
+#include "mmlearn/audio/whisper_encoder.h"
 #include "mmlearn/blocks/packed_linear.h"
 
 namespace mmlearn {
@@ -49,53 +50,8 @@ WhisperConfig whisper_config_from_json(const nlohmann::json& json, const std::st
 WhisperConfig whisper_preset(
     const std::string& name);  // whisper-tiny ... whisper-large-v3, whisper-tiny-shapes
 std::vector<std::string> whisper_preset_names();
-
-// Keys and values of every decoder layer, kept between calls so that each step feeds only the new tokens.
-// Cross-attention keys/values are computed once from the audio features.
-struct WhisperKVCache {
-  std::vector<torch::Tensor> self_k, self_v, cross_k, cross_v;
-  int64_t length = 0;  // tokens seen so far
-  bool empty() const { return length == 0; }
-  // Keeps batch rows `index` (beam search reorders hypotheses).
-  void select(const torch::Tensor& index);
-  void clear() { *this = {}; }
-};
-
-struct WhisperAttentionImpl : torch::nn::Module {
-  WhisperAttentionImpl(int64_t width, int64_t heads);
-  // x [B, T, D]; keys/values from `source` ([B, S, D], cross-attention) or from x itself; `mask` additive
-  // [T, S]; `k_cache`/`v_cache` (may be null) hold earlier keys/values and receive the new ones.
-  torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& source, const torch::Tensor& mask,
-                        torch::Tensor* k_cache, torch::Tensor* v_cache, bool cross);
-
-  int64_t heads;
-  torch::nn::Linear query{nullptr}, key{nullptr}, value{nullptr}, out{nullptr};
-  PackedLinear packed_query, packed_key, packed_value, packed_out;
-};
-TORCH_MODULE(WhisperAttention);
-
-struct WhisperBlockImpl : torch::nn::Module {
-  WhisperBlockImpl(int64_t width, int64_t heads, bool cross_attention);
-  torch::Tensor forward(torch::Tensor x, const torch::Tensor& audio, const torch::Tensor& mask,
-                        WhisperKVCache* cache, size_t layer);
-
-  WhisperAttention attn{nullptr}, cross_attn{nullptr};
-  torch::nn::LayerNorm attn_ln{nullptr}, cross_attn_ln{nullptr}, mlp_ln{nullptr};
-  torch::nn::Linear fc1{nullptr}, fc2{nullptr};  // registered as mlp.0 and mlp.2, OpenAI's Sequential
-  PackedLinear packed_fc1, packed_fc2;
-};
-TORCH_MODULE(WhisperBlock);
-
-struct WhisperEncoderImpl : torch::nn::Module {
-  explicit WhisperEncoderImpl(const WhisperConfig& config);
-  torch::Tensor forward(const torch::Tensor& mel);  // [B, n_mels, 2 * n_audio_ctx] -> [B, n_audio_ctx, D]
-
-  torch::nn::Conv1d conv1{nullptr}, conv2{nullptr};
-  torch::Tensor positional_embedding;  // sinusoids, a buffer
-  torch::nn::ModuleList blocks{nullptr};
-  torch::nn::LayerNorm ln_post{nullptr};
-};
-TORCH_MODULE(WhisperEncoder);
+// The encoder's part of the dimensions.
+WhisperEncoderConfig encoder_config(const WhisperConfig& config);
 
 struct WhisperDecoderImpl : torch::nn::Module {
   explicit WhisperDecoderImpl(const WhisperConfig& config);
@@ -120,8 +76,5 @@ struct WhisperImpl : torch::nn::Module {
   WhisperDecoder decoder{nullptr};
 };
 TORCH_MODULE(Whisper);
-
-// OpenAI's sinusoidal positions [length, channels] (max timescale 10000).
-torch::Tensor whisper_sinusoids(int64_t length, int64_t channels);
 
 }  // namespace mmlearn

@@ -24,8 +24,9 @@ namespace {
 
 class WhisperTask : public TrainTask {
  public:
-  WhisperTask(const TrainOptions& o, const fs::path& resume_from) : ctc_weight_(o.ctc_weight.value()) {
-    const fs::path train_path = data::find_manifest(o.data, "train");
+  WhisperTask(const TrainOptions& o, const fs::path& resume_from, data::Manifest train)
+      : ctc_weight_(o.ctc_weight.value()) {
+    const fs::path train_path = train.path;
     WhisperConfig config = resume_from.empty() ? whisper_preset(o.preset) : WhisperConfig{};
     if (!resume_from.empty()) {
       bundle_ = open_whisper(resume_from);
@@ -33,13 +34,13 @@ class WhisperTask : public TrainTask {
     }
     window_frames_ = 2 * config.n_audio_ctx;
     log_info("reading ", train_path.string());
-    train_ = data::load_audio_text(train_path, window_frames_ * audio::whisper::hop_length);
+    train_ = data::load_audio_text(std::move(train), window_frames_ * audio::whisper::hop_length);
     if (fs::is_directory(o.data) && fs::exists(o.data / "test.jsonl")) test_path_ = o.data / "test.jsonl";
     eval_samples_ = o.eval_samples.value_or(200);
     if (resume_from.empty()) {
       // The vocabulary of the training text, spelled as decoding writes it (with a leading space).
-      std::vector<std::string> texts;
-      for (const auto& c : train_.clips) texts.push_back(" " + c.text);
+      std::vector<std::string> texts = train_.texts();
+      for (auto& t : texts) t.insert(0, " ");
       check(!texts.empty(), train_path.string(), ": no usable audio + text records");
       auto tokenizer = text::WhisperTokenizer::from_ranks(text::train_byte_ranks(texts, o.vocab_size.value()),
                                                           1, "training text");
@@ -55,18 +56,27 @@ class WhisperTask : public TrainTask {
 
   torch::nn::Module& trained() override { return *trained_; }
   torch::nn::Module& model() override { return *bundle_.model; }
-  int64_t train_size() const override { return static_cast<int64_t>(train_.clips.size()); }
-  int64_t skipped_records() const override { return train_.skipped; }
+  int64_t train_size() const override { return train_.size(); }
+  data::SkipLog skipped() const override { return train_.skip_log(); }
   // Whisper's recipe decays every matrix, its embeddings included.
   bool decays(const std::string&, const torch::Tensor& p) const override { return p.dim() >= 2; }
 
-  StepLoss loss(const std::vector<int64_t>& indices, const StepContext& step) override {
+  // A batch's features, decoder inputs and targets (-100: not predicted), and CTC's targets.
+  struct Batch {
+    torch::Tensor mel, inputs, targets;
+    std::vector<std::vector<int64_t>> ctc_targets;
+  };
+
+  std::any prepare(const std::vector<int64_t>& indices) const override {
     const auto& config = bundle_.model->config;
     const auto& tokenizer = bundle_.tokenizer;
+    const std::vector<AudioClip> clips = train_.batch(indices);
     std::vector<const AudioClip*> batch;
-    for (int64_t i : indices) batch.push_back(&train_.clips[static_cast<size_t>(i)]);
-    auto mel = data::log_mel_batch(batch, config.n_mels, window_frames_);
-    std::vector<std::vector<int64_t>> sequences, ctc_targets;
+    for (const auto& c : clips) batch.push_back(&c);
+    Batch out;
+    out.mel = data::log_mel_batch(batch, config.n_mels, window_frames_);
+    std::vector<std::vector<int64_t>> sequences;
+    auto& ctc_targets = out.ctc_targets;
     size_t longest = 0;
     for (const AudioClip* c : batch) {
       std::vector<int64_t> ids = {tokenizer.sot, tokenizer.no_timestamps};
@@ -86,9 +96,17 @@ class WhisperTask : public TrainTask {
         inputs[int64_t(b)][int64_t(t)] = sequences[b][t];
         if (t >= 1) targets[int64_t(b)][int64_t(t)] = sequences[b][t + 1];  // not the <|notimestamps|> prompt
       }
+    out.inputs = inputs;
+    out.targets = targets;
+    return out;
+  }
+
+  StepLoss loss(std::any& batch, const StepContext& step) override {
+    const auto& b = std::any_cast<Batch&>(batch);
+    const auto targets = b.targets.to(step.device);
     AutocastGuard autocast(step.precision);
-    auto audio = bundle_.model->encoder->forward(mel);
-    auto logits = bundle_.model->decoder->forward(inputs, audio);
+    auto audio = bundle_.model->encoder->forward(b.mel.to(step.device));
+    auto logits = bundle_.model->decoder->forward(b.inputs.to(step.device), audio);
     // The mean over the micro-batch's predicted tokens, however they fall across processes.
     auto ce = step.group_mean(
         torch::nn::functional::cross_entropy(
@@ -96,7 +114,7 @@ class WhisperTask : public TrainTask {
             torch::nn::functional::CrossEntropyFuncOptions().ignore_index(-100).reduction(torch::kSum)),
         (targets >= 0).sum().to(torch::kFloat));
     if (!ctc_) return {ce, {}};
-    auto ctc = ctc_->loss(audio, ctc_targets);
+    auto ctc = ctc_->loss(audio, b.ctc_targets);
     return {(1 - ctc_weight_) * ce + ctc_weight_ * ctc, {{"ce", ce.detach()}, {"ctc", ctc.detach()}}};
   }
 
@@ -210,8 +228,9 @@ ModelFamily whisper_family() {
   f.train_defaults = {{"batch-size", 32},    {"lr", 1e-3},        {"weight-decay", 0.01},
                       {"precision", "fp32"}, {"vocab-size", 512}, {"eval-samples", 200},
                       {"ctc-weight", 0.3},   {"epochs", 10}};
-  f.make_train_task = [](const TrainOptions& o, const fs::path& resume_from) -> std::unique_ptr<TrainTask> {
-    return std::make_unique<WhisperTask>(o, resume_from);
+  f.make_train_task = [](const TrainOptions& o, const fs::path& resume_from,
+                         data::Manifest train) -> std::unique_ptr<TrainTask> {
+    return std::make_unique<WhisperTask>(o, resume_from, std::move(train));
   };
   return f;
 }

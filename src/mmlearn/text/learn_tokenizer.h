@@ -1,5 +1,5 @@
-// A byte-level BPE tokenizer learned from the "text" fields of a manifest, with a progress bar: what a model
-// trained from scratch reads its text with.
+// A byte-level BPE tokenizer learned from the "text" fields of a manifest (or shard set), with a progress
+// bar: what a model trained from scratch reads its text with.
 //
 //   mmlearn::text::BpeTokenizer t = mmlearn::text::learn_tokenizer("shapes/train.jsonl", 1024);
 #pragma once
@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <filesystem>
 
+#include "mmlearn/data/manifest.h"
 #include "mmlearn/text/bpe.h"
 
 namespace mmlearn::text {
@@ -16,6 +17,7 @@ namespace mmlearn::text {
 constexpr int64_t kMinLearnedVocab = 514;
 
 // A UsageError naming --vocab-size when the size is below kMinLearnedVocab.
+BpeTokenizer learn_tokenizer(const data::Manifest& manifest, int64_t vocab_size);
 BpeTokenizer learn_tokenizer(const std::filesystem::path& manifest, int64_t vocab_size);
 
 }  // namespace mmlearn::text

@@ -134,6 +134,8 @@ void validate(const TrainOptions& o) {
   };
   auto finite = [](double x) { return std::isfinite(x); };
   usage(!o.out.empty(), "--out is required: the run directory to write into");
+  usage(o.loader_threads >= -1 && o.loader_threads <= 64, "--loader-threads ", o.loader_threads,
+        ": must be 0 to 64");
   usage(o.steps >= 0, "--steps ", o.steps, ": must be a positive number of optimizer steps");
   usage(finite(o.epochs) && o.epochs >= 0, "--epochs ", o.epochs, ": must be a positive number of passes");
   usage(finite(o.minutes) && o.minutes >= 0, "--minutes ", o.minutes, ": must be a positive duration");

@@ -59,13 +59,20 @@ struct TrainOptions {
   std::optional<std::string> label_field;
   std::optional<int64_t> dim;
 
+  // Threads preparing the coming batches while a step trains (train/batch_loader.h); 0: none, on the
+  // training thread; -1: chosen from the cores. Results do not depend on it.
+  int loader_threads = -1;
+  // Where the model trains: cpu, cuda, cuda:N (core/device.h).
+  std::string device = "cpu";
+
   // Flags given explicitly, by name, even where the value equals the default (the CLI fills it; a library
   // caller may leave it empty: a value that differs from the default counts as given).
   std::set<std::string> given;
 };
 
-// The options as JSON keyed by flag name; unset optionals are left out, and so are `out`, `resume` and
-// `given`, which say where and how this process runs rather than what the run is.
+// The options as JSON keyed by flag name; unset optionals are left out, and so are `out`, `resume`,
+// `loader_threads`, `device` and `given`, which say where and how this process runs rather than what the run
+// is.
 nlohmann::json to_json(const TrainOptions& options);
 // Reads back what to_json wrote, over `base` (fields absent from the JSON keep base's values). Unknown keys
 // are an error naming them.

@@ -1,5 +1,6 @@
-// What a model family gives the one trainer (train/trainer.h): its model and training-only heads, the loss
-// of a batch of training examples, held-out evaluation and the model directory it saves. The trainer owns
+// What a model family gives the one trainer (train/trainer.h): its model and training-only heads, how a batch
+// of training examples is prepared (on the loader's threads, ahead of the step) and its loss, held-out
+// evaluation and the model directory it saves. The trainer owns
 // everything else — run length, schedule, optimizer, precision, accumulation, clipping, cadence, metrics,
 // checkpoints and resume — so a flag means the same for every family.
 //
@@ -10,6 +11,7 @@
 #include <torch/nn/pimpl.h>
 #include <torch/types.h>
 
+#include <any>
 #include <filesystem>
 #include <map>
 #include <nlohmann/json.hpp>
@@ -17,6 +19,7 @@
 #include <vector>
 
 #include "mmlearn/core/precision.h"
+#include "mmlearn/data/streamed_records.h"
 #include "mmlearn/distributed/data_parallel.h"
 
 namespace mmlearn {
@@ -37,6 +40,7 @@ struct StepContext {
   Precision precision;
   int64_t offset = 0, group = 0;
   const DataParallel* parallel = nullptr;  // null: one process
+  torch::Device device = torch::kCPU;      // where the model is: a prepared batch moves there in loss()
 
   // sum / count over the whole micro-batch, from this process's sum and count, as the trainer's average over
   // processes makes it.
@@ -66,12 +70,15 @@ class TrainTask {
   // The model alone (what save_model writes); its tensors are a subset of trained()'s.
   virtual torch::nn::Module& model() = 0;
   virtual int64_t train_size() const = 0;  // training examples, indexed 0 .. train_size() - 1
-  virtual int64_t skipped_records() const = 0;
-  // Why some of them were skipped ("file:line: reason"), as far as the family keeps them.
-  virtual std::vector<std::string> skip_reasons() const { return {}; }
+  // Training records that could not be used so far (a streamed set finds them as it goes).
+  virtual data::SkipLog skipped() const = 0;
 
-  // The loss of training examples `indices` (this process's share of a micro-batch; see StepContext).
-  virtual StepLoss loss(const std::vector<int64_t>& indices, const StepContext& step) = 0;
+  // Training examples `indices` (this process's share of a micro-batch; see StepContext), decoded and
+  // preprocessed into what loss() takes. Called on loader threads while earlier steps train, so it reads
+  // nothing that training changes, and depends on nothing but `indices`.
+  virtual std::any prepare(const std::vector<int64_t>& indices) const = 0;
+  // The loss of a batch that prepare() made.
+  virtual StepLoss loss(std::any& batch, const StepContext& step) = 0;
   // After each optimizer update (CLIP clamps its temperature).
   virtual void after_update() {}
   // Training mode (a frozen tower's BatchNorm keeps its statistics).

@@ -9,15 +9,17 @@
 #include <fstream>
 #include <limits>
 #include <mutex>
+#include <thread>
 
 #include "mmlearn/core/atomic_file.h"
+#include "mmlearn/core/device.h"
 #include "mmlearn/core/error.h"
 #include "mmlearn/core/log.h"
 #include "mmlearn/core/progress.h"
 #include "mmlearn/data/manifest.h"
-#include "mmlearn/data/shards.h"
 #include "mmlearn/distributed/data_parallel.h"
 #include "mmlearn/models/registry.h"
+#include "mmlearn/train/batch_loader.h"
 #include "mmlearn/train/metrics_log.h"
 #include "mmlearn/train/run_checkpoint.h"
 #include "mmlearn/train/schedule.h"
@@ -205,6 +207,38 @@ struct RunPlan {
   std::optional<fs::path> checkpoint;
   json state;                                   // the checkpoint's state.json
   std::optional<ParallelEnvironment> parallel;  // data-parallel training: this process's place
+  torch::Device device = torch::kCPU;
+};
+
+// Moves what training updates to `device`: the trained modules (in place: the optimizer's references stay
+// valid) and the optimizer's moments.
+void move_training_state(TrainTask& task, torch::optim::AdamW& optimizer, torch::Device device) {
+  task.trained().to(device);
+  for (auto& [key, state] : optimizer.state()) {
+    auto& s = static_cast<torch::optim::AdamWParamState&>(*state);
+    s.exp_avg(s.exp_avg().to(device));
+    s.exp_avg_sq(s.exp_avg_sq().to(device));
+    if (s.max_exp_avg_sq().defined()) s.max_exp_avg_sq(s.max_exp_avg_sq().to(device));
+  }
+}
+
+// While it lives, what training updates is on the CPU, where evaluation and the files a run writes read it.
+class OnCpu {
+ public:
+  OnCpu(TrainTask& task, torch::optim::AdamW& optimizer, torch::Device device)
+      : task_(task), optimizer_(optimizer), device_(device) {
+    if (device_.is_cuda()) move_training_state(task_, optimizer_, torch::kCPU);
+  }
+  ~OnCpu() {
+    if (device_.is_cuda()) move_training_state(task_, optimizer_, device_);
+  }
+  OnCpu(const OnCpu&) = delete;
+  OnCpu& operator=(const OnCpu&) = delete;
+
+ private:
+  TrainTask& task_;
+  torch::optim::AdamW& optimizer_;
+  torch::Device device_;
 };
 
 RunPlan plan_run(const TrainOptions& requested) {
@@ -246,6 +280,11 @@ RunPlan plan_run(const TrainOptions& requested) {
   }
   plan.parallel = ParallelEnvironment::from_environment();
   if (plan.parallel) validate_workers(o, plan.parallel->world, str_cat(plan.parallel->world, " workers"));
+  plan.device = parse_device(o.device);
+  if (plan.device.is_cuda() && plan.parallel)
+    throw UsageError(str_cat("--device ", o.device,
+                             " with data-parallel workers: training on several GPUs (NCCL) is not built yet; "
+                             "train on one GPU, or data-parallel on CPUs"));
   return plan;
 }
 
@@ -261,7 +300,11 @@ TrainResult train(const TrainOptions& requested) {
   const json& state = plan.state;
   const fs::path checkpoints = o.out / "checkpoint", metrics_path = o.out / "metrics.jsonl";
   const int64_t batch_size = o.batch_size.value(), micro = batch_size / o.accumulate;
-  const Precision precision = parse_precision(o.precision.value_or("fp32"));
+  const torch::Device device = plan.device;
+  // auto on a GPU: bf16 (native from Ampere on; older cards emulate it, slowly: ask for fp32 there).
+  const Precision precision = device.is_cuda() && o.precision.value_or("fp32") == "auto"
+                                  ? Precision::bf16
+                                  : parse_precision(o.precision.value_or("fp32"));
   // Data-parallel training: each of `world` processes takes `share` examples of every micro-batch; rank 0
   // alone logs, evaluates and writes.
   std::unique_ptr<DataParallel> parallel;
@@ -279,8 +322,8 @@ TrainResult train(const TrainOptions& requested) {
   const int64_t share = micro / world;
 
   torch::manual_seed(o.seed);
-  std::unique_ptr<TrainTask> task =
-      family.make_train_task(o, checkpoint ? *checkpoint / "model" : fs::path());
+  std::unique_ptr<TrainTask> task = family.make_train_task(o, checkpoint ? *checkpoint / "model" : fs::path(),
+                                                           data::open_manifest(o.data, "train"));
   check(task->train_size() >= batch_size, "training data: ", task->train_size(),
         " usable examples, fewer than one batch of ", batch_size, " (lower --batch-size or add data)");
   auto optimizer = make_optimizer(*task, o.learning_rate.value(), o.weight_decay.value());
@@ -291,19 +334,24 @@ TrainResult train(const TrainOptions& requested) {
   result.rank = rank;
   result.model_type = family.model_type;
   result.preset = o.preset;
-  // Records that could not be read were skipped (each reported where it was read); too many stop the run.
-  std::vector<std::string> bad = data::shard_problems(data::find_manifest(o.data, "train"));
-  for (const auto& problem : bad) log_warn("left out: ", problem);
-  result.skipped_records = task->skipped_records() + static_cast<int64_t>(bad.size());
-  for (const auto& reason : task->skip_reasons()) bad.push_back(reason);
-  if (result.skipped_records > o.max_bad) {
-    if (bad.size() > 10) bad.resize(10);
-    const bool all_listed = static_cast<int64_t>(bad.size()) == result.skipped_records;
-    throw Error(str_cat(result.skipped_records, " training records could not be read, more than --max-bad ",
-                        o.max_bad, bad.empty() ? " (the warnings above name them)" : ": " + join(bad, "; "),
-                        !bad.empty() && !all_listed ? "; ..." : "",
+  // Records that could not be read are skipped (each reported where it was read; a streamed set finds them
+  // as its batches are made); too many stop the run.
+  size_t reported = 0;
+  auto check_skipped = [&](int64_t skipped) {
+    result.skipped_records = skipped;
+    const std::vector<std::string> reasons = task->skipped().reasons;
+    for (size_t i = reported; i < reasons.size(); ++i) log_warn("skipped ", reasons[i]);
+    reported = reasons.size();
+    if (skipped <= o.max_bad) return;
+    std::vector<std::string> listed(reasons.begin(), reasons.begin() + std::min<int64_t>(10, reasons.size()));
+    const bool all_listed = static_cast<int64_t>(listed.size()) == skipped;
+    throw Error(str_cat(skipped, " training records could not be read, more than --max-bad ", o.max_bad,
+                        listed.empty() ? " (the warnings above name them)" : ": " + join(listed, "; "),
+                        !listed.empty() && !all_listed ? "; ..." : "",
                         ". Repair or remove them, or raise --max-bad"));
-  }
+  };
+  const int64_t skipped_at_start = task->skipped().count;  // the same on every worker
+  check_skipped(skipped_at_start);
   for (const auto& p : task->model().parameters()) result.parameters += p.numel();
   auto length_in_steps = [&] {
     return o.steps > 0    ? o.steps
@@ -330,10 +378,12 @@ TrainResult train(const TrainOptions& requested) {
   }
   TimeBudget budget(o.minutes, start);
   budget.start_at(step);
+  if (device.is_cuda()) move_training_state(*task, *optimizer, device);
 
   const json options_json = to_json(o);
   auto save_checkpoint = [&] {
     if (!writes) return;
+    OnCpu on_cpu(*task, *optimizer, device);
     save_run_checkpoint(checkpoints, step, *task, *optimizer, generator_states(step_generator),
                         {{"step", step},
                          {"total_steps", total},
@@ -344,7 +394,10 @@ TrainResult train(const TrainOptions& requested) {
   };
   auto evaluate = [&]() -> json {
     if (!writes) return nullptr;
-    json metrics = task->evaluate();
+    json metrics = [&] {
+      OnCpu on_cpu(*task, *optimizer, device);
+      return task->evaluate();
+    }();
     task->train_mode();
     if (metrics.is_null()) return metrics;
     append_metrics(metrics_path, {{"step", step}, {"eval", metrics}});
@@ -363,6 +416,21 @@ TrainResult train(const TrainOptions& requested) {
     parallel->broadcast(state_tensors);
     parallel->attach(parameters);
   }
+  const int loader_threads =
+      o.loader_threads >= 0 ? o.loader_threads
+                            : std::clamp(static_cast<int>(std::thread::hardware_concurrency()) / 2, 1, 4);
+  BatchLoader loader(
+      *task,
+      [&](int64_t s) {
+        const std::vector<int64_t> indices = order.indices(s);
+        std::vector<std::vector<int64_t>> shares;
+        for (int64_t m = 0; m < o.accumulate; ++m) {
+          const auto first = indices.begin() + m * micro + rank * share;
+          shares.emplace_back(first, first + share);
+        }
+        return shares;
+      },
+      loader_threads);
   std::unique_ptr<Progress> bar;
   const int64_t first_step = step;
   auto last_checkpoint = Clock::now();
@@ -373,14 +441,13 @@ TrainResult train(const TrainOptions& requested) {
                   o.warmup_steps > 0 ? o.warmup_steps : std::max<int64_t>(1, (total ? total : 200) / 20),
                   o.learning_rate.value());
     set_learning_rate(*optimizer, lr);
-    const std::vector<int64_t> indices = order.indices(step);
+    std::vector<std::any> batches = loader.take(step);
     optimizer->zero_grad();
     double loss_value = 0, allreduce_seconds = 0;
     json parts = json::object();
     for (int64_t m = 0; m < o.accumulate; ++m) {
-      const auto first = indices.begin() + m * micro + rank * share;
-      const StepContext context{step_generator, precision, rank * share, micro, parallel.get()};
-      StepLoss l = task->loss(std::vector<int64_t>(first, first + share), context);
+      const StepContext context{step_generator, precision, rank * share, micro, parallel.get(), device};
+      StepLoss l = task->loss(batches[static_cast<size_t>(m)], context);
       const double value = l.loss.item<double>();
       check(std::isfinite(value), "training diverged at step ", step, " (loss ", value,
             "); lower --lr or raise --warmup");
@@ -392,14 +459,17 @@ TrainResult train(const TrainOptions& requested) {
       for (const auto& [name, t] : l.parts)
         parts[name] = parts.value(name, 0.0) + t.item<double>() / static_cast<double>(o.accumulate);
     }
+    int64_t skipped = task->skipped().count;
     if (parallel) {  // the logged loss is the whole batch's: the mean of the workers'
-      std::vector<double> values{loss_value};
+      std::vector<double> values{loss_value, static_cast<double>(skipped - skipped_at_start)};
       for (const auto& [name, v] : parts.items()) values.push_back(v.get<double>());
-      const auto mean = parallel->sum(torch::tensor(values, torch::kFloat64)) / world;
-      loss_value = mean[0].item<double>();
-      int64_t k = 1;
-      for (auto& [name, v] : parts.items()) v = mean[k++].item<double>();
+      const auto sum = parallel->sum(torch::tensor(values, torch::kFloat64));
+      loss_value = sum[0].item<double>() / world;
+      skipped = skipped_at_start + sum[1].item<int64_t>();
+      int64_t k = 2;
+      for (auto& [name, v] : parts.items()) v = sum[k++].item<double>() / world;
     }
+    if (skipped != result.skipped_records) check_skipped(skipped);
     // A non-finite gradient would reach every weight through the clipping (which scales by 1 / norm): the
     // update is skipped instead, as mixed-precision loss scaling does, and only a run of them stops training.
     const double grad_norm = torch::nn::utils::clip_grad_norm_(
@@ -457,7 +527,10 @@ TrainResult train(const TrainOptions& requested) {
   if (bar) bar->finish();
   result.final_eval = evaluate();
   save_checkpoint();
-  if (writes) task->save_model(o.out);
+  if (writes) {
+    OnCpu on_cpu(*task, *optimizer, device);
+    task->save_model(o.out);
+  }
   result.steps = step;
   result.total_steps = total;
   result.finished = true;
