@@ -6,8 +6,10 @@
 
 #include <fstream>
 #include <nlohmann/json.hpp>
+#include <regex>
 
 #include "../test_util.h"
+#include "mmlearn/audio/audio_decoder.h"
 #include "mmlearn/core/atomic_file.h"
 #include "mmlearn/data/image_io.h"
 
@@ -167,6 +169,29 @@ TEST(BadInput, EvaluationWithoutUsableRecordsIsAnError) {
       {"predict --model " + f.clip.string() + " --text hi", 2, "does not predict"},
       {"transcribe --model " + f.clip.string() + " " + cut.string(), 2, "needs a Whisper model"},
   });
+}
+
+// A recognizer trained here never learned timestamps (it decodes behind <|notimestamps|>): its subtitles are
+// one cue per window, inside the clip, never the stray timestamp tokens of a barely trained model.
+TEST(BadInput, SubtitlesOfARecognizerWithoutTimestampsStayInsideTheClip) {
+  const Fixture& f = fixture();
+  const fs::path clip = f.speech / "audio" / "test" / "000000.wav";
+  const double duration = static_cast<double>(audio::load_audio(clip).size()) / 16000.0;
+  const auto r =
+      test::run_cli("transcribe --model " + f.whisper.string() + " " + clip.string() + " --format srt");
+  ASSERT_EQ(r.status, 0) << r.output;
+  const std::regex cue(R"((\d\d):(\d\d):(\d\d),(\d\d\d) --> (\d\d):(\d\d):(\d\d),(\d\d\d))");
+  auto seconds = [](const std::smatch& m, int first) {
+    return std::stoi(m[first]) * 3600.0 + std::stoi(m[first + 1]) * 60.0 + std::stoi(m[first + 2]) +
+           std::stoi(m[first + 3]) / 1000.0;
+  };
+  int cues = 0;
+  for (std::sregex_iterator it(r.output.begin(), r.output.end(), cue), end; it != end; ++it, ++cues) {
+    const double start = seconds(*it, 1), stop = seconds(*it, 5);
+    EXPECT_LE(start, stop) << it->str();
+    EXPECT_LE(stop, duration + 0.001) << it->str() << " in a clip of " << duration << " s";
+  }
+  EXPECT_EQ(cues, 1) << r.output;
 }
 
 }  // namespace

@@ -231,6 +231,10 @@ std::vector<WhisperDecodeResult> decode_whisper(WhisperBundle& w, const torch::T
                    static_cast<int64_t>(std::lround(o.max_initial_timestamp / 0.02)),
                    {}};
   if (o.max_initial_timestamp < 0) rules.max_initial_timestamp_index = -1;
+  // A model that never learned timestamps (trained behind <|notimestamps|>) must not write one: its stray
+  // timestamp tokens would cut the text into cues at random times.
+  if (!w.timestamps)
+    for (int64_t id = tok.timestamp_begin; id < tok.vocab_size(); ++id) rules.suppress.push_back(id);
   rules.blank = tok.encode(" ");
   rules.blank.push_back(tok.eot);
 
