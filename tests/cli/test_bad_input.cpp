@@ -51,14 +51,13 @@ const Fixture& fixture() {
   return f;
 }
 
-// A copy of the trained CLIP with its config.json edited by `edit`.
-fs::path broken_clip(const std::string& name, const std::function<void(json&)>& edit) {
+// A copy of a trained model (by default the CLIP) with its config.json edited by `edit`.
+fs::path broken_clip(const std::string& name, const std::function<void(json&)>& edit,
+                     const fs::path& model = fixture().clip) {
   const fs::path dir = fixture().dir / name;
   fs::remove_all(dir);
-  fs::create_directories(dir);
-  for (const char* file : {"model.safetensors", "vocab.json", "merges.txt"})
-    fs::copy_file(fixture().clip / file, dir / file);
-  json config = read_json_file(fixture().clip / "config.json");
+  fs::copy(model, dir, fs::copy_options::recursive);
+  json config = read_json_file(model / "config.json");
   edit(config);
   std::ofstream(dir / "config.json") << config.dump();
   return dir;
@@ -82,6 +81,9 @@ TEST(BadInput, ModelConfigsAreCheckedBeforeAnythingIsBuilt) {
   const fs::path big_width = broken_clip("big-width", [](json& c) { c["text"]["width"] = 100000; });
   const fs::path std_zero = broken_clip("std", [](json& c) { c["image_std"] = {0, 0, 0}; });
   const fs::path array = broken_clip("array", [](json& c) { c = json::array({1, 2}); });
+  const fs::path flag = broken_clip(
+      "flag", [](json& c) { c["timestamps"] = "yes"; }, f.whisper);
+  const fs::path kind = broken_clip("kind", [](json& c) { c["model_type"] = 5; });
   expect_handled({
       {"embed --model " + layers.string() + image, 1, "does not match the weights"},
       {"eval --model " + layers.string() + " --data " + f.shapes.string(), 1, "does not match the weights"},
@@ -89,6 +91,9 @@ TEST(BadInput, ModelConfigsAreCheckedBeforeAnythingIsBuilt) {
       {"embed --model " + big_width.string() + " --text hello", 1, "does not match the weights"},
       {"embed --model " + std_zero.string() + image, 1, "image_std"},
       {"zero-shot --model " + array.string() + image + " --labels a,b", 1, "config.json"},
+      {"transcribe --model " + flag.string() + " " + (f.speech / "audio" / "test" / "000000.wav").string(), 1,
+       "config.json: field \"timestamps\" has the wrong type"},
+      {"embed --model " + kind.string() + " --text hi", 1, "not a model mmlearn reads"},
   });
 }
 

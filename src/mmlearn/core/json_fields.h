@@ -19,4 +19,11 @@ void read_field(const nlohmann::json& j, const char* key, T& out, const std::str
   }
 }
 
+// json[key] when it is a string, else "" (absent, or another type: what a family's probe of an unknown
+// config must not throw on).
+inline std::string string_value(const nlohmann::json& j, const char* key) {
+  const auto it = j.find(key);
+  return it != j.end() && it->is_string() ? it->get<std::string>() : std::string();
+}
+
 }  // namespace mmlearn

@@ -32,7 +32,7 @@ json to_json(const ClapConfig& c) {
 
 ClapConfig clap_config_from_json(const json& j, const std::string& where) {
   check(j.is_object(), where, ": config must be a JSON object");
-  check(j.value("model_type", "") == "clap", where, ": model_type ",
+  check(string_value(j, "model_type") == "clap", where, ": model_type ",
         j.contains("model_type") ? j["model_type"].dump() : "(missing)",
         " is not an audio–text (clap) model");
   ClapConfig c;

@@ -5,6 +5,7 @@
 
 #include "mmlearn/core/atomic_file.h"
 #include "mmlearn/core/error.h"
+#include "mmlearn/core/json_fields.h"
 #include "mmlearn/core/log.h"
 #include "mmlearn/core/torch_file.h"
 #include "mmlearn/data/image_text_dataset.h"
@@ -207,7 +208,7 @@ bool holds_clip(const fs::path& path) {
   if (fs::exists(path / "config.json")) {
     try {
       const json config = read_json_file(path / "config.json");
-      return config.is_object() && (config.value("model_type", "") == "clip" ||
+      return config.is_object() && (string_value(config, "model_type") == "clip" ||
                                     config.contains("text_config") || config.contains("vision_config"));
     } catch (const Error&) {
       return false;

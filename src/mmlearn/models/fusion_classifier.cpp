@@ -74,7 +74,7 @@ json to_json(const FusionClassifierConfig& c) {
 }
 
 FusionClassifierConfig fusion_classifier_config_from_json(const json& j, const std::string& where) {
-  check(j.value("model_type", "") == "fusion_classifier", where, " is not a fusion classifier's config");
+  check(string_value(j, "model_type") == "fusion_classifier", where, " is not a fusion classifier's config");
   FusionClassifierConfig c;
   read_field(j, "modalities", c.modalities, where);
   read_field(j, "labels", c.labels, where);

@@ -5,6 +5,7 @@
 
 #include "mmlearn/core/atomic_file.h"
 #include "mmlearn/core/error.h"
+#include "mmlearn/core/json_fields.h"
 #include "mmlearn/core/torch_file.h"
 
 namespace mmlearn {
@@ -57,7 +58,7 @@ std::string config_model_type(const fs::path& dir) {
   if (!fs::is_directory(dir) || !fs::exists(dir / "config.json")) return "";
   try {
     const json config = read_json_file(dir / "config.json");
-    return config.is_object() ? config.value("model_type", "") : "";
+    return config.is_object() ? string_value(config, "model_type") : "";
   } catch (const Error&) {
     return "";
   }

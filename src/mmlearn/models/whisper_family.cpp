@@ -6,6 +6,7 @@
 #include "mmlearn/audio/log_mel.h"
 #include "mmlearn/core/atomic_file.h"
 #include "mmlearn/core/error.h"
+#include "mmlearn/core/json_fields.h"
 #include "mmlearn/core/log.h"
 #include "mmlearn/core/torch_file.h"
 #include "mmlearn/data/audio_text_dataset.h"
@@ -190,8 +191,8 @@ bool holds_whisper(const fs::path& path) {
   }
   try {
     const json config = read_json_file(path / "config.json");
-    return config.is_object() &&
-           (config.value("architecture", "") == "whisper" || config.value("model_type", "") == "whisper");
+    return config.is_object() && (string_value(config, "architecture") == "whisper" ||
+                                  string_value(config, "model_type") == "whisper");
   } catch (const Error&) {
     return false;
   }

@@ -5,6 +5,7 @@
 #include "mmlearn/core/atomic_file.h"
 #include "mmlearn/core/checkpoint.h"
 #include "mmlearn/core/error.h"
+#include "mmlearn/core/json_fields.h"
 #include "mmlearn/core/torch_file.h"
 #include "mmlearn/models/weight_files.h"
 
@@ -82,7 +83,7 @@ WhisperBundle open_openai(const fs::path& file, const WhisperOpenOptions& o) {
 }  // namespace
 
 WhisperConfig whisper_config_from_hf(const json& j, const std::string& where) {
-  check(j.value("model_type", "") == "whisper", where, ": model_type is not \"whisper\"");
+  check(string_value(j, "model_type") == "whisper", where, ": model_type is not \"whisper\"");
   WhisperConfig c;
   c.preset = "custom";
   c.n_mels = json_int(j, "num_mel_bins", where);
@@ -161,22 +162,28 @@ WhisperBundle open_whisper(const fs::path& path, const WhisperOpenOptions& optio
   }
   const json config = read_json_file(config_path);
   const fs::path tokenizer = options.tokenizer.empty() ? path : options.tokenizer;
-  if (config.value("architecture", "") == "whisper") {
+  if (string_value(config, "architecture") == "whisper") {
     check(config.contains("dims"), config_path.string(), ": missing \"dims\"");
     const WhisperConfig c = whisper_config_from_json(config["dims"], config_path.string() + ": dims");
     // The tokenizer file holds the base vocabulary; the language count and multilinguality are in config.json
     // (models trained here have their own vocabulary, so OpenAI's rule from n_vocab does not apply).
-    const int languages = config.value("num_languages", -1);
+    const std::string where = config_path.string();
+    int languages = -1;
+    bool multilingual = c.n_vocab >= 51865, timestamps = true, suppress_non_speech = true;
+    read_field(config, "num_languages", languages, where);
+    read_field(config, "multilingual", multilingual, where);
+    read_field(config, "timestamps", timestamps, where);
+    read_field(config, "suppress_non_speech", suppress_non_speech, where);
     auto tok = languages >= 0 && options.tokenizer.empty()
                    ? text::WhisperTokenizer::from_tiktoken(path / "tokenizer.tiktoken", languages)
                    : load_tokenizer(tokenizer, c.n_vocab, true);
     WhisperBundle bundle = make_whisper(c, std::move(tok), load_safetensors(path / "model.safetensors"),
-                                        path.string(), config.value("multilingual", c.n_vocab >= 51865));
-    bundle.suppress_non_speech = config.value("suppress_non_speech", true);
-    bundle.timestamps = config.value("timestamps", true);
+                                        path.string(), multilingual);
+    bundle.suppress_non_speech = suppress_non_speech;
+    bundle.timestamps = timestamps;
     return bundle;
   }
-  check(config.value("model_type", "") == "whisper", config_path.string(),
+  check(string_value(config, "model_type") == "whisper", config_path.string(),
         ": not a Whisper model (model_type ", config.value("model_type", json("none")).dump(), ")");
   const WhisperConfig c = whisper_config_from_hf(config, config_path.string());
   return make_whisper(c, load_tokenizer(tokenizer, c.n_vocab, true),
