@@ -25,6 +25,18 @@ AudioClip read_audio_clip(const std::filesystem::path& path, int64_t window_samp
   return clip;
 }
 
+namespace {
+
+// A record's clip and text, as up-front decoding and streaming both read it.
+AudioClip read_example(const Manifest& manifest, const Record& record, int64_t window_samples) {
+  std::string text = string_field(manifest, record, "text");
+  AudioClip clip = read_record_audio(manifest, record, window_samples);
+  clip.text = std::move(text);
+  return clip;
+}
+
+}  // namespace
+
 int64_t AudioTextDataset::size() const {
   return streamed ? streamed->size() : static_cast<int64_t>(clips.size());
 }
@@ -47,12 +59,8 @@ std::vector<AudioClip> AudioTextDataset::batch(const std::vector<int64_t>& indic
       out.push_back(clips.at(static_cast<size_t>(i)));
       continue;
     }
-    out.push_back(streamed->decode(i, [&](const Record& r) {
-      std::string text = string_field(streamed->manifest(), r, "text");
-      AudioClip clip = read_record_audio(streamed->manifest(), r, window_samples);
-      clip.text = std::move(text);
-      return clip;
-    }));
+    out.push_back(streamed->decode(
+        i, [&](const Record& r) { return read_example(streamed->manifest(), r, window_samples); }));
   }
   return out;
 }
@@ -72,10 +80,7 @@ AudioTextDataset load_audio_text(Manifest manifest, int64_t window_samples, int6
   for (const auto& record : manifest.records) {
     if (limit > 0 && static_cast<int64_t>(ds.clips.size()) >= limit) break;
     try {
-      std::string text = string_field(manifest, record, "text");
-      AudioClip clip = read_record_audio(manifest, record, window_samples);
-      clip.text = std::move(text);
-      ds.clips.push_back(std::move(clip));
+      ds.clips.push_back(read_example(manifest, record, window_samples));
     } catch (const Error& e) {
       if (ds.skipped++ < 5) log_warn("skipping ", e.what());
     }

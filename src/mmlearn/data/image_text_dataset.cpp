@@ -10,6 +10,20 @@
 
 namespace mmlearn::data {
 
+namespace {
+
+// A record's pixels and token ids, written into rows `pixels` [3, S, S] and `ids` [T], as up-front decoding
+// and streaming both read them.
+void read_example(const Manifest& manifest, const Record& record, const text::BpeTokenizer& tokenizer,
+                  const ImageTextOptions& options, torch::Tensor pixels, torch::Tensor ids) {
+  const std::string text = string_field(manifest, record, "text");
+  pixels.copy_(read_record_image(manifest, record, options.image_size, options.decode));
+  auto row = tokenizer.encode_for_model(text, static_cast<int>(options.context_length));
+  std::copy(row.begin(), row.end(), ids.data_ptr<int64_t>());
+}
+
+}  // namespace
+
 std::pair<torch::Tensor, torch::Tensor> ImageTextDataset::batch(const std::vector<int64_t>& indices) const {
   const auto index = torch::tensor(indices, torch::kLong);
   if (!streamed) return {images.index_select(0, index), ids.index_select(0, index)};
@@ -18,11 +32,7 @@ std::pair<torch::Tensor, torch::Tensor> ImageTextDataset::batch(const std::vecto
   auto tokens = torch::empty({B, T}, torch::kLong);
   for (int64_t b = 0; b < B; ++b) {
     streamed->decode(indices[static_cast<size_t>(b)], [&](const Record& r) {
-      const Manifest& m = streamed->manifest();
-      const std::string text = string_field(m, r, "text");
-      pixels[b].copy_(read_record_image(m, r, S, options.decode));
-      auto row = tokenizer->encode_for_model(text, static_cast<int>(T));
-      std::copy(row.begin(), row.end(), tokens[b].data_ptr<int64_t>());
+      read_example(streamed->manifest(), r, *tokenizer, options, pixels[b], tokens[b]);
       return 0;
     });
   }
@@ -56,10 +66,7 @@ ImageTextDataset load_image_text(Manifest manifest, const text::BpeTokenizer& to
     for (int64_t i = begin; i < end; ++i) {
       const Record& r = manifest.records[i];
       try {
-        const std::string text = string_field(manifest, r, "text");
-        images[i].copy_(read_record_image(manifest, r, S, options.decode));
-        auto row = tokenizer.encode_for_model(text, static_cast<int>(T));
-        std::copy(row.begin(), row.end(), ids[i].data_ptr<int64_t>());
+        read_example(manifest, r, tokenizer, options, images[i], ids[i]);
       } catch (const std::exception& e) {
         errors[i] = e.what();
       }
