@@ -23,7 +23,7 @@ fs::path write_raw(const fs::path& path, const std::string& header, const std::s
   return path;
 }
 
-std::string error_of(const fs::path& path) {
+std::string open_error(const fs::path& path) {
   try {
     SafetensorsFile file(path);
   } catch (const Error& e) {
@@ -70,42 +70,42 @@ TEST(Safetensors, ReturnedTensorsAreCopyOnWrite) {
 TEST(Safetensors, RejectsHostileAndTruncatedFiles) {
   auto dir = test::temp_dir("st");
   const std::string ok_header = R"({"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}})";
-  EXPECT_EQ(error_of(write_raw(dir / "ok", ok_header, std::string(8, '\0'))), "");
+  EXPECT_EQ(open_error(write_raw(dir / "ok", ok_header, std::string(8, '\0'))), "");
 
   std::ofstream(dir / "short", std::ios::binary) << "abcd";
-  EXPECT_NE(error_of(dir / "short").find("truncated"), std::string::npos);
-  EXPECT_NE(error_of(write_raw(dir / "empty_header", "", "")).find("not valid JSON"), std::string::npos);
-  auto huge = error_of(write_raw(dir / "huge", ok_header, std::string(8, '\0'), 1ull << 40));
+  EXPECT_NE(open_error(dir / "short").find("truncated"), std::string::npos);
+  EXPECT_NE(open_error(write_raw(dir / "empty_header", "", "")).find("not valid JSON"), std::string::npos);
+  auto huge = open_error(write_raw(dir / "huge", ok_header, std::string(8, '\0'), 1ull << 40));
   EXPECT_NE(huge.find("exceeds the limit"), std::string::npos) << huge;
-  auto past = error_of(write_raw(dir / "past", ok_header, std::string(8, '\0'), 4096));
+  auto past = open_error(write_raw(dir / "past", ok_header, std::string(8, '\0'), 4096));
   EXPECT_NE(past.find("past the end"), std::string::npos) << past;
-  auto json = error_of(write_raw(dir / "json", "{not json", ""));
+  auto json = open_error(write_raw(dir / "json", "{not json", ""));
   EXPECT_NE(json.find("not valid JSON"), std::string::npos) << json;
-  auto range = error_of(write_raw(dir / "range", ok_header, std::string(4, '\0')));
+  auto range = open_error(write_raw(dir / "range", ok_header, std::string(4, '\0')));
   EXPECT_NE(range.find("\"a\""), std::string::npos) << range;
-  auto overlap = error_of(write_raw(
+  auto overlap = open_error(write_raw(
       dir / "overlap",
       R"({"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},"b":{"dtype":"F32","shape":[2],"data_offsets":[4,12]}})",
       std::string(12, '\0')));
   EXPECT_NE(overlap.find("overlaps"), std::string::npos) << overlap;
-  auto size = error_of(write_raw(dir / "size", R"({"a":{"dtype":"F32","shape":[3],"data_offsets":[0,8]}})",
+  auto size = open_error(write_raw(dir / "size", R"({"a":{"dtype":"F32","shape":[3],"data_offsets":[0,8]}})",
                                  std::string(8, '\0')));
   EXPECT_NE(size.find("needs"), std::string::npos) << size;
-  auto dtype = error_of(write_raw(dir / "dtype", R"({"a":{"dtype":"Q4","shape":[2],"data_offsets":[0,8]}})",
+  auto dtype = open_error(write_raw(dir / "dtype", R"({"a":{"dtype":"Q4","shape":[2],"data_offsets":[0,8]}})",
                                   std::string(8, '\0')));
   EXPECT_NE(dtype.find("unsupported dtype"), std::string::npos) << dtype;
-  auto negative = error_of(write_raw(
+  auto negative = open_error(write_raw(
       dir / "neg", R"({"a":{"dtype":"F32","shape":[-2],"data_offsets":[0,8]}})", std::string(8, '\0')));
   EXPECT_NE(negative.find("non-negative"), std::string::npos) << negative;
   // A shape whose element count overflows 64 bits must not wrap around to a small size.
-  auto overflow = error_of(write_raw(
+  auto overflow = open_error(write_raw(
       dir / "overflow", R"({"a":{"dtype":"F32","shape":[4294967296,4294967296,4],"data_offsets":[0,8]}})",
       std::string(8, '\0')));
   EXPECT_NE(overflow.find("needs more bytes"), std::string::npos) << overflow;
-  auto gap = error_of(write_raw(dir / "gap", R"({"a":{"dtype":"F32","shape":[2],"data_offsets":[4,12]}})",
+  auto gap = open_error(write_raw(dir / "gap", R"({"a":{"dtype":"F32","shape":[2],"data_offsets":[4,12]}})",
                                 std::string(12, '\0')));
   EXPECT_NE(gap.find("gap"), std::string::npos) << gap;
-  EXPECT_NE(error_of(dir / "missing").find("cannot open"), std::string::npos);
+  EXPECT_NE(open_error(dir / "missing").find("cannot open"), std::string::npos);
 }
 
 TEST(Safetensors, EveryTruncationOfAValidFileIsAnErrorNotACrash) {

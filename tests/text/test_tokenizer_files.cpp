@@ -17,7 +17,7 @@ namespace {
 namespace fs = std::filesystem;
 using json = nlohmann::json;
 
-const fs::path kClipDir = test::shared_dir() / "assets" / "clip";
+const fs::path kClipAssets = test::shared_dir() / "assets" / "clip";
 
 std::string error_of(const fs::path& path) {
   return test::error_of([&] { load_clip_tokenizer(path); });
@@ -69,7 +69,7 @@ class ClipFiles : public ::testing::Test {
  protected:
   void SetUp() override {
     for (const char* file : {"vocab.json", "merges.txt", "bpe_simple_vocab_16e6.txt.gz"})
-      if (!fs::exists(kClipDir / file)) GTEST_SKIP() << "CLIP vocabulary not found in " << kClipDir;
+      if (!fs::exists(kClipAssets / file)) GTEST_SKIP() << "CLIP vocabulary not found in " << kClipAssets;
   }
   // Each fixture text's ids as computed by tests/fixtures/clip_tokenizer_reference.py.
   static void expect_reference_ids(const BpeTokenizer& tok) {
@@ -82,21 +82,21 @@ class ClipFiles : public ::testing::Test {
 };
 
 TEST_F(ClipFiles, OpenAiGzipEqualsVocabJsonAndMerges) {
-  const BpeTokenizer gz = load_clip_tokenizer(kClipDir / "bpe_simple_vocab_16e6.txt.gz");
+  const BpeTokenizer gz = load_clip_tokenizer(kClipAssets / "bpe_simple_vocab_16e6.txt.gz");
   EXPECT_EQ(gz.vocab_size(), 49408);
   EXPECT_EQ(gz.merge_count(), 48894);  // of the file's 262145: CLIP reads only these
   EXPECT_EQ(gz.sot_id(), 49406);
   EXPECT_EQ(gz.eot_id(), 49407);
-  expect_same_vocabulary(gz, BpeTokenizer::load(kClipDir));
+  expect_same_vocabulary(gz, BpeTokenizer::load(kClipAssets));
   expect_reference_ids(gz);
 }
 
 TEST_F(ClipFiles, TokenizerJsonEqualsVocabJsonAndMerges) {
-  const BpeTokenizer hf = BpeTokenizer::load(kClipDir);
+  const BpeTokenizer hf = BpeTokenizer::load(kClipAssets);
   const fs::path dir = test::temp_dir("hf");
   for (bool pair_merges : {false, true}) {
     SCOPED_TRACE(pair_merges ? "[a, b] merges, specials in added_tokens only" : "\"a b\" merges");
-    write_file_atomic(dir / "tokenizer.json", tokenizer_json(kClipDir, pair_merges, !pair_merges).dump());
+    write_file_atomic(dir / "tokenizer.json", tokenizer_json(kClipAssets, pair_merges, !pair_merges).dump());
     const BpeTokenizer tok = load_clip_tokenizer(dir);
     expect_same_vocabulary(tok, hf);
     expect_reference_ids(tok);
