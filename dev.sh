@@ -8,7 +8,7 @@ cd "$(dirname "$0")"
 
 packages=(build-essential cmake ninja-build ccache libtorch-dev libopenblas-dev nlohmann-json3-dev libcli11-dev
           libpng-dev libjpeg62-turbo-dev zlib1g-dev libgtest-dev pkg-config libavformat-dev libavcodec-dev
-          libswresample-dev libavutil-dev libespeak-ng-dev libgloo-dev)
+          libswresample-dev libavutil-dev libespeak-ng-dev libgloo-dev libfaiss-dev libsqlite3-dev)
 # The tests and the benchmark compare against reference implementations written in PyTorch / PIL, and against
 # the ffmpeg command Whisper loads audio with.
 [ "${1:-}" = test ] || [ "${1:-}" = bench ] && packages+=(python3-torch python3-numpy python3-pil ffmpeg)

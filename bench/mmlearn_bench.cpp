@@ -18,6 +18,7 @@
 #include "mmlearn/heads/contrastive.h"
 #include "mmlearn/models/clip.h"
 #include "mmlearn/models/whisper.h"
+#include "mmlearn/search/vector_index.h"
 
 using namespace mmlearn;
 using nlohmann::json;
@@ -137,19 +138,60 @@ json bench_shapes(int64_t records) {
 
 }  // namespace
 
+// Nearest-neighbour search over n random unit vectors: for each index kind the time to build it, queries/s
+// (all queries in one batch) and recall@10 against the exact (flat) answers. Random vectors have no clusters,
+// the hardest case for the approximate kinds; learned embeddings cluster.
+void bench_search(int64_t n, int64_t dim, int64_t n_queries, const std::function<void(json)>& emit) {
+  using namespace mmlearn::search;
+  auto unit = [&](int64_t rows) {
+    auto x = torch::randn({rows, dim});
+    return (x / x.norm(2, 1, true)).contiguous();
+  };
+  const auto vectors = unit(n), queries = unit(n_queries);
+  std::vector<int64_t> ids(static_cast<size_t>(n));
+  for (int64_t i = 0; i < n; ++i) ids[static_cast<size_t>(i)] = i;
+  std::vector<std::vector<Hit>> exact;
+  for (IndexKind kind : {IndexKind::flat, IndexKind::hnsw, IndexKind::ivfpq}) {
+    VectorIndex index(kind, dim);
+    auto start = Clock::now();
+    index.add(ids, vectors.data_ptr<float>());
+    const double build = std::chrono::duration<double>(Clock::now() - start).count();
+    start = Clock::now();
+    const auto hits = index.search(queries.data_ptr<float>(), n_queries, 10);
+    const double search = std::chrono::duration<double>(Clock::now() - start).count();
+    if (kind == IndexKind::flat) exact = hits;
+    double found = 0;
+    for (size_t q = 0; q < hits.size(); ++q)
+      for (const auto& h : hits[q])
+        for (const auto& e : exact[q]) found += h.id == e.id;
+    emit({{"bench", "search"},
+          {"kind", index_kind_name(kind)},
+          {"vectors", n},
+          {"dim", dim},
+          {"queries", n_queries},
+          {"build_seconds", build},
+          {"queries_per_s", double(n_queries) / search},
+          {"recall_at_10", found / (10.0 * double(n_queries))}});
+  }
+}
+
 int main(int argc, char** argv) {
   CLI::App app{"mmlearn benchmarks (JSON lines on stdout); bench/run.sh compares them with PyTorch eager"};
   std::string which = "all";
   int threads = 0, steps = 10, warmup = 2;
-  int64_t batch = 0, records = 5000;
-  app.add_option("--bench", which,
-                 "train | embed | shapes | logmel | encoder | models (train, embed, logmel, encoder) | all")
-      ->check(CLI::IsMember({"train", "embed", "shapes", "logmel", "encoder", "models", "all"}));
+  int64_t batch = 0, records = 5000, vectors = 100000, dim = 512, queries = 1000;
+  app.add_option(
+         "--bench", which,
+         "train | embed | shapes | logmel | encoder | search | models (train, embed, logmel, encoder) | all")
+      ->check(CLI::IsMember({"train", "embed", "shapes", "logmel", "encoder", "search", "models", "all"}));
   app.add_option("--threads", threads, "intra-op threads (0: all cores)");
   app.add_option("--steps", steps, "timed steps");
   app.add_option("--warmup", warmup, "untimed steps first");
   app.add_option("--batch-size", batch, "batch (default 128 for train, 16 for embed)");
   app.add_option("--records", records, "records for the shapes generator");
+  app.add_option("--vectors", vectors, "search: vectors indexed");
+  app.add_option("--dim", dim, "search: their dimension");
+  app.add_option("--queries", queries, "search: queries, answered in one batch");
   CLI11_PARSE(app, argc, argv);
   init_runtime(threads);
   Progress::set_enabled(false);
@@ -160,6 +202,7 @@ int main(int argc, char** argv) {
   };
   const bool models = which == "models" || which == "all";
   if (which == "shapes" || which == "all") emit(bench_shapes(records));
+  if (which == "search") bench_search(vectors, dim, queries, emit);
   if (which == "logmel" || models) emit(bench_logmel(std::max(steps * 20, 200), warmup));
   if (which == "encoder" || models) emit(bench_whisper_encoder(steps, warmup));
   for (Precision p : {Precision::fp32, Precision::bf16}) {

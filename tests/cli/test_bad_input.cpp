@@ -199,5 +199,37 @@ TEST(BadInput, SubtitlesOfARecognizerWithoutTimestampsStayInsideTheClip) {
   EXPECT_EQ(cues, 1) << r.output;
 }
 
+TEST(BadInput, IndexesAndQueriesAreChecked) {
+  const Fixture& f = fixture();
+  const std::string idx = (f.dir / "index").string(), test_manifest = (f.shapes / "test.jsonl").string();
+  const auto built =
+      test::run_cli("index build --model " + f.clip.string() + " --data " + test_manifest + " --out " + idx);
+  ASSERT_EQ(built.status, 0) << built.output;
+  const fs::path not_db = f.dir / "not-an-index";
+  fs::create_directories(not_db);
+  std::ofstream(not_db / "index.sqlite")
+      << "this is not a database, only text long enough to look like a file";
+  std::ofstream(f.dir / "notes.png") << "not an image";
+  const std::string build = "index build --data " + test_manifest + " --out " + (f.dir / "index2").string();
+  expect_handled({
+      {build + " --model " + f.clip.string() + " --kind annoy", 2, "expected flat (exact), hnsw or ivfpq"},
+      {build + " --model " + f.clip.string() + " --batch-size 0", 2, "--batch-size"},
+      {build + " --model " + f.clip.string() + " --modality audio", 2, "the model embeds image, text"},
+      {build + " --model " + f.whisper.string(), 2, "embeds nothing"},
+      {build + " --model " + f.clip.string() + " --kind ivfpq", 0,
+       "trains on at least 1000 items and holds 8"},
+      {"search --text hi --index " + (f.dir / "index2").string(), 1,
+       "trains on at least 1000 items and holds 8"},
+      {"index info --index " + (f.dir / "missing").string(), 1, "holds no index"},
+      {"index info --index " + not_db.string(), 1, "is it an mmlearn index database?"},
+      {"search --index " + idx + " --text hi --k -3", 2, "--k"},
+      {"search --index " + idx + " --text hi --k 1000000000", 2, "--k"},
+      {"search --index " + idx + " --audio " + (f.dir / "notes.png").string(), 2, "does not embed audio"},
+      {"search --index " + idx + " --image " + (f.dir / "notes.png").string(), 1, "notes.png"},
+      {"search --index " + idx + " --model " + f.whisper.string() + " --text hi", 2, "does not embed"},
+      {"index remove --index " + idx + " --key nothing-like-it", 1, "not in the index"},
+  });
+}
+
 }  // namespace
 }  // namespace mmlearn

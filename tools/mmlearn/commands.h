@@ -28,5 +28,7 @@ void add_convert(CLI::App& app);
 void add_transcribe(CLI::App& app);
 void add_predict(CLI::App& app);
 void add_bench(CLI::App& app);
+void add_index(CLI::App& app);
+void add_search(CLI::App& app);
 
 }  // namespace mmlearn::cli
