@@ -89,10 +89,10 @@ TEST(Safetensors, RejectsHostileAndTruncatedFiles) {
       std::string(12, '\0')));
   EXPECT_NE(overlap.find("overlaps"), std::string::npos) << overlap;
   auto size = open_error(write_raw(dir / "size", R"({"a":{"dtype":"F32","shape":[3],"data_offsets":[0,8]}})",
-                                 std::string(8, '\0')));
+                                   std::string(8, '\0')));
   EXPECT_NE(size.find("needs"), std::string::npos) << size;
   auto dtype = open_error(write_raw(dir / "dtype", R"({"a":{"dtype":"Q4","shape":[2],"data_offsets":[0,8]}})",
-                                  std::string(8, '\0')));
+                                    std::string(8, '\0')));
   EXPECT_NE(dtype.find("unsupported dtype"), std::string::npos) << dtype;
   auto negative = open_error(write_raw(
       dir / "neg", R"({"a":{"dtype":"F32","shape":[-2],"data_offsets":[0,8]}})", std::string(8, '\0')));
@@ -103,7 +103,7 @@ TEST(Safetensors, RejectsHostileAndTruncatedFiles) {
       std::string(8, '\0')));
   EXPECT_NE(overflow.find("needs more bytes"), std::string::npos) << overflow;
   auto gap = open_error(write_raw(dir / "gap", R"({"a":{"dtype":"F32","shape":[2],"data_offsets":[4,12]}})",
-                                std::string(12, '\0')));
+                                  std::string(12, '\0')));
   EXPECT_NE(gap.find("gap"), std::string::npos) << gap;
   EXPECT_NE(open_error(dir / "missing").find("cannot open"), std::string::npos);
 }

@@ -24,6 +24,11 @@ uint64_t checksum(const std::string& bytes) {
   return h;
 }
 
+}  // namespace
+
+// The SQLite handles (in a named namespace: EmbeddingIndex::State holds them).
+namespace sqlite {
+
 class Database {
  public:
   Database(const fs::path& path, bool create) : path_(path) {
@@ -136,7 +141,7 @@ void set_meta(Database& db, const std::string& key, const std::string& value) {
   Statement(db, "INSERT OR REPLACE INTO meta(key, value) VALUES(?, ?)").bind(1, key).bind(2, value).step();
 }
 
-}  // namespace
+}  // namespace sqlite
 
 nlohmann::json to_json(const IndexInfo& info) {
   return {{"count", info.count},
@@ -146,6 +151,8 @@ nlohmann::json to_json(const IndexInfo& info) {
           {"kind", index_kind_name(info.kind)},
           {"dim", info.dim}};
 }
+
+using sqlite::Database, sqlite::Statement, sqlite::Transaction, sqlite::read_meta, sqlite::set_meta;
 
 struct EmbeddingIndex::State {
   fs::path dir;
