@@ -173,6 +173,17 @@ struct EmbeddingIndex::State {
     s.step();
     return s.integer(0);
   }
+  // What the database says vectors.faiss holds ({"generation", "size", "checksum"}), or null.
+  nlohmann::json recorded_vectors() {
+    Statement s(*db, "SELECT value FROM meta WHERE key = 'vectors'");
+    return s.step() ? nlohmann::json::parse(s.text(0), nullptr, false) : nlohmann::json();
+  }
+  // Ends a change of the items: the generation moves on, in the same transaction.
+  void commit_change(Transaction& t, int64_t from_generation) {
+    set_meta(*db, "generation", std::to_string(from_generation + 1));
+    t.commit();
+    generation = from_generation + 1;
+  }
 
   // The vectors of every item in the database (an ivfpq index holding fewer than it trains on stays empty).
   void rebuild() {
@@ -195,9 +206,7 @@ struct EmbeddingIndex::State {
   // vectors.faiss when the database says it holds exactly the current items, else a rebuild.
   void load_vectors() {
     generation = stored_generation();
-    const auto meta = read_meta(*db);
-    const auto recorded =
-        nlohmann::json::parse(meta.count("vectors") ? meta.at("vectors") : "null", nullptr, false);
+    const auto recorded = recorded_vectors();
     std::error_code ec;
     const auto size = fs::file_size(vectors_file(), ec);
     if (recorded.is_object() && recorded.value("generation", int64_t{-1}) == generation && !ec &&
@@ -325,17 +334,19 @@ void EmbeddingIndex::add(const std::vector<IndexItem>& items, const float* embed
     others_changed = generation != s_->generation;
     Statement insert(*s_->db, "INSERT INTO items(key, record, embedding) VALUES(?, ?, ?)");
     for (size_t i = 0; i < items.size(); ++i) {
-      check(!contains(items[i].key), s_->dir.string(), " already holds \"", items[i].key, "\"");
       insert.bind(1, items[i].key)
           .bind(2, items[i].record.dump())
           .bind_blob(3, embeddings + i * dim, dim * sizeof(float));
-      insert.step();
+      try {
+        insert.step();
+      } catch (const Error&) {  // the key's UNIQUE constraint, most likely: say so
+        check(!contains(items[i].key), s_->dir.string(), " already holds \"", items[i].key, "\"");
+        throw;
+      }
       insert.reset();
       ids.push_back(sqlite3_last_insert_rowid(s_->db->get()));
     }
-    set_meta(*s_->db, "generation", std::to_string(generation + 1));
-    t.commit();
-    s_->generation = generation + 1;
+    s_->commit_change(t, generation);
   }
   // After another process's change since this one read the items, or into an ivfpq index not trained yet (it
   // trains on every item once there are enough): from the database. Otherwise the new vectors join the
@@ -366,9 +377,7 @@ int64_t EmbeddingIndex::remove(const std::vector<std::string>& keys) {
       find.reset();
     }
     if (ids.empty()) return 0;
-    set_meta(*s_->db, "generation", std::to_string(generation + 1));
-    t.commit();
-    s_->generation = generation + 1;
+    s_->commit_change(t, generation);
   }
   if (others_changed || !s_->vectors->can_remove())
     s_->rebuild();
@@ -378,9 +387,11 @@ int64_t EmbeddingIndex::remove(const std::vector<std::string>& keys) {
 }
 
 std::vector<std::vector<SearchHit>> EmbeddingIndex::search(const float* queries, int64_t n, int64_t k) const {
-  const int64_t held = s_->count();
-  check(held == 0 || s_->vectors->size() > 0, s_->dir.string(), ": an ivfpq index trains on at least ",
-        s_->vectors->min_training_vectors(), " items and holds ", held, "; build it as flat or hnsw");
+  if (s_->vectors->size() == 0) {  // empty, or an ivfpq index not trained yet
+    const int64_t held = s_->count();
+    check(held == 0, s_->dir.string(), ": an ivfpq index trains on at least ",
+          s_->vectors->min_training_vectors(), " items and holds ", held, "; build it as flat or hnsw");
+  }
   std::vector<std::vector<SearchHit>> out;
   Statement row(*s_->db, "SELECT key, record FROM items WHERE id = ?");
   for (const auto& hits : s_->vectors->search(queries, n, k)) {
@@ -399,9 +410,7 @@ std::vector<std::vector<SearchHit>> EmbeddingIndex::search(const float* queries,
 }
 
 void EmbeddingIndex::save() {
-  const auto meta = read_meta(*s_->db);
-  const auto recorded =
-      nlohmann::json::parse(meta.count("vectors") ? meta.at("vectors") : "null", nullptr, false);
+  const auto recorded = s_->recorded_vectors();
   if (recorded.is_object() && recorded.value("generation", int64_t{-1}) == s_->generation &&
       fs::exists(s_->vectors_file()))
     return;
