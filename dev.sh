@@ -8,10 +8,14 @@ cd "$(dirname "$0")"
 
 packages=(build-essential cmake ninja-build ccache libtorch-dev libopenblas-dev nlohmann-json3-dev libcli11-dev
           libpng-dev libjpeg62-turbo-dev zlib1g-dev libgtest-dev pkg-config libavformat-dev libavcodec-dev
-          libswresample-dev libavutil-dev libespeak-ng-dev libgloo-dev libfaiss-dev libsqlite3-dev)
+          libswresample-dev libavutil-dev libespeak-ng-dev libgloo-dev libfaiss-dev libsqlite3-dev
+          libcpp-httplib-dev)
 # The tests and the benchmark compare against reference implementations written in PyTorch / PIL, and against
 # the ffmpeg command Whisper loads audio with.
 [ "${1:-}" = test ] || [ "${1:-}" = bench ] && packages+=(python3-torch python3-numpy python3-pil ffmpeg)
+# The search page's test runs in headless Chromium (tests/browser); the server's load test uses wrk.
+[ "${1:-}" = test ] && packages+=(chromium)
+[ "${1:-}" = bench ] && packages+=(wrk)
 
 install() {
   local missing=()
@@ -37,6 +41,16 @@ install() {
   fi
 }
 
+# Node (Debian's, unless one is installed) and playwright-core from npm, at the version package-lock.json pins.
+browser_test_deps() {
+  if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
+    packages=(nodejs npm)
+    install
+  fi
+  [ -d tests/browser/node_modules/playwright-core ] ||
+    npm ci --prefix tests/browser --no-audit --no-fund --loglevel=error >&2
+}
+
 # build [TARGET]: everything, or one target (the quickstart needs the CLI alone, not the tests).
 build() {
   [ -f build/build.ninja ] || cmake -G Ninja -B build -DCMAKE_BUILD_TYPE=Release >&2
@@ -45,7 +59,7 @@ build() {
 
 case "${1:-}" in
   quickstart) shift; install; build mmlearn_cli; exec build/mmlearn quickstart "$@" ;;
-  test) install; build; exec ctest --test-dir build --output-on-failure -j "$(nproc)" ;;
+  test) install; browser_test_deps; build; exec ctest --test-dir build --output-on-failure -j "$(nproc)" ;;
   build) install; build ;;
   bench) shift; install; build; exec bench/run.sh "$@" ;;
   *) echo "usage: ./dev.sh quickstart [args] | test | build | bench" >&2; exit 2 ;;

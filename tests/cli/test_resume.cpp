@@ -25,6 +25,14 @@ const fs::path& data_dir() {
     data::generate_shapes(d / "shapes",
                           {.n_train = 24, .n_test = 4, .seed = 6, .image_size = 32, .audio = true});
     data::generate_mood(d / "mood", {.n_train = 48, .n_test = 8, .seed = 6});
+    data::generate_shapes(
+        d / "edit",
+        {.n_train = 24, .n_test = 4, .seed = 6, .image_size = 32, .task = data::ShapesTask::edit});
+    // The CLIP a combiner composes.
+    const auto r =
+        test::run_cli(str_cat("train --preset clip-tiny --data ", (d / "shapes").string(),
+                              " --steps 1 --batch-size 4 --vocab-size 600 --out ", (d / "clip").string()));
+    if (r.status != 0) throw Error("cannot train the CLIP the combiner needs: " + r.output);
     return d;
   }();
   return dir;
@@ -42,7 +50,9 @@ int64_t latest_step(const fs::path& run) {
   return latest;
 }
 
-void killed_and_resumed_equals_uninterrupted(const std::string& preset, const std::string& data) {
+// `family_args`: what the family needs (its vocabulary, or the model it starts from).
+void killed_and_resumed_equals_uninterrupted(const std::string& preset, const std::string& data,
+                                             const std::string& family_args) {
   const int64_t steps = 8;
   std::random_device random;
   const int64_t kill_at = 1 + static_cast<int64_t>(random() % (steps - 2));  // 1 .. steps - 2
@@ -50,8 +60,8 @@ void killed_and_resumed_equals_uninterrupted(const std::string& preset, const st
   const fs::path dir = test::temp_dir(preset);
   const std::string args =
       str_cat(" train --preset ", preset, " --data ", (data_dir() / data).string(), " --steps ", steps,
-              " --batch-size 4 --vocab-size ", preset == "whisper-tiny-shapes" ? 300 : 600,
-              " --eval-every 1000 --eval-samples 2", " --checkpoint-every 1 --threads 1 --out ");
+              " --batch-size 4 ", family_args, " --eval-every 1000 --eval-samples 2",
+              " --checkpoint-every 1 --threads 1 --out ");
   ASSERT_EQ(test::run_cli(args + (dir / "straight").string()).status, 0);
 
   const fs::path killed = dir / "killed";
@@ -91,16 +101,20 @@ void killed_and_resumed_equals_uninterrupted(const std::string& preset, const st
 }
 
 TEST(Resume, KilledClipRunEndsAsIfUninterrupted) {
-  killed_and_resumed_equals_uninterrupted("clip-tiny", "shapes");
+  killed_and_resumed_equals_uninterrupted("clip-tiny", "shapes", "--vocab-size 600");
 }
 TEST(Resume, KilledClapRunEndsAsIfUninterrupted) {
-  killed_and_resumed_equals_uninterrupted("clap-tiny", "shapes");
+  killed_and_resumed_equals_uninterrupted("clap-tiny", "shapes", "--vocab-size 600");
 }
 TEST(Resume, KilledWhisperRunEndsAsIfUninterrupted) {
-  killed_and_resumed_equals_uninterrupted("whisper-tiny-shapes", "shapes");
+  killed_and_resumed_equals_uninterrupted("whisper-tiny-shapes", "shapes", "--vocab-size 300");
 }
 TEST(Resume, KilledClassifierRunEndsAsIfUninterrupted) {
-  killed_and_resumed_equals_uninterrupted("fusion-tiny", "mood");
+  killed_and_resumed_equals_uninterrupted("fusion-tiny", "mood", "--vocab-size 600");
+}
+TEST(Resume, KilledCombinerRunEndsAsIfUninterrupted) {
+  killed_and_resumed_equals_uninterrupted("combiner", "edit",
+                                          "--init-from " + (data_dir() / "clip").string());
 }
 
 }  // namespace

@@ -314,7 +314,7 @@ TEST_F(SearchCli, RefusesBadQueriesAndAnotherModel) {
   ASSERT_EQ(r.status, 0) << r.output;
   const std::string search = "search --index " + path("idx2");
   for (const char* bad :
-       {" --text hi --k 0", " --text hi --k 1001", " --text hi --image x.png", "", " --text ''"})
+       {" --text hi --k 0", " --text hi --k 1001", " --text hi --audio x.wav", "", " --text ''"})
     EXPECT_EQ(test::run_cli(search + bad).status, 2) << bad;
   r = test::run_cli(search + " --text hi --model " + path("other"));
   EXPECT_EQ(r.status, 1) << r.output;

@@ -33,14 +33,22 @@ const fs::path& fixtures() {
     data::generate_shapes(d / "shapes",
                           {.n_train = 24, .n_test = 4, .seed = 5, .image_size = 32, .audio = true});
     data::generate_mood(d / "mood", {.n_train = 48, .n_test = 8, .seed = 5});
+    data::generate_shapes(
+        d / "edit",
+        {.n_train = 24, .n_test = 4, .seed = 5, .image_size = 32, .task = data::ShapesTask::edit});
     return d;
   }();
   return dir;
 }
 
+const fs::path& prepared();
+
 TrainOptions small(const std::string& preset, const fs::path& out) {
+  const bool combiner = preset == "combiner";  // composes a CLIP: trained first (prepared())
   return {.preset = preset,
-          .data = fixtures() / (preset == "fusion-tiny" ? "mood" : "shapes"),
+          .data = fixtures() / (preset == "fusion-tiny" ? "mood"
+                                : combiner              ? "edit"
+                                                        : "shapes"),
           .out = out,
           .steps = 3,
           .batch_size = 4,
@@ -48,7 +56,10 @@ TrainOptions small(const std::string& preset, const fs::path& out) {
           .eval_every = 1000,
           .eval_samples = 4,
           // Whisper learns byte ranks; the others byte-level BPE over 512 symbols
-          .vocab_size = preset == "whisper-tiny-shapes" ? 300 : 600};
+          .vocab_size = combiner                          ? std::nullopt
+                        : preset == "whisper-tiny-shapes" ? std::optional<int64_t>(300)
+                                                          : std::optional<int64_t>(600),
+          .init_from = combiner ? prepared() / "clip-tiny-2" : fs::path()};
 }
 
 // What a run leaves behind, to tell two runs apart: its weights, its metrics (less the wall clock), its
@@ -101,9 +112,13 @@ std::vector<FlagCase> flag_cases(const fs::path& work) {
        [](TrainOptions& o) { o.checkpoint_every = 1; }},
       {"stop-after", [](TrainOptions& o) { o.stop_after = 1; }},
       {"max-bad", [](TrainOptions& o) { o.max_bad = 0; },
-       [work](TrainOptions& o) { o.data = work / (o.preset == "fusion-tiny" ? "mood-bad" : "shapes-bad"); }},
+       [work](TrainOptions& o) {
+         o.data = work / (o.preset == "fusion-tiny" ? "mood-bad"
+                          : o.preset == "combiner"  ? "edit-bad"
+                                                    : "shapes-bad");
+       }},
       {"tokenizer", [work](TrainOptions& o) { o.tokenizer = work / "tokenizer"; }},
-      {"vocab-size", [](TrainOptions& o) { o.vocab_size = *o.vocab_size - 20; }},
+      {"vocab-size", [](TrainOptions& o) { o.vocab_size = o.vocab_size.value_or(600) - 20; }},
       {"init-from", [work](TrainOptions& o) { o.init_from = work / "clip-tiny"; }},
       {"init-audio-from", [work](TrainOptions& o) { o.init_audio_from = work / "whisper-tiny-shapes"; }},
       {"freeze-towers", [](TrainOptions& o) { o.freeze_towers = true; },
@@ -128,13 +143,17 @@ const fs::path& prepared() {
   static const fs::path work = [] {
     const fs::path w = fixtures() / "prepared";
     train(small("clip-tiny", w / "clip-tiny"));
+    TrainOptions other = small("clip-tiny", w / "clip-tiny-2");  // what a combiner starts from by default
+    other.seed = 2;
+    train(other);
     train(small("whisper-tiny-shapes", w / "whisper-tiny-shapes"));
     text::learn_tokenizer(fixtures() / "shapes" / "train.jsonl", 560).save(w / "tokenizer");
     // The data sets with one more training record, whose media cannot be read (max-bad).
-    for (const std::string set : {"shapes", "mood"}) {
+    for (const std::string set : {"shapes", "mood", "edit"}) {
       fs::copy(fixtures() / set, w / (set + "-bad"), fs::copy_options::recursive);
       std::ofstream(w / (set + "-bad") / "train.jsonl", std::ios::app)
-          << R"({"image": "missing.png", "audio": "missing.wav", "text": "a red circle", "label": "positive"})"
+          << R"({"image": "missing.png", "audio": "missing.wav", "target": "missing.png", "text": "a red circle", )"
+          << R"("label": "positive"})"
           << "\n";
     }
     return w;
@@ -187,6 +206,9 @@ TEST(Trainer, EveryFlagChangesAWhisperRunOrIsRefused) {
 }
 TEST(Trainer, EveryFlagChangesAClassifierRunOrIsRefused) {
   every_flag_changes_the_run_or_is_refused("fusion-tiny");
+}
+TEST(Trainer, EveryFlagChangesACombinerRunOrIsRefused) {
+  every_flag_changes_the_run_or_is_refused("combiner");
 }
 
 TEST(Trainer, OutOfRangeValuesAreUsageErrorsBeforeAnyWork) {

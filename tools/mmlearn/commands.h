@@ -30,5 +30,6 @@ void add_predict(CLI::App& app);
 void add_bench(CLI::App& app);
 void add_index(CLI::App& app);
 void add_search(CLI::App& app);
+void add_serve(CLI::App& app);
 
 }  // namespace mmlearn::cli

@@ -34,14 +34,16 @@ void add_data(CLI::App& app) {
   auto task = std::make_shared<std::string>("scenes");
   shapes
       ->add_option("--task", *task,
-                   "scenes: objects with captions, attributes and Q&A; mood: faces, sentences [and speech] "
-                   "whose sentiment needs both (writes ceiling.json)")
-      ->check(CLI::IsMember({"scenes", "mood"}))
+                   "scenes: objects with captions, attributes and Q&A; edit: (scene, instruction, edited "
+                   "scene) triplets for composed retrieval; mood: faces, sentences [and speech] whose "
+                   "sentiment needs both (writes ceiling.json)")
+      ->check(CLI::IsMember({"scenes", "edit", "mood"}))
       ->capture_default_str();
   shapes->add_flag("--json", *as_json, "print a JSON summary on stdout");
   auto overwrite = std::make_shared<bool>(false);
   shapes->add_flag("--overwrite", *overwrite, "replace the data set already in --out");
   shapes->callback([=] {
+    if (*task == "edit" && config->audio) throw UsageError("--audio does not apply to --task edit");
     data::prepare_data_dir(*out, *overwrite);
     Progress bar(*task == "mood" ? "mood" : "shapes", config->n_train + config->n_test, "rec");
     auto on_progress = [&](int64_t done, int64_t) { bar.update(done); };
@@ -57,6 +59,7 @@ void add_data(CLI::App& app) {
       summary["seconds"] = result.seconds;
       summary["ceiling"] = result.ceiling["ceiling"];
     } else {
+      config->task = *task == "edit" ? data::ShapesTask::edit : data::ShapesTask::scenes;
       auto result = data::generate_shapes(*out, *config, on_progress);
       summary["records"] = result.records;
       summary["seconds"] = result.seconds;

@@ -30,34 +30,52 @@ void add_record_options(CLI::App* cmd, AddArgs& a) {
   cmd->add_flag("--json", a.json, "JSON summary on stdout");
 }
 
-// Embeds the manifest's records into the index, with a progress bar, and reports what was added.
-void fill(search::EmbeddingIndex& index, Model& model, const AddArgs& a) {
-  const auto manifest = data::read_manifest(a.data);
-  Progress bar("index", static_cast<int64_t>(manifest.records.size()), "rec");
-  const auto r = search::add_records(index, model, manifest,
-                                     {.batch_size = a.batch_size,
-                                      .precision = parse_precision(a.precision),
-                                      .max_bad = a.max_bad,
-                                      .progress = [&](int64_t done, int64_t) { bar.update(done); }});
-  bar.finish();
-  index.save();
-  const auto info = index.info();
-  if (a.json) {
+// What an add did, and what the index now is.
+void report(const search::AddResult& r, const nlohmann::json& info, const std::filesystem::path& dir,
+            bool json) {
+  if (json) {
     std::cout << nlohmann::json{{"added", r.added},
                                 {"already", r.already},
                                 {"skipped", r.skipped},
-                                {"index", search::to_json(info)}}
+                                {"index", info}}
                      .dump()
               << "\n";
     return;
   }
   for (const auto& why : r.skipped) std::cerr << "skipped " << why << "\n";
-  std::cerr << "added " << r.added << " " << info.modality << " items to " << index.dir().string() << " ("
-            << info.count << " held";
+  std::cerr << "added " << r.added << " " << info["modality"].get<std::string>() << " items to "
+            << dir.string() << " (" << info["count"] << " held";
   if (r.already) std::cerr << "; " << r.already << " were already there";
   if (!r.skipped.empty()) std::cerr << "; " << r.skipped.size() << " skipped";
   std::cerr << ")\n";
-  if (info.kind == search::IndexKind::ivfpq && info.count < 1000)
+}
+
+search::AddOptions add_options(const AddArgs& a, Progress& bar) {
+  return {.batch_size = a.batch_size,
+          .precision = parse_precision(a.precision),
+          .max_bad = a.max_bad,
+          .progress = [&bar](int64_t done, int64_t) { bar.update(done); }};
+}
+
+// Transcribes the manifest's recordings into a spoken-word index, with a progress bar.
+void fill(search::TranscriptIndex& index, Model& model, const AddArgs& a) {
+  const auto manifest = data::read_manifest(a.data);
+  Progress bar("transcribe", static_cast<int64_t>(manifest.records.size()), "rec");
+  const auto r = search::add_recordings(index, model, manifest, add_options(a, bar));
+  bar.finish();
+  report(r, index.info(), index.dir(), a.json);
+}
+
+// Embeds the manifest's records into the index, with a progress bar, and reports what was added.
+void fill(search::EmbeddingIndex& index, Model& model, const AddArgs& a) {
+  const auto manifest = data::read_manifest(a.data);
+  Progress bar("index", static_cast<int64_t>(manifest.records.size()), "rec");
+  const auto r = search::add_records(index, model, manifest, add_options(a, bar));
+  bar.finish();
+  index.save();
+  const auto info = index.info();
+  report(r, search::to_json(info), index.dir(), a.json);
+  if (!a.json && info.kind == search::IndexKind::ivfpq && info.count < 1000)
     std::cerr << "warning: an ivfpq index trains on at least 1000 items and holds " << info.count
               << ": searching it is an error until it holds more\n";
 }
@@ -88,11 +106,25 @@ void add_index(CLI::App& app) {
   build->add_option(
       "--modality", b->modality,
       "what to index: image, audio or text (default: the model's non-text modality the records have)");
-  build->add_option("--kind", b->kind, "flat (exact), hnsw or ivfpq (approximate, for large collections)")
+  build
+      ->add_option("--kind", b->kind,
+                   "flat (exact), hnsw or ivfpq (approximate, for large collections); a speech recognizer's "
+                   "index is of recordings by their words")
       ->capture_default_str();
-  build->callback([b] {
+  build->callback([b, build] {
     const auto kind = search::parse_index_kind(b->kind);
     auto model = open_model(b->model);
+    if (model->embeds().empty()) {  // a recognizer: recordings indexed by what is said in them
+      for (const char* flag : {"--kind", "--modality", "--batch-size", "--precision"})
+        if (build->count(flag))
+          throw UsageError(str_cat(flag, " does not apply to a spoken-word index (", b->model.model,
+                                   " transcribes; it does not embed)"));
+      auto idx = search::TranscriptIndex::exists(b->out)
+                     ? search::TranscriptIndex::open(b->out)
+                     : search::create_transcript_index(b->out, *model, b->model.model);
+      fill(idx, *model, b->add);
+      return;
+    }
     if (search::EmbeddingIndex::exists(b->out)) {
       // An interrupted build continues: the same model and data, and the records not held yet.
       auto idx = search::EmbeddingIndex::open(b->out);
@@ -122,6 +154,12 @@ void add_index(CLI::App& app) {
   add->add_option("--index", d->index, "index directory")->required();
   add_record_options(add, d->add);
   add->callback([d] {
+    if (search::TranscriptIndex::exists(d->index)) {
+      auto idx = search::TranscriptIndex::open(d->index);
+      auto model = mmlearn::open_model(idx.model());
+      fill(idx, *model, d->add);
+      return;
+    }
     auto idx = search::EmbeddingIndex::open(d->index);
     auto model = open_index_model(idx);
     fill(idx, *model, d->add);
@@ -139,7 +177,6 @@ void add_index(CLI::App& app) {
   remove->add_option("--key", r->keys, "key of an item (repeatable)")->required();
   remove->add_flag("--json", r->json, "JSON summary on stdout");
   remove->callback([r] {
-    auto idx = search::EmbeddingIndex::open(r->index);
     std::vector<std::string> keys;
     for (const auto& key : r->keys) {
       // Paths are kept absolute; a relative one given here means the same file.
@@ -147,15 +184,24 @@ void add_index(CLI::App& app) {
       const bool file = std::filesystem::exists(key, ec);
       keys.push_back(file ? std::filesystem::absolute(key).lexically_normal().string() : key);
     }
-    const int64_t removed = idx.remove(keys);
-    idx.save();
+    int64_t removed = 0;
+    nlohmann::json info;
+    if (search::TranscriptIndex::exists(r->index)) {
+      auto idx = search::TranscriptIndex::open(r->index);
+      removed = idx.remove(keys);
+      info = idx.info();
+    } else {
+      auto idx = search::EmbeddingIndex::open(r->index);
+      removed = idx.remove(keys);
+      idx.save();
+      info = search::to_json(idx.info());
+    }
     if (r->json) {
-      std::cout << nlohmann::json{{"removed", removed}, {"index", search::to_json(idx.info())}}.dump()
-                << "\n";
+      std::cout << nlohmann::json{{"removed", removed}, {"index", info}}.dump() << "\n";
       return;
     }
     std::cerr << "removed " << removed << " of " << keys.size() << " keys from " << r->index << " ("
-              << idx.info().count << " held)\n";
+              << info["count"] << " held)\n";
     if (removed < static_cast<int64_t>(keys.size())) throw Error("some keys were not in the index");
   });
 
@@ -166,6 +212,17 @@ void add_index(CLI::App& app) {
   info->add_flag("--json", *info_json,
                  R"(JSON on stdout: {"count", "model", "model_type", "modality", "kind", "dim"})");
   info->callback([=] {
+    if (search::TranscriptIndex::exists(*info_dir)) {
+      const auto i = search::TranscriptIndex::open(*info_dir).info();
+      if (*info_json) {
+        std::cout << i.dump() << "\n";
+        return;
+      }
+      std::cout << *info_dir << ": " << i["count"] << " recordings, " << i["utterances"]
+                << " utterances indexed by their words\nmodel: " << i["model"].get<std::string>() << " ("
+                << i["model_type"].get<std::string>() << ")\n";
+      return;
+    }
     const auto i = search::EmbeddingIndex::open(*info_dir).info();
     if (*info_json) {
       std::cout << search::to_json(i).dump() << "\n";

@@ -98,7 +98,10 @@ void add_train(CLI::App& app) {
                "classify: weight of auxiliary per-modality losses (0: none; default 0.5)");
   add_optional(cmd, "--label-field", o->label_field,
                "classify: the record field holding the class (default label)");
-  add_optional(cmd, "--dim", o->dim, "classify: width of the encoders and the fusion (default 64)");
+  add_optional(cmd, "--dim", o->dim,
+               "classify: width of the encoders and the fusion (default 64); composed: the combiner's "
+               "projection width "
+               "(default 4 x the CLIP's embedding width)");
   auto nproc = std::make_shared<int>(1);
   cmd->add_option("--nproc", *nproc,
                   "data-parallel training on this many local worker processes (Gloo); --batch-size is the "

@@ -6,6 +6,7 @@
 #include <cmath>
 #include <cstdio>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <string_view>
 #include <thread>
 
@@ -161,6 +162,58 @@ void draw(const Object& o, int size, uint8_t* rgb) {
   }
 }
 
+// The object's colour: the palette's, with a per-object brightness and jitter.
+void set_color(Object& o, int color, Rng& rng) {
+  o.color = color;
+  const double brightness = rng.uniform(0.84, 1.08);
+  for (int c = 0; c < 3; ++c)
+    o.rgb[c] = std::clamp(kPalette[o.color][c] * brightness + rng.uniform(-12, 12), 0.0, 255.0);
+}
+
+void set_size(Object& o, int size_class, int image_size, Rng& rng) {
+  o.size = size_class;
+  o.radius = (o.size == 0 ? 0.11 : 0.2) * image_size * rng.uniform(0.94, 1.06);
+}
+
+// Patterns stay coarse enough on small objects that the silhouette still reads.
+void set_period(Object& o) {
+  o.period = o.texture == kDotted ? std::max(4.5, o.radius * 0.6) : std::max(3.0, o.radius * 0.5);
+}
+
+// An object of random attributes, not yet placed.
+Object random_object(Rng& rng, int image_size) {
+  Object o{};
+  o.shape = rng.below(5);
+  const int color = rng.below(6);
+  const int size_class = rng.below(2);
+  o.texture = rng.below(3);
+  set_size(o, size_class, image_size, rng);
+  set_color(o, color, rng);
+  static constexpr double kDirections[4][2] = {
+      {1, 0}, {0, 1}, {0.70710678, 0.70710678}, {0.70710678, -0.70710678}};
+  const int dir = rng.below(4);
+  o.dir_x = kDirections[dir][0];
+  o.dir_y = kDirections[dir][1];
+  set_period(o);
+  o.phase_x = rng.uniform();
+  o.phase_y = rng.uniform();
+  return o;
+}
+
+// Whether `o` lies inside the image and at most touches the scene's other objects (all but `skip`).
+bool fits(const Scene& scene, const Object& o, size_t skip, int image_size) {
+  const double margin = o.radius * 1.1 + 1;
+  if (o.cx < margin || o.cx > image_size - margin || o.cy < margin || o.cy > image_size - margin)
+    return false;
+  for (size_t j = 0; j < scene.objects.size(); ++j) {
+    if (j == skip) continue;
+    const Object& other = scene.objects[j];
+    const double dx = o.cx - other.cx, dy = o.cy - other.cy, min_dist = 0.92 * (o.radius + other.radius);
+    if (dx * dx + dy * dy < min_dist * min_dist) return false;
+  }
+  return true;
+}
+
 Scene make_scene(Rng& rng, int size, int max_objects) {
   Scene scene;
   // A dark neutral background with a mild per-image tone, so no object colour is ever the background.
@@ -169,24 +222,7 @@ Scene make_scene(Rng& rng, int size, int max_objects) {
 
   const int n = 1 + rng.below(max_objects);
   for (int i = 0; i < n; ++i) {
-    Object o{};
-    o.shape = rng.below(5);
-    o.color = rng.below(6);
-    o.size = rng.below(2);
-    o.texture = rng.below(3);
-    o.radius = (o.size == 0 ? 0.11 : 0.2) * size * rng.uniform(0.94, 1.06);
-    const double brightness = rng.uniform(0.84, 1.08);
-    for (int c = 0; c < 3; ++c)
-      o.rgb[c] = std::clamp(kPalette[o.color][c] * brightness + rng.uniform(-12, 12), 0.0, 255.0);
-    static constexpr double kDirections[4][2] = {
-        {1, 0}, {0, 1}, {0.70710678, 0.70710678}, {0.70710678, -0.70710678}};
-    const int dir = rng.below(4);
-    o.dir_x = kDirections[dir][0];
-    o.dir_y = kDirections[dir][1];
-    // Patterns stay coarse enough on small objects that the silhouette still reads.
-    o.period = o.texture == kDotted ? std::max(4.5, o.radius * 0.6) : std::max(3.0, o.radius * 0.5);
-    o.phase_x = rng.uniform();
-    o.phase_y = rng.uniform();
+    Object o = random_object(rng, size);
     // Bounded rejection sampling: centres far enough apart that objects at most touch; an object that finds
     // no place is dropped (rare), and n_objects in the record says what was drawn.
     const double margin = o.radius * 1.1 + 1;
@@ -194,10 +230,7 @@ Scene make_scene(Rng& rng, int size, int max_objects) {
     for (int attempt = 0; attempt < 64 && !placed; ++attempt) {
       o.cx = rng.uniform(margin, size - margin);
       o.cy = rng.uniform(margin, size - margin);
-      placed = std::all_of(scene.objects.begin(), scene.objects.end(), [&](const Object& other) {
-        const double dx = o.cx - other.cx, dy = o.cy - other.cy, min_dist = 0.92 * (o.radius + other.radius);
-        return dx * dx + dy * dy >= min_dist * min_dist;
-      });
+      placed = fits(scene, o, scene.objects.size(), size);
     }
     if (placed) scene.objects.push_back(o);
   }
@@ -340,6 +373,19 @@ Json questions(const Scene& scene, Rng& rng) {
 
 double round3(double v) { return std::round(v * 1000.0) / 1000.0; }
 
+Json object_list(const Scene& scene, int size) {
+  Json objects = Json::array();
+  for (const Object& o : scene.objects) {
+    objects.push_back(Json{{"shape", shape_names()[o.shape]},
+                           {"color", color_names()[o.color]},
+                           {"size", size_names()[o.size]},
+                           {"texture", texture_names()[o.texture]},
+                           {"x", round3(o.cx / size)},
+                           {"y", round3(o.cy / size)}});
+  }
+  return objects;
+}
+
 // Renders record `index` of `split`, writes its PNG and returns its manifest line.
 std::string make_record(const fs::path& out_dir, const ShapesConfig& config, const Split& split,
                         int64_t index) {
@@ -368,16 +414,7 @@ std::string make_record(const fs::path& out_dir, const ShapesConfig& config, con
     record["audio"] = audio_path;
     record["voice"] = Json{{"name", voice.name}, {"rate", voice.rate}, {"pitch", voice.pitch}};
   }
-  Json objects = Json::array();
-  for (const Object& o : scene.objects) {
-    objects.push_back(Json{{"shape", shape_names()[o.shape]},
-                           {"color", color_names()[o.color]},
-                           {"size", size_names()[o.size]},
-                           {"texture", texture_names()[o.texture]},
-                           {"x", round3(o.cx / config.image_size)},
-                           {"y", round3(o.cy / config.image_size)}});
-  }
-  record["objects"] = std::move(objects);
+  record["objects"] = object_list(scene, config.image_size);
   record["n_objects"] = scene.objects.size();
   if (scene.objects.size() == 1) {
     const Object& o = scene.objects[0];
@@ -388,13 +425,140 @@ std::string make_record(const fs::path& out_dir, const ShapesConfig& config, con
   return record.dump() + "\n";
 }
 
+// ---- Edits: (source scene, instruction, target scene) triplets for composed retrieval
+
+// A name for object i that no other object in the scene answers to ("star", "red star", "small red star"),
+// or "" when even the longest is shared.
+std::string referent(const Scene& scene, size_t i) {
+  const Object& o = scene.objects[i];
+  auto unique = [&](auto same) {
+    return std::count_if(scene.objects.begin(), scene.objects.end(), same) == 1;
+  };
+  if (unique([&](const Object& x) { return x.shape == o.shape; })) return shape_names()[o.shape];
+  if (unique([&](const Object& x) { return x.shape == o.shape && x.color == o.color; }))
+    return str_cat(color_names()[o.color], " ", shape_names()[o.shape]);
+  if (unique([&](const Object& x) { return x.shape == o.shape && x.color == o.color && x.size == o.size; }))
+    return describe(o, false);
+  return "";
+}
+
+struct Edit {
+  std::string kind, instruction;
+  Scene target;
+};
+
+const std::vector<std::string>& edit_kinds() {
+  static const std::vector<std::string> kinds = {"color", "shape", "size", "move", "remove", "add"};
+  return kinds;
+}
+
+// One random edit of `source`, or nothing when the one drawn does not apply (no unique name for the object,
+// no room to grow or move, nothing to remove, no room to add).
+std::optional<Edit> random_edit(const Scene& source, int size, Rng& rng) {
+  const std::string kind = edit_kinds()[size_t(rng.below(int(edit_kinds().size())))];
+  const size_t i = size_t(rng.below(int(source.objects.size())));
+  const std::string name = "the " + referent(source, i);
+  auto pick = [&](std::initializer_list<std::string> phrasings) {
+    return *(phrasings.begin() + rng.below(int(phrasings.size())));
+  };
+  Edit edit{kind, "", source};
+  Object& o = edit.target.objects[i];
+  if (kind != "add" && name == "the ") return std::nullopt;
+  if (kind == "color") {
+    set_color(o, (o.color + 1 + rng.below(5)) % 6, rng);
+    const std::string& color = color_names()[o.color];
+    edit.instruction = pick({str_cat("make ", name, " ", color), str_cat("change ", name, " to ", color),
+                             str_cat("turn ", name, " ", color)});
+  } else if (kind == "shape") {
+    o.shape = (o.shape + 1 + rng.below(4)) % 5;
+    const std::string shape = with_article(shape_names()[o.shape]);
+    edit.instruction = pick({str_cat("make ", name, " ", shape), str_cat("turn ", name, " into ", shape),
+                             str_cat("replace ", name, " with ", shape)});
+  } else if (kind == "size") {
+    set_size(o, 1 - o.size, size, rng);
+    set_period(o);
+    if (!fits(edit.target, o, i, size)) return std::nullopt;
+    edit.instruction = o.size == 1
+                           ? pick({str_cat("make ", name, " larger"), str_cat("make ", name, " bigger")})
+                           : pick({str_cat("make ", name, " smaller"), str_cat("shrink ", name)});
+  } else if (kind == "move") {
+    static const char* kDirections[4] = {"left", "right", "up", "down"};
+    const int d = rng.below(4);
+    const double step = 0.25 * size;
+    o.cx += d == 0 ? -step : d == 1 ? step : 0;
+    o.cy += d == 2 ? -step : d == 3 ? step : 0;
+    if (!fits(edit.target, o, i, size)) return std::nullopt;
+    const std::string where = d < 2 ? str_cat("to the ", kDirections[d]) : kDirections[d];
+    edit.instruction = pick({str_cat("move ", name, " ", kDirections[d]), str_cat("move ", name, " ", where),
+                             str_cat("shift ", name, " ", kDirections[d])});
+  } else if (kind == "remove") {
+    if (source.objects.size() < 2) return std::nullopt;
+    edit.target.objects.erase(edit.target.objects.begin() + std::ptrdiff_t(i));
+    edit.instruction =
+        pick({str_cat("remove ", name), str_cat("delete ", name), str_cat("take away ", name)});
+  } else {  // add
+    if (source.objects.size() >= 3) return std::nullopt;
+    Object added = random_object(rng, size);
+    const double margin = added.radius * 1.1 + 1;
+    bool placed = false;
+    for (int attempt = 0; attempt < 64 && !placed; ++attempt) {
+      added.cx = rng.uniform(margin, size - margin);
+      added.cy = rng.uniform(margin, size - margin);
+      placed = fits(source, added, source.objects.size(), size);
+    }
+    if (!placed) return std::nullopt;
+    edit.target.objects.push_back(added);
+    edit.instruction =
+        pick({str_cat("add ", with_article(describe(added, false))),
+              str_cat("add ",
+                      with_article(str_cat(color_names()[added.color], " ", shape_names()[added.shape])))});
+  }
+  return edit;
+}
+
+// Triplet `index` of `split`: writes the source and target PNGs (the same background and noise) and returns
+// its manifest line.
+std::string make_edit_record(const fs::path& out_dir, const ShapesConfig& config, const Split& split,
+                             int64_t index) {
+  Rng rng(record_seed(config.seed, split, index) ^ 0x65646974ULL);
+  const int size = config.image_size;
+  // A scene with one object always takes a colour change, so this ends; the bound only guards the loop.
+  for (int attempt = 0; attempt < 1000; ++attempt) {
+    const Scene source = make_scene(rng, size, config.max_objects);
+    for (int tries = 0; tries < 8; ++tries) {
+      const std::optional<Edit> edit = random_edit(source, size, rng);
+      if (!edit) continue;
+      Rng noise = rng;  // the target differs from the source only where the edit says
+      Rng target_noise = rng;
+      const std::string stem = str_cat("images/", split.name, "/", index_name(index));
+      write_media(out_dir / (stem + ".png"), encode_png(render(source, size, noise), kPngLevel));
+      write_media(out_dir / (stem + "_target.png"),
+                  encode_png(render(edit->target, size, target_noise), kPngLevel));
+      Json record;
+      record["id"] = str_cat(split.name, "-", index_name(index));
+      record["image"] = stem + ".png";
+      record["text"] = edit->instruction;
+      record["target"] = stem + "_target.png";
+      record["edit"] = edit->kind;
+      record["objects"] = object_list(source, size);
+      record["target_objects"] = object_list(edit->target, size);
+      return record.dump() + "\n";
+    }
+  }
+  throw Error(str_cat("shapes: no edit found for triplet ", index));
+}
+
 void generate_split(const fs::path& out_dir, const ShapesConfig& config, const Split& split, int64_t n,
                     int threads, const std::function<void(int64_t)>& on_written) {
   fs::create_directories(out_dir / "images" / split.name);
   if (config.audio) fs::create_directories(out_dir / "audio" / split.name);
   write_records(
       out_dir / str_cat(split.name, ".jsonl"), n, threads,
-      [&](int64_t i) { return make_record(out_dir, config, split, i); }, on_written);
+      [&](int64_t i) {
+        return config.task == ShapesTask::edit ? make_edit_record(out_dir, config, split, i)
+                                               : make_record(out_dir, config, split, i);
+      },
+      on_written);
 }
 
 void validate(const ShapesConfig& config) {
@@ -406,6 +570,8 @@ void validate(const ShapesConfig& config) {
         config.max_objects, ")");
   check(config.threads >= 0, "shapes: threads must be >= 0, 0 meaning all cores (got ", config.threads, ")");
   check(config.n_train + config.n_test <= 100'000'000, "shapes: n_train + n_test must be <= 100000000");
+  check(!(config.audio && config.task == ShapesTask::edit),
+        "shapes: edit triplets have no speech (leave out audio)");
 }
 
 }  // namespace

@@ -8,6 +8,10 @@
 //   images/train/000000.png     paths in records are relative to the manifest
 //   audio/train/000000.wav      with audio: the caption spoken (record fields "audio" and "voice")
 //   classes.json                {"template": "a {size} {color} {shape}", "attributes": {...}} for zero-shot
+// With task = edit, each record is an edit of a scene for composed retrieval: "image" the source scene,
+// "text" the instruction (a colour, shape or size change, a move, a removal, an addition: "make the circle
+// red", "move the star left", "remove the square"), "target" the scene it asks for (images/train/000000_
+// target.png: the same background, noise and other objects), "edit" its kind, "objects" and "target_objects".
 //
 // Output is a pure function of the config (seed, sizes): byte-identical across runs and thread counts.
 //
@@ -25,6 +29,11 @@
 
 namespace mmlearn::data {
 
+enum class ShapesTask {
+  scenes,  // one scene a record, with caption, objects, labels and Q&A
+  edit,    // (source scene, instruction, target scene) triplets: "make the circle red", "remove the square"
+};
+
 struct ShapesConfig {
   int64_t n_train = 10000, n_test = 1000;
   uint64_t seed = 0;
@@ -32,6 +41,7 @@ struct ShapesConfig {
   int max_objects = 3;  // [1, 3]; the count per scene is uniform in [1, max_objects]
   int threads = 0;      // 0 = hardware concurrency; never changes the output
   bool audio = false;   // also the caption spoken (espeak-ng, several voices, rates and pitches), 16 kHz WAV
+  ShapesTask task = ShapesTask::scenes;
 };
 
 struct ShapesSummary {

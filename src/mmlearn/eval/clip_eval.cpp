@@ -58,12 +58,8 @@ torch::Tensor embed_texts(Clip& model, const torch::Tensor& ids, Precision preci
   return out.empty() ? torch::empty({0, model->config.embed_dim}) : torch::cat(out);
 }
 
-namespace {
-
-// For each query row of `scores` [Q, C], the rank of the best-ranked relevant candidate; relevant[q] lists
-// them.
-json recall_at(const torch::Tensor& scores, const std::vector<std::vector<int64_t>>& relevant,
-               const std::vector<int64_t>& ks) {
+json recall_at_k(const torch::Tensor& scores, const std::vector<std::vector<int64_t>>& relevant,
+                 const std::vector<int64_t>& ks) {
   auto order = scores.argsort(1, /*descending=*/true);
   auto rank_of = torch::empty_like(order);
   rank_of.scatter_(1, order, torch::arange(scores.size(1)).expand_as(order).contiguous());
@@ -80,8 +76,6 @@ json recall_at(const torch::Tensor& scores, const std::vector<std::vector<int64_
   return out;
 }
 
-}  // namespace
-
 json retrieval_metrics(const torch::Tensor& image_embeds, const torch::Tensor& text_embeds,
                        const std::vector<std::string>& texts, const std::vector<int64_t>& ks,
                        const std::pair<std::string, std::string>& names) {
@@ -93,8 +87,8 @@ json retrieval_metrics(const torch::Tensor& image_embeds, const torch::Tensor& t
   std::vector<std::vector<int64_t>> relevant(n);
   for (int64_t i = 0; i < n; ++i) relevant[i] = by_text[texts[i]];
   auto scores = torch::matmul(image_embeds, text_embeds.t());
-  return {{names.first, recall_at(scores, relevant, ks)},
-          {names.second, recall_at(scores.t().contiguous(), relevant, ks)},
+  return {{names.first, recall_at_k(scores, relevant, ks)},
+          {names.second, recall_at_k(scores.t().contiguous(), relevant, ks)},
           {"n", n}};
 }
 

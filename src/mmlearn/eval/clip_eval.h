@@ -31,6 +31,11 @@ torch::Tensor embed_images(Clip& model, const torch::Tensor& images_u8, Precisio
 torch::Tensor embed_texts(Clip& model, const torch::Tensor& ids, Precision precision = Precision::fp32,
                           int64_t batch_size = 256);
 
+// R@K of each query row of `scores` [Q, C]: the share of queries whose best-ranked relevant candidate
+// (relevant[q] lists them) ranks within the first K.
+nlohmann::json recall_at_k(const torch::Tensor& scores, const std::vector<std::vector<int64_t>>& relevant,
+                           const std::vector<int64_t>& ks);
+
 // R@K both ways. A candidate counts as a hit when its text equals the query's own text: identical captions
 // (common in synthetic and templated data) cannot be told apart by any model.
 // `names` label the two directions (the audio–text model reports "audio_to_text", "text_to_audio").

@@ -22,7 +22,7 @@ namespace {
 
 // The model a run trains: the checkpoint's when resuming, else the preset with a tokenizer learned from the
 // training text and, if asked, a recognizer's encoder as its audio tower.
-ClapBundle model_to_train(const TrainOptions& o, const fs::path& resume_from, const data::Manifest& train) {
+ClapBundle clap_to_train(const TrainOptions& o, const fs::path& resume_from, const data::Manifest& train) {
   if (!resume_from.empty()) return load_clap(resume_from);
   ClapConfig config = clap_preset(o.preset);
   text::BpeTokenizer tokenizer = text::learn_tokenizer(train, o.vocab_size.value());
@@ -39,7 +39,7 @@ ClapBundle model_to_train(const TrainOptions& o, const fs::path& resume_from, co
 class ClapTask : public TrainTask {
  public:
   ClapTask(const TrainOptions& o, const fs::path& resume_from, data::Manifest train)
-      : clap_(model_to_train(o, resume_from, train)) {
+      : clap_(clap_to_train(o, resume_from, train)) {
     const int64_t window = clap_window_samples(clap_.model->config.audio);
     log_info("reading ", train.path.string());
     train_ = data::load_audio_text(std::move(train), window);

@@ -46,7 +46,7 @@ std::string retrieval_summary(const json& metrics, const char* a, const char* b)
 
 // The model a run trains: the checkpoint's when resuming, a pretrained one (trained as opened: no second copy
 // of its weights), or the preset with a tokenizer given or learned from the training text.
-ClipBundle model_to_train(const TrainOptions& o, const fs::path& resume_from, const data::Manifest& train) {
+ClipBundle clip_to_train(const TrainOptions& o, const fs::path& resume_from, const data::Manifest& train) {
   if (!o.init_from.empty() && !o.tokenizer.empty())
     throw UsageError(
         "--tokenizer cannot be combined with --init-from: the pretrained model's tokenizer is used");
@@ -65,7 +65,7 @@ ClipBundle model_to_train(const TrainOptions& o, const fs::path& resume_from, co
 class ClipTask : public TrainTask {
  public:
   ClipTask(const TrainOptions& o, const fs::path& resume_from, data::Manifest train)
-      : clip_(model_to_train(o, resume_from, train)), freeze_(o.freeze_towers) {
+      : clip_(clip_to_train(o, resume_from, train)), freeze_(o.freeze_towers) {
     const fs::path train_path = train.path;
     const ClipConfig& c = clip_.model->config;
     data::ImageTextOptions load;

@@ -2,13 +2,14 @@
 
 #include "mmlearn/core/atomic_file.h"
 #include "mmlearn/core/error.h"
+#include "mmlearn/models/composed.h"
 
 namespace mmlearn {
 namespace fs = std::filesystem;
 
 const std::vector<ModelFamily>& model_families() {
   static const std::vector<ModelFamily> families = {clip_family(), clap_family(), whisper_family(),
-                                                    fusion_classifier_family()};
+                                                    fusion_classifier_family(), composed_family()};
   return families;
 }
 
@@ -67,6 +68,16 @@ void Model::cannot(const std::string& what) const {
 torch::Tensor Model::embed(const std::string& modality, const std::vector<std::string>&, Precision) {
   if (embeds().empty()) cannot("embed inputs (it has no embedding space)");
   cannot(str_cat("embed ", modality, " (it embeds ", join(embeds()), ")"));
+}
+
+torch::Tensor Model::compose(const std::vector<std::string>& images, const std::vector<std::string>& texts,
+                             Precision precision) {
+  const auto modalities = embeds();
+  if (std::find(modalities.begin(), modalities.end(), "image") == modalities.end() ||
+      std::find(modalities.begin(), modalities.end(), "text") == modalities.end())
+    cannot("compose an image with a text (it does not embed both)");
+  torch::NoGradGuard no_grad;
+  return arithmetic_query(embed("image", images, precision), embed("text", texts, precision));
 }
 
 nlohmann::json Model::evaluate(const EvalRequest&) { cannot("evaluate"); }

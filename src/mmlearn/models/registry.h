@@ -63,6 +63,11 @@ class Model {
   // L2-normalized embeddings [N, E] of files (image, audio) or strings (text).
   virtual torch::Tensor embed(const std::string& modality, const std::vector<std::string>& inputs,
                               Precision precision);
+  // Queries [N, E] in the space of embed("image") for images, each with a text that says what to change
+  // ("make the circle red"): composed retrieval. By default the arithmetic baseline, normalize(image + text),
+  // for a model that embeds images and texts; the composed family's combiner learns it.
+  virtual torch::Tensor compose(const std::vector<std::string>& images, const std::vector<std::string>& texts,
+                                Precision precision);
   // Held-out metrics (retrieval R@K, zero-shot accuracy, WER/CER, accuracy/F1, ...) and their human form.
   virtual nlohmann::json evaluate(const EvalRequest& request);
   virtual std::string format_metrics(const nlohmann::json& metrics) const;
@@ -128,5 +133,6 @@ ModelFamily clip_family();
 ModelFamily clap_family();
 ModelFamily whisper_family();
 ModelFamily fusion_classifier_family();
+ModelFamily composed_family();
 
 }  // namespace mmlearn

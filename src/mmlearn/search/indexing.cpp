@@ -2,7 +2,11 @@
 
 #include <set>
 
+#include "mmlearn/audio/audio_decoder.h"
+#include "mmlearn/audio/log_mel_stream.h"
+#include "mmlearn/audio/voice_activity.h"
 #include "mmlearn/core/error.h"
+#include "mmlearn/models/whisper_transcribe.h"
 
 namespace mmlearn::search {
 
@@ -123,6 +127,69 @@ AddResult add_records(EmbeddingIndex& index, Model& model, const data::Manifest&
 
 std::vector<float> embed_query(Model& model, const std::string& modality, const std::string& input) {
   return row(model.embed(modality, {input}, Precision::fp32), 0);
+}
+
+std::vector<float> compose_query(Model& model, const std::string& image, const std::string& text) {
+  return row(model.compose({image}, {text}, Precision::fp32), 0);
+}
+
+TranscriptIndex create_transcript_index(const fs::path& dir, Model& model, const fs::path& model_path) {
+  if (!model.bundle<WhisperBundle>())
+    throw UsageError(str_cat("a ", model.family().model_type,
+                             " model neither embeds nor transcribes: an index needs one that does"));
+  return TranscriptIndex::create(dir, fs::absolute(model_path).lexically_normal().string(),
+                                 model.family().model_type);
+}
+
+AddResult add_recordings(TranscriptIndex& index, Model& model, const data::Manifest& manifest,
+                         const AddOptions& o) {
+  check(manifest.shards.empty(), manifest.path.string(),
+        " is a shard set: an index keeps the paths of the files it holds, so give it a manifest file");
+  WhisperBundle* whisper = model.bundle<WhisperBundle>();
+  check(whisper != nullptr, "the model ", index.model(), " does not transcribe");
+  const auto& config = whisper->model->config;
+  // A window holds n_audio_ctx positions of two 10 ms mel frames each.
+  const double window_seconds = static_cast<double>(config.n_audio_ctx) * 2 * 0.01;
+  AddResult result;
+  const auto total = static_cast<int64_t>(manifest.records.size());
+  for (int64_t i = 0; i < total; ++i) {
+    const auto& record = manifest.records[static_cast<size_t>(i)];
+    const std::string where = manifest.where(record);
+    try {
+      check(record.json.contains("audio") && record.json["audio"].is_string(), "no \"audio\" file");
+      nlohmann::json stored = record.json;
+      for (const char* field : {"image", "audio", "video"})
+        if (stored.contains(field) && stored[field].is_string())
+          stored[field] = fs::absolute(manifest.media_file(record, field)).lexically_normal().string();
+      const std::string key = stored["audio"];
+      if (index.contains(key)) {
+        ++result.already;
+      } else {
+        const std::vector<float> samples = audio::load_audio(key);
+        std::vector<Utterance> utterances;
+        for (const auto& span : audio::speech_spans(samples, 16000, {.max_span = window_seconds - 0.5})) {
+          const auto begin = static_cast<int64_t>(span.start * 16000),
+                     end = static_cast<int64_t>(span.end * 16000);
+          auto piece = torch::from_blob(const_cast<float*>(samples.data()) + begin, {end - begin}).clone();
+          auto mel = audio::LogMelStream::of_samples(piece, config.n_mels, 2 * config.n_audio_ctx);
+          TranscribeOptions options;
+          options.condition_on_previous_text = false;
+          std::string text = transcribe(*whisper, mel, options).text;
+          text.erase(0, text.find_first_not_of(' '));
+          if (!text.empty()) utterances.push_back({span.start, span.end, text});
+        }
+        index.add(key, stored, utterances);
+        ++result.added;
+      }
+    } catch (const Error& e) {
+      result.skipped.push_back(str_cat(where, ": ", e.what()));
+      if (o.max_bad >= 0 && static_cast<int64_t>(result.skipped.size()) > o.max_bad)
+        throw Error(str_cat(result.skipped.size(), " records could not be indexed, more than --max-bad ",
+                            o.max_bad, "; the first: ", result.skipped.front()));
+    }
+    if (o.progress) o.progress(i + 1, total);
+  }
+  return result;
 }
 
 }  // namespace mmlearn::search

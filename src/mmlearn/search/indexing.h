@@ -14,6 +14,7 @@
 #include "mmlearn/data/manifest.h"
 #include "mmlearn/models/registry.h"
 #include "mmlearn/search/embedding_index.h"
+#include "mmlearn/search/transcript_index.h"
 
 namespace mmlearn::search {
 
@@ -47,7 +48,20 @@ struct AddResult {
 AddResult add_records(EmbeddingIndex& index, Model& model, const data::Manifest& manifest,
                       const AddOptions& options);
 
+// A new spoken-word index in `dir` of recordings transcribed by `model` (a speech recognizer).
+TranscriptIndex create_transcript_index(const std::filesystem::path& dir, Model& model,
+                                        const std::filesystem::path& model_path);
+
+// Transcribes the "audio" of the records the index does not hold yet, utterance by utterance (cut at pauses,
+// each within one of the recognizer's windows), and adds each recording in one transaction. batch_size and
+// precision do not apply.
+AddResult add_recordings(TranscriptIndex& index, Model& model, const data::Manifest& manifest,
+                         const AddOptions& options);
+
 // A query's embedding ([dim]) from text, an image file or an audio file, as the index's model makes it.
 std::vector<float> embed_query(Model& model, const std::string& modality, const std::string& input);
+// A composed query: the image changed as the text says (Model::compose: a composed model's combiner, else
+// the arithmetic baseline).
+std::vector<float> compose_query(Model& model, const std::string& image, const std::string& text);
 
 }  // namespace mmlearn::search
