@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Load test of `mmlearn serve` from a second process on loopback (wrk): text search and image embedding, each
 # for SECONDS, after a warm-up. Prints wrk's requests/s and latency percentiles, the errors (non-2xx answers
-# and socket errors) and the server's resident memory after the warm-up and after each run.
+# and socket errors) and the server's resident memory every 10 s of each run.
 #   bench/serve_load.sh [--model DIR --index DIR --image PNG] [--seconds 60] [--connections 8]
 # Without --model it makes a shapes set, trains clip-tiny for 300 steps and indexes the held-out images.
 set -euo pipefail
@@ -32,7 +32,7 @@ $cli --quiet serve --model "$model" --index "$index" --port 0 --json >"$work/rea
 server=$!
 until [ -s "$work/ready" ]; do kill -0 $server || exit 1; sleep 0.2; done
 url=$(python3 -c "import json,sys; print(json.load(open(sys.argv[1]))['url'])" "$work/ready")
-rss() { awk '/VmRSS/ {print $2 " kB"}' "/proc/$server/status"; }
+rss() { awk '/VmRSS/ {print $2 "kB"}' "/proc/$server/status"; }
 
 # wrk's request bodies: a text search, and an image to embed (base64 in JSON).
 cat >"$work/search.lua" <<'EOF'
@@ -50,9 +50,12 @@ EOF
 for run in search:/v1/search embed:/v1/embeddings; do
   name=${run%%:*} route=${run#*:}
   wrk -t2 -c"$connections" -d10s -s "$work/$name.lua" "$url$route" >/dev/null  # warm-up
-  echo "== $name ($route): $connections connections, ${seconds} s; server memory after warm-up: $(rss)"
+  echo "== $name ($route): $connections connections, ${seconds} s"
+  # The server's memory every 10 s of the run: growth would show as a rising series.
+  (for _ in $(seq 0 10 "$seconds"); do rss; sleep 10; done | paste -sd' ' | sed 's/^/server memory every 10 s: /') &
+  sampler=$!
   wrk -t2 -c"$connections" -d"${seconds}s" --latency -s "$work/$name.lua" "$url$route" |
     grep -E "Requests/sec|Latency  |50%|90%|99%|Non-2xx|Socket errors|requests in"
-  echo "server memory after: $(rss)"
+  wait $sampler
 done
 curl -s "$url/metrics" | grep -E '^mmlearn_requests_total|^mmlearn_batch_inputs_(sum|count)' || true

@@ -215,7 +215,7 @@ TEST(BadInput, IndexesAndQueriesAreChecked) {
       {build + " --model " + f.clip.string() + " --kind annoy", 2, "expected flat (exact), hnsw or ivfpq"},
       {build + " --model " + f.clip.string() + " --batch-size 0", 2, "--batch-size"},
       {build + " --model " + f.clip.string() + " --modality audio", 2, "the model embeds image, text"},
-      {build + " --model " + f.whisper.string(), 2, "embeds nothing"},
+      {build + " --model " + f.whisper.string(), 1, "no record has \"audio\""},
       {build + " --model " + f.clip.string() + " --kind ivfpq", 0,
        "trains on at least 1000 items and holds 8"},
       {"search --text hi --index " + (f.dir / "index2").string(), 1,

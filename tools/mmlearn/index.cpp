@@ -1,3 +1,4 @@
+#include <algorithm>
 #include <iostream>
 #include <nlohmann/json.hpp>
 
@@ -119,6 +120,11 @@ void add_index(CLI::App& app) {
         if (build->count(flag))
           throw UsageError(str_cat(flag, " does not apply to a spoken-word index (", b->model.model,
                                    " transcribes; it does not embed)"));
+      const auto manifest = data::read_manifest(b->add.data);
+      check(std::any_of(manifest.records.begin(), manifest.records.end(),
+                        [](const data::Record& r) { return r.json.contains("audio"); }),
+            b->add.data, ": no record has \"audio\" (a spoken-word index holds recordings; ", b->model.model,
+            " transcribes, it does not embed)");
       auto idx = search::TranscriptIndex::exists(b->out)
                      ? search::TranscriptIndex::open(b->out)
                      : search::create_transcript_index(b->out, *model, b->model.model);

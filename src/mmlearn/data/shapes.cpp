@@ -214,6 +214,18 @@ bool fits(const Scene& scene, const Object& o, size_t skip, int image_size) {
   return true;
 }
 
+// Bounded rejection sampling of a centre for `o` where it fits beside the scene's objects (they at most
+// touch).
+bool place(const Scene& scene, Object& o, int size, Rng& rng) {
+  const double margin = o.radius * 1.1 + 1;
+  for (int attempt = 0; attempt < 64; ++attempt) {
+    o.cx = rng.uniform(margin, size - margin);
+    o.cy = rng.uniform(margin, size - margin);
+    if (fits(scene, o, scene.objects.size(), size)) return true;
+  }
+  return false;
+}
+
 Scene make_scene(Rng& rng, int size, int max_objects) {
   Scene scene;
   // A dark neutral background with a mild per-image tone, so no object colour is ever the background.
@@ -222,17 +234,9 @@ Scene make_scene(Rng& rng, int size, int max_objects) {
 
   const int n = 1 + rng.below(max_objects);
   for (int i = 0; i < n; ++i) {
+    // An object that finds no place is dropped (rare), and n_objects in the record says what was drawn.
     Object o = random_object(rng, size);
-    // Bounded rejection sampling: centres far enough apart that objects at most touch; an object that finds
-    // no place is dropped (rare), and n_objects in the record says what was drawn.
-    const double margin = o.radius * 1.1 + 1;
-    bool placed = false;
-    for (int attempt = 0; attempt < 64 && !placed; ++attempt) {
-      o.cx = rng.uniform(margin, size - margin);
-      o.cy = rng.uniform(margin, size - margin);
-      placed = fits(scene, o, scene.objects.size(), size);
-    }
-    if (placed) scene.objects.push_back(o);
+    if (place(scene, o, size, rng)) scene.objects.push_back(o);
   }
   return scene;
 }
@@ -499,14 +503,7 @@ std::optional<Edit> random_edit(const Scene& source, int size, Rng& rng) {
   } else {  // add
     if (source.objects.size() >= 3) return std::nullopt;
     Object added = random_object(rng, size);
-    const double margin = added.radius * 1.1 + 1;
-    bool placed = false;
-    for (int attempt = 0; attempt < 64 && !placed; ++attempt) {
-      added.cx = rng.uniform(margin, size - margin);
-      added.cy = rng.uniform(margin, size - margin);
-      placed = fits(source, added, source.objects.size(), size);
-    }
-    if (!placed) return std::nullopt;
+    if (!place(source, added, size, rng)) return std::nullopt;
     edit.target.objects.push_back(added);
     edit.instruction =
         pick({str_cat("add ", with_article(describe(added, false))),

@@ -121,8 +121,10 @@ int launch_local_workers(int nproc, const std::vector<std::string>& argv) {
     if (!failed || result != 0) continue;
     result = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
     if (running > 0)
-      std::cerr << "error: worker " << rank << " of " << nproc << " " << describe(status)
-                << "; stopping the other workers\n";
+      // One write: the other workers' progress lines share the terminal and would land inside it.
+      std::cerr << str_cat("error: worker ", rank, " of ", nproc, " ", describe(status),
+                           "; stopping the other workers\n")
+                << std::flush;
     for (pid_t w : workers)
       if (w > 0) ::kill(w, SIGTERM);
   }

@@ -5,6 +5,7 @@
 #include "mmlearn/core/atomic_file.h"
 #include "mmlearn/core/error.h"
 #include "mmlearn/heads/contrastive.h"
+#include "mmlearn/models/clip_pixels.h"
 #include "mmlearn/models/clip_pretrained.h"
 
 namespace mmlearn {
@@ -56,6 +57,18 @@ torch::Tensor embed_texts(Clip& model, const torch::Tensor& ids, Precision preci
   for (int64_t i = 0; i < ids.size(0); i += batch_size)
     out.push_back(model->encode_text(ids.slice(0, i, std::min(i + batch_size, ids.size(0)))));
   return out.empty() ? torch::empty({0, model->config.embed_dim}) : torch::cat(out);
+}
+
+torch::Tensor embed_clip_inputs(ClipBundle& clip, const std::string& modality,
+                                const std::vector<std::string>& inputs, Precision precision) {
+  if (modality == "text")
+    return embed_texts(clip.model,
+                       tokenize_batch(clip.tokenizer, inputs, clip.model->config.text.context_length),
+                       precision);
+  check(modality == "image", "a CLIP model embeds images and texts, not ", modality);
+  std::vector<torch::Tensor> pixels;
+  for (const auto& p : inputs) pixels.push_back(load_clip_pixels(clip.model->config, p));
+  return embed_pixels(clip.model, torch::stack(pixels), precision);
 }
 
 json recall_at_k(const torch::Tensor& scores, const std::vector<std::vector<int64_t>>& relevant,

@@ -18,6 +18,7 @@
 #include "mmlearn/core/precision.h"
 #include "mmlearn/data/image_text_dataset.h"
 #include "mmlearn/models/clip.h"
+#include "mmlearn/models/clip_pretrained.h"
 #include "mmlearn/text/bpe.h"
 
 namespace mmlearn {
@@ -30,6 +31,12 @@ torch::Tensor embed_images(Clip& model, const torch::Tensor& images_u8, Precisio
                            int64_t batch_size = 256);
 torch::Tensor embed_texts(Clip& model, const torch::Tensor& ids, Precision precision = Precision::fp32,
                           int64_t batch_size = 256);
+
+// Embeddings of image files (read with the model's own preprocessing) or of texts: what a CLIP model's
+// embed() answers. `modality`: "image" or "text".
+torch::Tensor embed_clip_inputs(ClipBundle& clip, const std::string& modality,
+                                const std::vector<std::string>& inputs,
+                                Precision precision = Precision::fp32);
 
 // R@K of each query row of `scores` [Q, C]: the share of queries whose best-ranked relevant candidate
 // (relevant[q] lists them) ranks within the first K.

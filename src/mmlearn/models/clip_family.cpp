@@ -13,7 +13,6 @@
 #include "mmlearn/eval/clip_eval.h"
 #include "mmlearn/heads/contrastive.h"
 #include "mmlearn/models/clip_import.h"
-#include "mmlearn/models/clip_pixels.h"
 #include "mmlearn/models/registry.h"
 #include "mmlearn/models/weight_files.h"
 #include "mmlearn/text/learn_tokenizer.h"
@@ -143,14 +142,8 @@ class ClipModel : public Model {
   std::vector<std::string> embeds() const override { return {"image", "text"}; }
   torch::Tensor embed(const std::string& modality, const std::vector<std::string>& inputs,
                       Precision precision) override {
-    if (modality == "text")
-      return embed_texts(clip_.model,
-                         tokenize_batch(clip_.tokenizer, inputs, clip_.model->config.text.context_length),
-                         precision);
-    if (modality != "image") Model::embed(modality, inputs, precision);
-    std::vector<torch::Tensor> pixels;
-    for (const auto& p : inputs) pixels.push_back(load_clip_pixels(clip_.model->config, p));
-    return embed_pixels(clip_.model, torch::stack(pixels), precision);
+    if (modality != "image" && modality != "text") Model::embed(modality, inputs, precision);
+    return embed_clip_inputs(clip_, modality, inputs, precision);
   }
 
   std::set<std::string> eval_flags() const override { return {"classes", "limit", "strict"}; }

@@ -9,7 +9,6 @@
 #include "mmlearn/eval/clip_eval.h"
 #include "mmlearn/heads/contrastive.h"
 #include "mmlearn/models/clip_import.h"
-#include "mmlearn/models/clip_pixels.h"
 #include "mmlearn/models/composed.h"
 #include "mmlearn/models/registry.h"
 #include "mmlearn/models/weight_files.h"
@@ -132,14 +131,8 @@ class ComposedModel : public Model {
   std::vector<std::string> embeds() const override { return {"image", "text"}; }
   torch::Tensor embed(const std::string& modality, const std::vector<std::string>& inputs,
                       Precision precision) override {
-    if (modality == "text")
-      return embed_texts(m_.clip.model,
-                         tokenize_batch(m_.clip.tokenizer, inputs, m_.clip.model->config.text.context_length),
-                         precision);
-    if (modality != "image") Model::embed(modality, inputs, precision);
-    std::vector<torch::Tensor> pixels;
-    for (const auto& p : inputs) pixels.push_back(load_clip_pixels(m_.clip.model->config, p));
-    return embed_pixels(m_.clip.model, torch::stack(pixels), precision);
+    if (modality != "image" && modality != "text") Model::embed(modality, inputs, precision);
+    return embed_clip_inputs(m_.clip, modality, inputs, precision);
   }
   torch::Tensor compose(const std::vector<std::string>& images, const std::vector<std::string>& texts,
                         Precision precision) override {

@@ -21,7 +21,7 @@ namespace mmlearn {
 
 struct TrainOptions {
   std::string preset;          // empty: the default preset of `task`'s family
-  std::string task;            // contrastive, audio-text, speech, classify; empty: the preset's
+  std::string task;            // contrastive, audio-text, speech, classify, composed; empty: the preset's
   std::filesystem::path data;  // a directory with train.jsonl (+ test.jsonl, classes.json) or a manifest
   std::filesystem::path out;   // the run directory: model files, checkpoint/, metrics.jsonl
   bool resume = false;         // continue the run in `out` from its latest checkpoint
