@@ -101,7 +101,7 @@ struct PresetInfo {
 
 struct ModelFamily {
   std::string model_type;  // config.json's "model_type" of its model directories
-  std::string task;        // what `train --task` calls it: contrastive, audio-text, speech, classify, composed
+  std::string task;        // what `train --task` calls it: contrastive, speech, composed, ...
   std::string summary;     // one line, for `mmlearn models`
   std::vector<std::string> presets;
   std::string default_preset;
