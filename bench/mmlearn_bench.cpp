@@ -139,9 +139,10 @@ json bench_shapes(int64_t records) {
 }  // namespace
 
 // Nearest-neighbour search over n unit vectors: for each index kind the time to build it, queries/s (all
-// queries in one batch) and recall@10 against the exact (flat) answers. "random" vectors have no clusters, the
-// hardest case for the approximate kinds; "clustered" ones lie around n / 100 centres, as learned embeddings
-// gather around what they depict (each a centre plus noise of the same norm spread over every dimension).
+// queries in one batch) and recall@10 against the exact (flat) answers. "random" vectors have no clusters,
+// the hardest case for the approximate kinds; "clustered" ones lie around n / 100 centres, as learned
+// embeddings gather around what they depict (each a centre plus noise of the same norm spread over every
+// dimension).
 void bench_search(int64_t n, int64_t dim, int64_t n_queries, const std::string& data,
                   const std::vector<std::string>& kinds, const std::function<void(json)>& emit) {
   using namespace mmlearn::search;
@@ -166,7 +167,8 @@ void bench_search(int64_t n, int64_t dim, int64_t n_queries, const std::string& 
     const auto hits = index.search(queries.data_ptr<float>(), n_queries, 10);
     const double search = std::chrono::duration<double>(Clock::now() - start).count();
     if (kind == IndexKind::flat) exact = hits;
-    if (exact.empty()) throw std::runtime_error("--kinds must start with flat: recall is measured against it");
+    if (exact.empty())
+      throw std::runtime_error("--kinds must start with flat: recall is measured against it");
     double found = 0;
     for (size_t q = 0; q < hits.size(); ++q)
       for (const auto& h : hits[q])
