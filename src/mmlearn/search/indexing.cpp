@@ -21,6 +21,28 @@ std::vector<float> row(const torch::Tensor& embeddings, int64_t i) {
   return {r.data_ptr<float>(), r.data_ptr<float>() + r.numel()};
 }
 
+void check_manifest_file(const data::Manifest& manifest) {
+  check(manifest.shards.empty(), manifest.path.string(),
+        " is a shard set: an index keeps the paths of the files it holds, so give it a manifest file");
+}
+
+// A record as an index keeps it: its media paths made absolute (the key of a file is its absolute path).
+nlohmann::json stored_record(const data::Manifest& manifest, const data::Record& record) {
+  nlohmann::json stored = record.json;
+  for (const char* field : {"image", "audio", "video"})
+    if (stored.contains(field) && stored[field].is_string())
+      stored[field] = fs::absolute(manifest.media_file(record, field)).lexically_normal().string();
+  return stored;
+}
+
+// Lists a record that cannot be indexed; past --max-bad, an Error.
+void skip_record(AddResult& result, const AddOptions& o, const std::string& where, const std::string& why) {
+  result.skipped.push_back(str_cat(where, ": ", why));
+  if (o.max_bad >= 0 && static_cast<int64_t>(result.skipped.size()) > o.max_bad)
+    throw Error(str_cat(result.skipped.size(), " records could not be indexed, more than --max-bad ",
+                        o.max_bad, "; the first: ", result.skipped.front()));
+}
+
 }  // namespace
 
 std::vector<float> probe_embedding(Model& model) {
@@ -52,8 +74,7 @@ EmbeddingIndex create_index(const fs::path& dir, Model& model, const fs::path& m
 
 AddResult add_records(EmbeddingIndex& index, Model& model, const data::Manifest& manifest,
                       const AddOptions& o) {
-  check(manifest.shards.empty(), manifest.path.string(),
-        " is a shard set: an index keeps the paths of the files it holds, so give it a manifest file");
+  check_manifest_file(manifest);
   const std::string modality = index.info().modality;
   AddResult result;
   std::set<std::string> seen;
@@ -62,12 +83,7 @@ AddResult add_records(EmbeddingIndex& index, Model& model, const data::Manifest&
     std::string where;
   };
   std::vector<Pending> batch;
-  auto skip = [&](const std::string& where, const std::string& why) {
-    result.skipped.push_back(str_cat(where, ": ", why));
-    if (o.max_bad >= 0 && static_cast<int64_t>(result.skipped.size()) > o.max_bad)
-      throw Error(str_cat(result.skipped.size(), " records could not be indexed, more than --max-bad ",
-                          o.max_bad, "; the first: ", result.skipped.front()));
-  };
+  auto skip = [&](const std::string& where, const std::string& why) { skip_record(result, o, where, why); };
   auto flush = [&] {
     if (batch.empty()) return;
     std::vector<std::string> inputs;
@@ -106,10 +122,7 @@ AddResult add_records(EmbeddingIndex& index, Model& model, const data::Manifest&
       skip(where, str_cat("\"", modality, "\" is not a string"));
       continue;
     }
-    nlohmann::json stored = record.json;
-    for (const char* field : {"image", "audio", "video"})
-      if (stored.contains(field) && stored[field].is_string())
-        stored[field] = fs::absolute(manifest.media_file(record, field)).lexically_normal().string();
+    const nlohmann::json stored = stored_record(manifest, record);
     const std::string key = stored[modality].get<std::string>();  // an absolute path, or the text
     if (!seen.insert(key).second || index.contains(key)) {
       ++result.already;
@@ -143,8 +156,7 @@ TranscriptIndex create_transcript_index(const fs::path& dir, Model& model, const
 
 AddResult add_recordings(TranscriptIndex& index, Model& model, const data::Manifest& manifest,
                          const AddOptions& o) {
-  check(manifest.shards.empty(), manifest.path.string(),
-        " is a shard set: an index keeps the paths of the files it holds, so give it a manifest file");
+  check_manifest_file(manifest);
   WhisperBundle* whisper = model.bundle<WhisperBundle>();
   check(whisper != nullptr, "the model ", index.model(), " does not transcribe");
   const auto& config = whisper->model->config;
@@ -157,10 +169,7 @@ AddResult add_recordings(TranscriptIndex& index, Model& model, const data::Manif
     const std::string where = manifest.where(record);
     try {
       check(record.json.contains("audio") && record.json["audio"].is_string(), "no \"audio\" file");
-      nlohmann::json stored = record.json;
-      for (const char* field : {"image", "audio", "video"})
-        if (stored.contains(field) && stored[field].is_string())
-          stored[field] = fs::absolute(manifest.media_file(record, field)).lexically_normal().string();
+      const nlohmann::json stored = stored_record(manifest, record);
       const std::string key = stored["audio"];
       if (index.contains(key)) {
         ++result.already;
@@ -182,10 +191,7 @@ AddResult add_recordings(TranscriptIndex& index, Model& model, const data::Manif
         ++result.added;
       }
     } catch (const Error& e) {
-      result.skipped.push_back(str_cat(where, ": ", e.what()));
-      if (o.max_bad >= 0 && static_cast<int64_t>(result.skipped.size()) > o.max_bad)
-        throw Error(str_cat(result.skipped.size(), " records could not be indexed, more than --max-bad ",
-                            o.max_bad, "; the first: ", result.skipped.front()));
+      skip_record(result, o, where, e.what());
     }
     if (o.progress) o.progress(i + 1, total);
   }
