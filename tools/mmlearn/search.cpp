@@ -13,8 +13,7 @@ namespace {
 void print_hits(const std::vector<search::SearchHit>& hits, bool json, bool show_text) {
   if (json) {
     nlohmann::json results = nlohmann::json::array();
-    for (const auto& h : hits)
-      results.push_back({{"id", h.id}, {"score", h.score}, {"key", h.key}, {"record", h.record}});
+    for (const auto& h : hits) results.push_back(search::to_json(h));
     std::cout << nlohmann::json{{"results", results}}.dump() << "\n";
     return;
   }

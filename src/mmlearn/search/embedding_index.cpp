@@ -25,6 +25,10 @@ uint64_t checksum(const std::string& bytes) {
 
 }  // namespace
 
+nlohmann::json to_json(const SearchHit& hit) {
+  return {{"id", hit.id}, {"score", hit.score}, {"key", hit.key}, {"record", hit.record}};
+}
+
 nlohmann::json to_json(const IndexInfo& info) {
   return {{"count", info.count},
           {"model", info.model},

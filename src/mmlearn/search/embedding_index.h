@@ -45,6 +45,7 @@ struct SearchHit {
   std::string key;
   nlohmann::json record;
 };
+nlohmann::json to_json(const SearchHit& hit);  // {"id", "score", "key", "record"}
 
 class EmbeddingIndex {
  public:

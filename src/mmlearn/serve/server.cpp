@@ -490,7 +490,7 @@ json Server::State::search(const json& body) {
   }
   json results = json::array();
   for (const auto& h : hits) {
-    json r{{"id", h.id}, {"score", h.score}, {"key", h.key}, {"record", h.record}};
+    json r = search::to_json(h);
     if (idx.modality() != "text")
       r["media"] = str_cat("/v1/media?index=", url_encode(idx.name), "&key=", url_encode(h.key));
     results.push_back(std::move(r));
