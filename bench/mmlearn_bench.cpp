@@ -203,7 +203,7 @@ int main(int argc, char** argv) {
   app.add_option("--dim", dim, "search: their dimension");
   app.add_option("--queries", queries, "search: queries, answered in one batch");
   std::string search_data = "clustered";
-  std::vector<std::string> kinds = {"flat", "hnsw", "ivfpq"};
+  std::vector<std::string> kinds = {"flat", "hnsw", "ivf", "ivfpq"};
   app.add_option("--data", search_data, "search: clustered (around n / 100 centres) or random unit vectors")
       ->check(CLI::IsMember({"clustered", "random"}));
   app.add_option("--kinds", kinds, "search: index kinds to measure, flat first")->delimiter(',');

@@ -212,7 +212,8 @@ TEST(BadInput, IndexesAndQueriesAreChecked) {
   std::ofstream(f.dir / "notes.png") << "not an image";
   const std::string build = "index build --data " + test_manifest + " --out " + (f.dir / "index2").string();
   expect_handled({
-      {build + " --model " + f.clip.string() + " --kind annoy", 2, "expected flat (exact), hnsw or ivfpq"},
+      {build + " --model " + f.clip.string() + " --kind annoy", 2,
+       "expected flat (exact), hnsw, ivf or ivfpq"},
       {build + " --model " + f.clip.string() + " --batch-size 0", 2, "--batch-size"},
       {build + " --model " + f.clip.string() + " --modality audio", 2, "the model embeds image, text"},
       {build + " --model " + f.whisper.string(), 1, "no record has \"audio\""},

@@ -76,8 +76,10 @@ void fill(search::EmbeddingIndex& index, Model& model, const AddArgs& a) {
   index.save();
   const auto info = index.info();
   report(r, search::to_json(info), index.dir(), a.json);
-  if (!a.json && info.kind == search::IndexKind::ivfpq && info.count < 1000)
-    std::cerr << "warning: an ivfpq index trains on at least 1000 items and holds " << info.count
+  const bool has_lists = info.kind == search::IndexKind::ivf || info.kind == search::IndexKind::ivfpq;
+  if (!a.json && has_lists && info.count < 1000)
+    std::cerr << "warning: an " << search::index_kind_name(info.kind)
+              << " index trains on at least 1000 items and holds " << info.count
               << ": searching it is an error until it holds more\n";
 }
 
@@ -109,7 +111,8 @@ void add_index(CLI::App& app) {
       "what to index: image, audio or text (default: the model's non-text modality the records have)");
   build
       ->add_option("--kind", b->kind,
-                   "flat (exact), hnsw or ivfpq (approximate, for large collections); a speech recognizer's "
+                   "flat (exact), hnsw, ivf or ivfpq (approximate, for large collections: see the guide); a "
+                   "speech recognizer's "
                    "index is of recordings by their words")
       ->capture_default_str();
   build->callback([b, build] {
@@ -215,8 +218,9 @@ void add_index(CLI::App& app) {
   auto info_dir = std::make_shared<std::string>();
   auto info_json = std::make_shared<bool>(false);
   info->add_option("--index", *info_dir, "index directory")->required();
-  info->add_flag("--json", *info_json,
-                 R"(JSON on stdout: {"count", "model", "model_type", "modality", "kind", "dim"})");
+  info->add_flag(
+      "--json", *info_json,
+      R"(JSON on stdout: {"count", "model", "model_type", "modality", "kind", "dim", and "lists" for an ivf or ivfpq index})");
   info->callback([=] {
     if (search::TranscriptIndex::exists(*info_dir)) {
       const auto i = search::TranscriptIndex::open(*info_dir).info();

@@ -30,12 +30,14 @@ nlohmann::json to_json(const SearchHit& hit) {
 }
 
 nlohmann::json to_json(const IndexInfo& info) {
-  return {{"count", info.count},
-          {"model", info.model},
-          {"model_type", info.model_type},
-          {"modality", info.modality},
-          {"kind", index_kind_name(info.kind)},
-          {"dim", info.dim}};
+  nlohmann::json j = {{"count", info.count},
+                      {"model", info.model},
+                      {"model_type", info.model_type},
+                      {"modality", info.modality},
+                      {"kind", index_kind_name(info.kind)},
+                      {"dim", info.dim}};
+  if (info.lists > 0) j["lists"] = info.lists;
+  return j;
 }
 
 using sqlite::Database, sqlite::Statement, sqlite::Transaction, sqlite::read_meta, sqlite::set_meta;
@@ -71,7 +73,8 @@ struct EmbeddingIndex::State {
     generation = from_generation + 1;
   }
 
-  // The vectors of every item in the database (an ivfpq index holding fewer than it trains on stays empty).
+  // The vectors of every item in the database; an IVF index trains on them all (and stays empty while they
+  // are fewer than it needs).
   void rebuild() {
     vectors = std::make_unique<VectorIndex>(info.kind, info.dim);
     std::vector<int64_t> ids;
@@ -192,6 +195,7 @@ const fs::path& EmbeddingIndex::dir() const { return s_->dir; }
 IndexInfo EmbeddingIndex::info() const {
   IndexInfo info = s_->info;
   info.count = s_->count();
+  info.lists = s_->vectors->lists();
   return info;
 }
 
@@ -234,11 +238,12 @@ void EmbeddingIndex::add(const std::vector<IndexItem>& items, const float* embed
     }
     s_->commit_change(t, generation);
   }
-  // After another process's change since this one read the items, or into an ivfpq index not trained yet (it
-  // trains on every item once there are enough): from the database. Otherwise the new vectors join the
-  // others.
+  // After another process's change since this one read the items, or into an IVF index not trained yet or
+  // outgrown (VectorIndex::needs_training: it learns its lists from every item): from the database. Otherwise
+  // the new vectors join the others.
   const bool untrained = s_->vectors->size() == 0 && s_->vectors->min_training_vectors() > 0;
-  if (others_changed || untrained)
+  const auto held = s_->vectors->size() + static_cast<int64_t>(ids.size());
+  if (others_changed || untrained || s_->vectors->needs_training(held))
     s_->rebuild();
   else
     s_->vectors->add(ids, embeddings);
@@ -273,9 +278,9 @@ int64_t EmbeddingIndex::remove(const std::vector<std::string>& keys) {
 }
 
 std::vector<std::vector<SearchHit>> EmbeddingIndex::search(const float* queries, int64_t n, int64_t k) const {
-  if (s_->vectors->size() == 0) {  // empty, or an ivfpq index not trained yet
+  if (s_->vectors->size() == 0) {  // empty, or an IVF index not trained yet
     const int64_t held = s_->count();
-    check(held == 0, s_->dir.string(), ": an ivfpq index trains on at least ",
+    check(held == 0, s_->dir.string(), ": an ", index_kind_name(s_->info.kind), " index trains on at least ",
           s_->vectors->min_training_vectors(), " items and holds ", held, "; build it as flat or hnsw");
   }
   std::vector<std::vector<SearchHit>> out;

@@ -31,6 +31,7 @@ struct IndexInfo {
   IndexKind kind = IndexKind::flat;
   int64_t dim = 0;
   int64_t count = 0;  // items held
+  int64_t lists = 0;  // an ivf or ivfpq index's inverted lists, once trained
 };
 nlohmann::json to_json(const IndexInfo& info);
 

@@ -3,6 +3,7 @@
 #include <faiss/IndexFlat.h>
 #include <faiss/IndexHNSW.h>
 #include <faiss/IndexIDMap.h>
+#include <faiss/IndexIVFFlat.h>
 #include <faiss/IndexIVFPQ.h>
 #include <faiss/impl/FaissException.h>
 #include <faiss/impl/IDSelector.h>
@@ -21,7 +22,9 @@ namespace {
 constexpr int kHnswLinks = 32;        // M: links per node (FAISS's and hnswlib's usual 16-64)
 constexpr int kHnswBuildBeam = 80;    // efConstruction
 constexpr int kHnswSearchBeam = 128;  // efSearch: recall@10 against speed, measured in bench/
-constexpr int kIvfProbes = 16;        // inverted lists scanned a query
+constexpr int kIvfProbes = 16;        // nprobe: inverted lists scanned a query
+constexpr int kIvfTrainingPerList =
+    64;  // k-means sees at most this many vectors a list: bounds training time
 constexpr int64_t kIvfMinTraining = 1000;
 
 // FAISS reports misuse with exceptions of its own; callers see mmlearn errors.
@@ -42,13 +45,23 @@ int pq_parts(int64_t dim) {
   return 1;
 }
 
+// Inverted lists for n vectors: about 4 sqrt(n) (FAISS's guidance is 4 to 16 sqrt(n)), each trained on at
+// least 39 vectors (FAISS's own floor).
+int64_t ivf_lists(int64_t n) {
+  return std::clamp<int64_t>(static_cast<int64_t>(4 * std::sqrt(double(n))), 1, std::max<int64_t>(1, n / 39));
+}
+
+bool has_lists(IndexKind kind) { return kind == IndexKind::ivf || kind == IndexKind::ivfpq; }
+
 }  // namespace
 
 IndexKind parse_index_kind(const std::string& name) {
   if (name == "flat") return IndexKind::flat;
   if (name == "hnsw") return IndexKind::hnsw;
+  if (name == "ivf") return IndexKind::ivf;
   if (name == "ivfpq") return IndexKind::ivfpq;
-  throw UsageError(str_cat("index kind \"", name, "\": expected flat (exact), hnsw or ivfpq (approximate)"));
+  throw UsageError(
+      str_cat("index kind \"", name, "\": expected flat (exact), hnsw, ivf or ivfpq (approximate)"));
 }
 
 std::string index_kind_name(IndexKind kind) {
@@ -57,6 +70,8 @@ std::string index_kind_name(IndexKind kind) {
       return "flat";
     case IndexKind::hnsw:
       return "hnsw";
+    case IndexKind::ivf:
+      return "ivf";
     case IndexKind::ivfpq:
       return "ivfpq";
   }
@@ -64,7 +79,7 @@ std::string index_kind_name(IndexKind kind) {
 }
 
 struct VectorIndex::Impl {
-  std::unique_ptr<faiss::IndexIDMap2> map;  // ids over the kind's index; null for an untrained ivfpq
+  std::unique_ptr<faiss::IndexIDMap2> map;  // ids over the kind's index; null for an untrained ivf or ivfpq
 
   static std::unique_ptr<faiss::IndexIDMap2> make(IndexKind kind, int64_t dim, int64_t n_training) {
     const int d = static_cast<int>(dim);
@@ -77,13 +92,16 @@ struct VectorIndex::Impl {
       hnsw->hnsw.efSearch = kHnswSearchBeam;
       base = hnsw;
     } else {
-      // About sqrt(n) lists, each trained on at least 39 vectors (FAISS's own rule of thumb).
-      const int64_t lists = std::clamp<int64_t>(static_cast<int64_t>(std::sqrt(double(n_training))), 1,
-                                                std::max<int64_t>(1, n_training / 39));
-      auto* ivf = new faiss::IndexIVFPQ(new faiss::IndexFlatIP(d), d, static_cast<size_t>(lists),
-                                        pq_parts(dim), 8, faiss::METRIC_INNER_PRODUCT);
+      const auto lists = static_cast<size_t>(ivf_lists(n_training));
+      faiss::IndexIVF* ivf = nullptr;
+      if (kind == IndexKind::ivf)
+        ivf = new faiss::IndexIVFFlat(new faiss::IndexFlatIP(d), d, lists, faiss::METRIC_INNER_PRODUCT);
+      else
+        ivf = new faiss::IndexIVFPQ(new faiss::IndexFlatIP(d), d, lists, pq_parts(dim), 8,
+                                    faiss::METRIC_INNER_PRODUCT);
       ivf->own_fields = true;
-      ivf->nprobe = static_cast<size_t>(std::min<int64_t>(kIvfProbes, lists));
+      ivf->nprobe = std::min<size_t>(kIvfProbes, lists);
+      ivf->cp.max_points_per_centroid = kIvfTrainingPerList;
       base = ivf;
     }
     auto map = std::make_unique<faiss::IndexIDMap2>(base);
@@ -95,7 +113,7 @@ struct VectorIndex::Impl {
 VectorIndex::VectorIndex(IndexKind kind, int64_t dim)
     : kind_(kind), dim_(dim), impl_(std::make_unique<Impl>()) {
   check(dim > 0 && dim <= 65536, "vector index: dimension ", dim, " is outside 1..65536");
-  if (kind != IndexKind::ivfpq) impl_->map = Impl::make(kind, dim, 0);
+  if (!has_lists(kind)) impl_->map = Impl::make(kind, dim, 0);
 }
 VectorIndex::VectorIndex(VectorIndex&&) noexcept = default;
 VectorIndex& VectorIndex::operator=(VectorIndex&&) noexcept = default;
@@ -103,15 +121,25 @@ VectorIndex::~VectorIndex() = default;
 
 int64_t VectorIndex::size() const { return impl_->map ? impl_->map->ntotal : 0; }
 
-int64_t VectorIndex::min_training_vectors() const { return kind_ == IndexKind::ivfpq ? kIvfMinTraining : 0; }
+int64_t VectorIndex::min_training_vectors() const { return has_lists(kind_) ? kIvfMinTraining : 0; }
+
+int64_t VectorIndex::lists() const {
+  const auto* ivf = impl_->map ? dynamic_cast<const faiss::IndexIVF*>(impl_->map->index) : nullptr;
+  return ivf ? static_cast<int64_t>(ivf->nlist) : 0;
+}
+
+bool VectorIndex::needs_training(int64_t n) const {
+  if (!has_lists(kind_) || n < kIvfMinTraining) return false;
+  return !impl_->map || ivf_lists(n) >= 2 * lists();
+}
 
 void VectorIndex::add(const std::vector<int64_t>& ids, const float* vectors) {
   const auto n = static_cast<int64_t>(ids.size());
   if (n == 0) return;
   if (!impl_->map) {
-    check(n >= kIvfMinTraining,
-          "an ivfpq index learns its quantizers from the first vectors added, and needs at least ",
-          kIvfMinTraining, " (got ", n, "); use --kind flat or hnsw for a collection this small");
+    check(n >= kIvfMinTraining, "an ", index_kind_name(kind_),
+          " index learns its lists from the first vectors added, and needs at least ", kIvfMinTraining,
+          " (got ", n, "); use --kind flat or hnsw for a collection this small");
     impl_->map = Impl::make(kind_, dim_, n);
     faiss_call("training", [&] { impl_->map->train(n, vectors); });
   }
@@ -149,15 +177,16 @@ std::string VectorIndex::serialize() const {
 
 VectorIndex VectorIndex::deserialize(const std::string& bytes, IndexKind kind, int64_t dim) {
   VectorIndex index(kind, dim);
-  if (bytes.empty() && kind == IndexKind::ivfpq) return index;
+  if (bytes.empty() && has_lists(kind)) return index;
   faiss::VectorIOReader reader;
   reader.data.assign(bytes.begin(), bytes.end());
   std::unique_ptr<faiss::Index> read(faiss_call("reading", [&] { return faiss::read_index(&reader); }));
   auto* map = dynamic_cast<faiss::IndexIDMap2*>(read.get());
   const faiss::Index* base = map ? map->index : nullptr;
   const bool kind_matches = kind == IndexKind::flat ? dynamic_cast<const faiss::IndexFlatIP*>(base) != nullptr
-                            : kind == IndexKind::hnsw
-                                ? dynamic_cast<const faiss::IndexHNSW*>(base) != nullptr
+                            : kind == IndexKind::hnsw ? dynamic_cast<const faiss::IndexHNSW*>(base) != nullptr
+                            : kind == IndexKind::ivf
+                                ? dynamic_cast<const faiss::IndexIVFFlat*>(base) != nullptr
                                 : dynamic_cast<const faiss::IndexIVFPQ*>(base) != nullptr;
   check(kind_matches && map->d == dim, "vector index: the saved index is not a ", index_kind_name(kind),
         " index of dimension ", dim);

@@ -1,7 +1,8 @@
 // Nearest neighbours of L2-normalized embeddings by inner product (cosine similarity), on FAISS: exact
 // (`flat`, every vector scored), or approximate for large collections — `hnsw` (a navigable small-world
-// graph, 32 links a node) or `ivfpq` (vectors grouped around k-means centroids and stored as
-// product-quantized codes, trained on the first vectors added). Only this file's implementation includes
+// graph, 32 links a node), `ivf` (inverted lists: vectors grouped around k-means centroids, only the lists
+// nearest a query scanned) or `ivfpq` (the same lists holding product-quantized codes, 1/16 of the memory).
+// The two IVF kinds learn their lists from the vectors they hold. Only this file's implementation includes
 // FAISS.
 //
 //   auto v = mmlearn::search::VectorIndex(mmlearn::search::IndexKind::flat, 512);
@@ -17,7 +18,7 @@
 
 namespace mmlearn::search {
 
-enum class IndexKind { flat, hnsw, ivfpq };
+enum class IndexKind { flat, hnsw, ivf, ivfpq };
 IndexKind parse_index_kind(const std::string& name);  // a UsageError names the choices
 std::string index_kind_name(IndexKind kind);
 
@@ -37,17 +38,21 @@ class VectorIndex {
   int64_t dim() const { return dim_; }
   int64_t size() const;
 
-  // Adds `ids.size()` rows of `vectors` (row-major, dim() floats each). An ivfpq index trains on its first
+  // Adds `ids.size()` rows of `vectors` (row-major, dim() floats each). An IVF index trains on its first
   // add, which must then hold at least min_training_vectors().
   void add(const std::vector<int64_t>& ids, const float* vectors);
   int64_t min_training_vectors() const;
+  // Whether an IVF index about to hold n vectors should be trained on them afresh (by its owner, into a new
+  // index): it is not trained yet, or its lists were learned for a collection a quarter the size or less.
+  bool needs_training(int64_t n) const;
+  int64_t lists() const;  // an IVF index's inverted lists; 0 for other kinds and before training
   // Whether remove() works here; an HNSW graph cannot drop nodes, so its owner rebuilds it instead.
   bool can_remove() const { return kind_ != IndexKind::hnsw; }
   void remove(const std::vector<int64_t>& ids);
   // The k best of every one of `n` queries (row-major, dim() floats each); fewer when the index holds fewer.
   std::vector<std::vector<Hit>> search(const float* queries, int64_t n, int64_t k) const;
 
-  // FAISS's own format; an ivfpq index that has not been trained yet is empty bytes.
+  // FAISS's own format; an IVF index that has not been trained yet is empty bytes.
   std::string serialize() const;
   // Reads what serialize() wrote; an Error when it is not that, or holds another kind or dimension.
   static VectorIndex deserialize(const std::string& bytes, IndexKind kind, int64_t dim);
