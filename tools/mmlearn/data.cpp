@@ -35,15 +35,17 @@ void add_data(CLI::App& app) {
   shapes
       ->add_option("--task", *task,
                    "scenes: objects with captions, attributes and Q&A; edit: (scene, instruction, edited "
-                   "scene) triplets for composed retrieval; mood: faces, sentences [and speech] whose "
-                   "sentiment needs both (writes ceiling.json)")
-      ->check(CLI::IsMember({"scenes", "edit", "mood"}))
+                   "scene) triplets for composed retrieval; vqa: a question and its answer a record, about a "
+                   "scene or a bar or line chart; mood: faces, sentences [and speech] whose sentiment needs "
+                   "both (writes ceiling.json)")
+      ->check(CLI::IsMember({"scenes", "edit", "vqa", "mood"}))
       ->capture_default_str();
   shapes->add_flag("--json", *as_json, "print a JSON summary on stdout");
   auto overwrite = std::make_shared<bool>(false);
   shapes->add_flag("--overwrite", *overwrite, "replace the data set already in --out");
   shapes->callback([=] {
-    if (*task == "edit" && config->audio) throw UsageError("--audio does not apply to --task edit");
+    if ((*task == "edit" || *task == "vqa") && config->audio)
+      throw UsageError(str_cat("--audio does not apply to --task ", *task));
     data::prepare_data_dir(*out, *overwrite);
     Progress bar(*task == "mood" ? "mood" : "shapes", config->n_train + config->n_test, "rec");
     auto on_progress = [&](int64_t done, int64_t) { bar.update(done); };
@@ -59,7 +61,9 @@ void add_data(CLI::App& app) {
       summary["seconds"] = result.seconds;
       summary["ceiling"] = result.ceiling["ceiling"];
     } else {
-      config->task = *task == "edit" ? data::ShapesTask::edit : data::ShapesTask::scenes;
+      config->task = *task == "edit"  ? data::ShapesTask::edit
+                     : *task == "vqa" ? data::ShapesTask::vqa
+                                      : data::ShapesTask::scenes;
       auto result = data::generate_shapes(*out, *config, on_progress);
       summary["records"] = result.records;
       summary["seconds"] = result.seconds;

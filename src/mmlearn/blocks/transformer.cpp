@@ -24,7 +24,13 @@ torch::Tensor activate(const torch::Tensor& x, Activation activation) {
 }
 
 torch::Tensor causal_mask(int64_t length, const torch::TensorOptions& options) {
-  return torch::full({length, length}, -std::numeric_limits<float>::infinity(), options).triu(1);
+  return causal_mask(length, 0, options);
+}
+
+torch::Tensor causal_mask(int64_t new_positions, int64_t offset, const torch::TensorOptions& options) {
+  return torch::full({new_positions, offset + new_positions}, -std::numeric_limits<float>::infinity(),
+                     options)
+      .triu(offset + 1);
 }
 
 MultiheadAttentionImpl::MultiheadAttentionImpl(int64_t width_, int64_t heads_)

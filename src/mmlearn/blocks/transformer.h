@@ -45,6 +45,8 @@ TransformerConfig transformer_config(const EncoderConfig& c, Activation activati
 
 // Additive causal mask: 0 on and below the diagonal, -inf above.
 torch::Tensor causal_mask(int64_t length, const torch::TensorOptions& options = {});
+// The rows [T, offset + T] of T new positions after `offset` cached ones: each sees itself and before.
+torch::Tensor causal_mask(int64_t new_positions, int64_t offset, const torch::TensorOptions& options);
 
 struct MultiheadAttentionImpl : torch::nn::Module {
   MultiheadAttentionImpl(int64_t width, int64_t heads);

@@ -5,6 +5,7 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <map>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <string_view>
@@ -14,6 +15,7 @@
 #include "mmlearn/audio/speech_synth.h"
 #include "mmlearn/core/atomic_file.h"
 #include "mmlearn/core/error.h"
+#include "mmlearn/data/charts.h"
 #include "mmlearn/data/image_io.h"
 #include "mmlearn/data/synthetic.h"
 
@@ -545,6 +547,102 @@ std::string make_edit_record(const fs::path& out_dir, const ShapesConfig& config
   throw Error(str_cat("shapes: no edit found for triplet ", index));
 }
 
+// ---- Visual question answering: one question a record, about a scene or a chart
+
+struct Question {
+  std::string question, answer, type;
+};
+
+// Questions about a scene, each with one right answer, by type: color, shape, count, spatial, existence.
+std::vector<Question> scene_questions(const Scene& scene, Rng& rng) {
+  const auto& objects = scene.objects;
+  std::vector<Question> out;
+  auto count = [&](auto same) { return std::count_if(objects.begin(), objects.end(), same); };
+  for (const Object& o : objects) {
+    if (count([&](const Object& x) { return x.shape == o.shape; }) == 1)
+      out.push_back(
+          {str_cat("what color is the ", shape_names()[o.shape], "?"), color_names()[o.color], "color"});
+    if (count([&](const Object& x) { return x.color == o.color; }) == 1)
+      out.push_back({str_cat("what shape is the ", color_names()[o.color], " object?"),
+                     shape_names()[o.shape], "shape"});
+  }
+  out.push_back({"how many objects are there?", std::to_string(objects.size()), "count"});
+  const int shape = rng.below(int(shape_names().size()));
+  out.push_back({str_cat("how many ", shape_names()[shape], "s are there?"),
+                 std::to_string(count([&](const Object& x) { return x.shape == shape; })), "count"});
+  // "Is the square left of the circle?": two objects named by their shapes, along the axis where their
+  // centres differ most, asked the right way round or the wrong way half the time each.
+  if (objects.size() >= 2) {
+    const size_t i = size_t(rng.below(int(objects.size())));
+    const size_t j = (i + 1 + size_t(rng.below(int(objects.size()) - 1))) % objects.size();
+    const Object &a = objects[i], &b = objects[j];
+    if (a.shape != b.shape && count([&](const Object& x) { return x.shape == a.shape; }) == 1 &&
+        count([&](const Object& x) { return x.shape == b.shape; }) == 1) {
+      const std::string truth = relation(a, b, false);
+      static const std::map<std::string, std::string> kOpposite = {
+          {"left of", "right of"}, {"right of", "left of"}, {"above", "below"}, {"below", "above"}};
+      const bool right_way = rng.chance(0.5);
+      out.push_back({str_cat("is the ", shape_names()[a.shape], " ", right_way ? truth : kOpposite.at(truth),
+                             " the ", shape_names()[b.shape], "?"),
+                     right_way ? "yes" : "no", "spatial"});
+    }
+  }
+  // "Is there a red circle?": an object of the scene, or a colour and shape it does not hold, half and half.
+  if (rng.chance(0.5)) {
+    const Object& o = objects[size_t(rng.below(int(objects.size())))];
+    out.push_back({str_cat("is there ",
+                           with_article(str_cat(color_names()[o.color], " ", shape_names()[o.shape])), "?"),
+                   "yes", "existence"});
+  } else {
+    for (;;) {
+      const int color = rng.below(int(color_names().size())), absent = rng.below(int(shape_names().size()));
+      if (count([&](const Object& x) { return x.color == color && x.shape == absent; }) > 0) continue;
+      out.push_back(
+          {str_cat("is there ", with_article(str_cat(color_names()[color], " ", shape_names()[absent])), "?"),
+           "no", "existence"});
+      break;
+    }
+  }
+  return out;
+}
+
+// Question `index` of `split`: a chart one time in three, else a scene; the question's type drawn first
+// (uniformly among those the image allows), then one of that type. Writes the PNG, returns the line.
+std::string make_vqa_record(const fs::path& out_dir, const ShapesConfig& config, const Split& split,
+                            int64_t index) {
+  Rng rng(record_seed(config.seed, split, index) ^ 0x767161ULL);
+  const int size = config.image_size;
+  const std::string image_path = str_cat("images/", split.name, "/", index_name(index), ".png");
+  Json record;
+  record["id"] = str_cat(split.name, "-", index_name(index));
+  record["image"] = image_path;
+  std::vector<Question> questions;
+  if (rng.below(3) == 0) {
+    const Chart chart = random_chart(rng);
+    write_media(out_dir / image_path, encode_png(render_chart(chart, size, rng), kPngLevel));
+    for (const auto& q : chart_questions(chart, rng)) questions.push_back({q.question, q.answer, q.type});
+    record["chart"] =
+        Json{{"kind", chart.kind == Chart::Kind::bar ? "bar" : "line"}, {"values", chart.values}};
+  } else {
+    const Scene scene = make_scene(rng, size, config.max_objects);
+    write_media(out_dir / image_path, encode_png(render(scene, size, rng), kPngLevel));
+    questions = scene_questions(scene, rng);
+    record["objects"] = object_list(scene, size);
+  }
+  std::vector<std::string> types;
+  for (const auto& q : questions)
+    if (std::find(types.begin(), types.end(), q.type) == types.end()) types.push_back(q.type);
+  const std::string type = types[size_t(rng.below(int(types.size())))];
+  std::vector<const Question*> of_type;
+  for (const auto& q : questions)
+    if (q.type == type) of_type.push_back(&q);
+  const Question& q = *of_type[size_t(rng.below(int(of_type.size())))];
+  record["question"] = q.question;
+  record["answer"] = q.answer;
+  record["type"] = q.type;
+  return record.dump() + "\n";
+}
+
 void generate_split(const fs::path& out_dir, const ShapesConfig& config, const Split& split, int64_t n,
                     int threads, const std::function<void(int64_t)>& on_written) {
   fs::create_directories(out_dir / "images" / split.name);
@@ -552,8 +650,15 @@ void generate_split(const fs::path& out_dir, const ShapesConfig& config, const S
   write_records(
       out_dir / str_cat(split.name, ".jsonl"), n, threads,
       [&](int64_t i) {
-        return config.task == ShapesTask::edit ? make_edit_record(out_dir, config, split, i)
-                                               : make_record(out_dir, config, split, i);
+        switch (config.task) {
+          case ShapesTask::edit:
+            return make_edit_record(out_dir, config, split, i);
+          case ShapesTask::vqa:
+            return make_vqa_record(out_dir, config, split, i);
+          case ShapesTask::scenes:
+            break;
+        }
+        return make_record(out_dir, config, split, i);
       },
       on_written);
 }
@@ -567,8 +672,8 @@ void validate(const ShapesConfig& config) {
         config.max_objects, ")");
   check(config.threads >= 0, "shapes: threads must be >= 0, 0 meaning all cores (got ", config.threads, ")");
   check(config.n_train + config.n_test <= 100'000'000, "shapes: n_train + n_test must be <= 100000000");
-  check(!(config.audio && config.task == ShapesTask::edit),
-        "shapes: edit triplets have no speech (leave out audio)");
+  check(!config.audio || config.task == ShapesTask::scenes,
+        "shapes: only scenes have speech (leave out audio for edit triplets and questions)");
 }
 
 }  // namespace

@@ -12,6 +12,9 @@
 // "text" the instruction (a colour, shape or size change, a move, a removal, an addition: "make the circle
 // red", "move the star left", "remove the square"), "target" the scene it asks for (images/train/000000_
 // target.png: the same background, noise and other objects), "edit" its kind, "objects" and "target_objects".
+// With task = vqa, each record is one question about an image: "question", "answer" (text), "type" (color,
+// shape, count, spatial, existence about scenes; chart_value, chart_extreme, chart_compare, chart_trend about
+// bar and line charts, data/charts.h, a third of the records), and "objects" or "chart" ({"kind", "values"}).
 //
 // Output is a pure function of the config (seed, sizes): byte-identical across runs and thread counts.
 //
@@ -32,6 +35,7 @@ namespace mmlearn::data {
 enum class ShapesTask {
   scenes,  // one scene a record, with caption, objects, labels and Q&A
   edit,    // (source scene, instruction, target scene) triplets: "make the circle red", "remove the square"
+  vqa,     // one question a record about a scene or a chart, with its answer and type
 };
 
 struct ShapesConfig {

@@ -5,6 +5,7 @@
 #include <cmath>
 #include <map>
 
+#include "mmlearn/blocks/transformer.h"
 #include "mmlearn/core/error.h"
 
 namespace mmlearn {
@@ -46,12 +47,6 @@ const std::map<std::string, WhisperConfig>& presets() {
     return t;
   }();
   return table;
-}
-
-torch::Tensor causal_mask(int64_t new_tokens, int64_t offset, const torch::TensorOptions& options) {
-  // Row i (token offset + i) sees keys 0 .. offset + i.
-  return torch::full({new_tokens, offset + new_tokens}, -std::numeric_limits<float>::infinity(), options)
-      .triu(offset + 1);
 }
 
 }  // namespace
