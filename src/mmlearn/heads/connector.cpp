@@ -72,7 +72,7 @@ ConnectorConfig connector_config_from_json(const nlohmann::json& j, const std::s
 ConnectorImpl::ConnectorImpl(const ConnectorConfig& c) : config(c) {
   ln = register_module("ln", torch::nn::LayerNorm(torch::nn::LayerNormOptions({c.encoder_width})));
   proj = register_module("proj", torch::nn::Linear(c.encoder_width, c.width));
-  if (c.kind == ConnectorKind::prefix)
+  if (c.kind != ConnectorKind::cross_attention)
     proj_2 = register_module("proj_2", torch::nn::Linear(c.width, c.width));
   if (c.kind == ConnectorKind::queries) {
     query_tokens = register_parameter("query_tokens", torch::randn({1, c.queries, c.width}) * 0.02);
@@ -108,7 +108,7 @@ Conditioning ConnectorImpl::forward(const torch::Tensor& tokens, const torch::Te
     case ConnectorKind::queries: {
       auto q = query_tokens.expand({tokens.size(0), -1, -1}).to(x.scalar_type());
       for (const auto& block : *query_blocks) q = block->as<DecoderBlock>()->forward(q, x, mask, {});
-      return {.prefix = ln_queries(q)};
+      return {.prefix = proj_2(ln_queries(q))};  // BLIP-2's language projection
     }
   }
   return {};

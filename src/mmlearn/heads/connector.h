@@ -5,8 +5,8 @@
 //   prefix           LLaVA (1.5's two-layer MLP projector): the projected tokens go before the text, as
 //                    embeddings the decoder reads like words.
 //   queries          BLIP-2's Q-Former, small: a few learned queries cross-attend to the tokens through a
-//                    short transformer, and only they, projected, go before the text — a fixed-length
-//                    summary however many tokens the encoder makes.
+//                    short transformer, and only they, normalized and projected, go before the text — a
+//                    fixed-length summary however many tokens the encoder makes.
 // Nothing here knows the modality: image patches and Whisper's audio frames are both [B, N, D] tokens.
 //
 //   mmlearn::Connector connector({.kind = ConnectorKind::prefix, .encoder_width = 192, .width = 256});
@@ -52,7 +52,7 @@ struct ConnectorImpl : torch::nn::Module {
   ConnectorConfig config;
   torch::nn::LayerNorm ln{nullptr};   // over the encoder's tokens, as they arrive
   torch::nn::Linear proj{nullptr};    // encoder width -> decoder width
-  torch::nn::Linear proj_2{nullptr};  // prefix: the MLP's second layer
+  torch::nn::Linear proj_2{nullptr};  // prefix: the MLP's second layer; queries: the output projection
   torch::Tensor query_tokens;         // queries: [1, Q, width]
   torch::nn::ModuleList query_blocks{nullptr};
   torch::nn::LayerNorm ln_queries{nullptr};
