@@ -5,6 +5,8 @@
 #include <cmath>
 
 #include "../test_util.h"
+#include "mmlearn/data/manifest.h"
+#include "mmlearn/data/shapes.h"
 #include "mmlearn/eval/caption_metrics.h"
 
 namespace mmlearn {
@@ -42,6 +44,33 @@ TEST(CaptionMetrics, CiderDOfHandWorkedCases) {
               (10 * (2 + 1 / std::sqrt(2.0)) / 8 + 5) / 2, 1e-9);
   EXPECT_NE(test::error_of([] { cider_d({"a"}, {{}}); }).find("no reference"), std::string::npos);
   EXPECT_NE(test::error_of([] { bleu4({"a", "b"}, {{"a"}}); }).find("2 captions but 1"), std::string::npos);
+}
+
+TEST(CaptionMetrics, AGroundedCaptionNamesEveryObjectAndInventsNone) {
+  const auto scene = nlohmann::json::parse(
+      R"([{"color": "red", "shape": "star", "size": "large"}, {"color": "blue", "shape": "circle"},
+          {"color": "blue", "shape": "circle"}])");
+  EXPECT_TRUE(
+      grounded_caption("a large striped red star, a small blue circle and a large blue circle", scene));
+  EXPECT_TRUE(grounded_caption("three objects: a blue circle, a blue circle and a red star", scene));
+  EXPECT_FALSE(grounded_caption("a large red star and a small blue circle", scene));  // one circle missing
+  EXPECT_FALSE(
+      grounded_caption("a red star, a blue circle, a blue circle and a green square", scene));  // invented
+  EXPECT_FALSE(grounded_caption("a green star, a blue circle and a blue circle", scene));  // wrong colour
+  EXPECT_FALSE(grounded_caption("a large star, a blue circle and a blue circle", scene));  // colour not said
+  EXPECT_FALSE(grounded_caption("a red star", nlohmann::json::parse(R"([{"shape": "star"}])")));
+
+  // Every caption the shapes world writes is grounded in its own scene, and none in the next record's.
+  const auto dir = test::temp_dir("shapes");
+  data::generate_shapes(dir, {.n_train = 200, .n_test = 0, .seed = 4, .image_size = 32});
+  const auto records = data::read_manifest(dir / "train.jsonl").records;
+  int elsewhere = 0;
+  for (size_t i = 0; i < records.size(); ++i) {
+    const auto& r = records[i].json;
+    EXPECT_TRUE(grounded_caption(r["text"], r["objects"])) << r.dump();
+    elsewhere += grounded_caption(r["text"], records[(i + 1) % records.size()].json["objects"]);
+  }
+  EXPECT_LT(elsewhere, 10);
 }
 
 }  // namespace

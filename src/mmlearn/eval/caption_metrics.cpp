@@ -9,6 +9,7 @@
 #include <sstream>
 
 #include "mmlearn/core/error.h"
+#include "mmlearn/data/shapes.h"
 #include "mmlearn/eval/wer.h"
 
 namespace mmlearn {
@@ -136,6 +137,29 @@ double cider_d(const std::vector<std::string>& hypotheses,
     total += 10.0 * mean / double(ref_counts[i].size());
   }
   return hypotheses.empty() ? 0.0 : total / double(hypotheses.size());
+}
+
+bool grounded_caption(const std::string& caption, const nlohmann::json& objects) {
+  const auto& colors = data::color_names();
+  const auto& shapes = data::shape_names();
+  auto is = [](const std::vector<std::string>& names, const std::string& w) {
+    return std::find(names.begin(), names.end(), w) != names.end();
+  };
+  std::multiset<std::pair<std::string, std::string>> named, held;
+  const auto w = words(caption);
+  for (size_t i = 0; i < w.size(); ++i) {
+    if (!is(shapes, w[i])) continue;
+    if (i == 0 || !is(colors, w[i - 1])) return false;
+    named.insert({w[i - 1], w[i]});
+  }
+  if (!objects.is_array()) return false;
+  for (const auto& o : objects) {
+    if (!o.is_object() || !o.contains("color") || !o.contains("shape") || !o["color"].is_string() ||
+        !o["shape"].is_string())
+      return false;
+    held.insert({o["color"].get<std::string>(), o["shape"].get<std::string>()});
+  }
+  return named == held;
 }
 
 }  // namespace mmlearn

@@ -6,10 +6,13 @@
 //            n-gram) of the caption against each reference: cosine similarity with the caption's weights
 //            clipped to the reference's, a Gaussian penalty on the length difference (sigma 6), averaged
 //            over n and references and scaled by 10; then the mean over images.
+// And, for captions of shapes scenes, whether a caption is grounded: it names every object by its colour and
+// shape, and no object the scene does not hold.
 //
 //   double b = mmlearn::bleu4({"a red circle"}, {{"a red circle", "one red circle"}});  // 1
 #pragma once
 
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
 
@@ -20,5 +23,10 @@ double bleu4(const std::vector<std::string>& hypotheses,
              const std::vector<std::vector<std::string>>& references);
 double cider_d(const std::vector<std::string>& hypotheses,
                const std::vector<std::vector<std::string>>& references);
+
+// The caption's (colour, shape) mentions, a colour word right before a shape word ("a small striped red
+// star"), are, as a multiset, those of `objects` (a shapes record's "objects": [{"color", "shape", ...}]).
+// A shape named without its colour is not grounded.
+bool grounded_caption(const std::string& caption, const nlohmann::json& objects);
 
 }  // namespace mmlearn

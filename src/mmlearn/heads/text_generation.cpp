@@ -69,7 +69,9 @@ std::vector<GeneratedText> greedy_or_sample(const DecoderStep& step, const torch
   KVCache cache;
   torch::Tensor input = prompts;
   for (int64_t t = 0; t < o.max_new_tokens && !rows.empty(); ++t) {
-    const auto logits = step(input, cache).select(1, -1).to(torch::kFloat).contiguous();
+    // Choosing happens on the CPU (the sampling generator's device); the cache and the tokens fed back stay
+    // where the prompts are.
+    const auto logits = step(input, cache).select(1, -1).to(torch::kCPU, torch::kFloat).contiguous();
     const auto written = torch::log_softmax(logits, -1);  // before the bans, for the log-probabilities
     auto logp = written.clone();
     ban_tokens(logp, rows, suppress, o.no_repeat_ngram);
@@ -100,8 +102,9 @@ std::vector<GeneratedText> greedy_or_sample(const DecoderStep& step, const torch
     rows = std::move(kept_rows);
     which = std::move(kept_which);
     if (rows.empty()) break;
-    if (keep.size() < static_cast<size_t>(input.size(0))) cache.select(torch::tensor(keep));
-    input = torch::tensor(tokens).unsqueeze(1);
+    if (keep.size() < static_cast<size_t>(input.size(0)))
+      cache.select(torch::tensor(keep).to(prompts.device()));
+    input = torch::tensor(tokens).unsqueeze(1).to(prompts.device());
   }
   for (auto& r : out)
     r.score =
@@ -145,8 +148,8 @@ std::vector<GeneratedText> beam_search(const DecoderStep& step, const torch::Ten
   };
 
   KVCache cache;
-  auto logits = step(prompts, cache).select(1, -1);
-  cache.select(torch::arange(B).repeat_interleave(W));
+  auto logits = step(prompts, cache).select(1, -1).to(torch::kCPU);
+  cache.select(torch::arange(B).repeat_interleave(W).to(prompts.device()));
   logits = logits.repeat_interleave(W, 0);
   for (int64_t t = 1; t <= o.max_new_tokens; ++t) {
     auto logp = torch::log_softmax(logits.to(torch::kFloat), -1).contiguous();
@@ -218,8 +221,9 @@ std::vector<GeneratedText> beam_search(const DecoderStep& step, const torch::Ten
             if (h.logprob != kNever) add_finished(b, h, false);
       break;
     }
-    cache.select(torch::tensor(sources));
-    logits = step(torch::tensor(tokens).unsqueeze(1), cache).select(1, -1);
+    cache.select(torch::tensor(sources).to(prompts.device()));
+    logits =
+        step(torch::tensor(tokens).unsqueeze(1).to(prompts.device()), cache).select(1, -1).to(torch::kCPU);
   }
   std::vector<GeneratedText> out;
   for (int64_t b = 0; b < B; ++b) {

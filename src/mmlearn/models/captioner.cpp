@@ -162,7 +162,7 @@ std::vector<std::string> describe_images(CaptionerBundle& m, const torch::Tensor
   }
   std::vector<std::string> out(prompts.size());
   for (const auto& [length, rows] : by_length) {
-    const auto index = torch::tensor(rows);
+    const auto index = torch::tensor(rows).to(images_u8.device());
     const auto conditioning = condition_on_images(m, images_u8.index_select(0, index));
     const int64_t prefix = conditioning.prefix.defined() ? conditioning.prefix.size(1) : 0;
     const int64_t room = m.model->config.decoder.context - prefix - static_cast<int64_t>(length);
@@ -174,8 +174,9 @@ std::vector<std::string> describe_images(CaptionerBundle& m, const torch::Tensor
     std::vector<int64_t> flat;
     for (int64_t r : rows)
       flat.insert(flat.end(), ids[static_cast<size_t>(r)].begin(), ids[static_cast<size_t>(r)].end());
-    const auto prompt =
-        torch::tensor(flat).view({static_cast<int64_t>(rows.size()), static_cast<int64_t>(length)});
+    const auto prompt = torch::tensor(flat)
+                            .view({static_cast<int64_t>(rows.size()), static_cast<int64_t>(length)})
+                            .to(images_u8.device());
     const auto written = generate(
         [&](const torch::Tensor& tokens, KVCache& cache) {
           return m.model->decoder->forward(tokens, cache.empty() ? conditioning : Conditioning{}, &cache);
