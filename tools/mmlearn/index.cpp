@@ -76,8 +76,7 @@ void fill(search::EmbeddingIndex& index, Model& model, const AddArgs& a) {
   index.save();
   const auto info = index.info();
   report(r, search::to_json(info), index.dir(), a.json);
-  const bool has_lists = info.kind == search::IndexKind::ivf || info.kind == search::IndexKind::ivfpq;
-  if (!a.json && has_lists && info.count < 1000)
+  if (!a.json && search::has_lists(info.kind) && info.count < 1000)
     std::cerr << "warning: an " << search::index_kind_name(info.kind)
               << " index trains on at least 1000 items and holds " << info.count
               << ": searching it is an error until it holds more\n";

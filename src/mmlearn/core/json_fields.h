@@ -2,6 +2,7 @@
 #pragma once
 
 #include <nlohmann/json.hpp>
+#include <set>
 #include <string>
 
 #include "mmlearn/core/error.h"
@@ -17,6 +18,13 @@ void read_field(const nlohmann::json& j, const char* key, T& out, const std::str
   } catch (const nlohmann::json::exception&) {
     throw Error(str_cat(where, ": field \"", key, "\" has the wrong type (", j.at(key).dump(), ")"));
   }
+}
+
+// An error naming the first key of object `j` not in `known`: "WHERE: unknown WHAT field "key"".
+inline void check_known_fields(const nlohmann::json& j, const std::set<std::string>& known,
+                               const std::string& where, const std::string& what) {
+  for (auto it = j.begin(); it != j.end(); ++it)
+    check(known.count(it.key()) > 0, where, ": unknown ", what, "field \"", it.key(), "\"");
 }
 
 // json[key] when it is a string, else "" (absent, or another type: what a family's probe of an unknown

@@ -346,24 +346,37 @@ std::string caption(const Scene& scene, int size, Rng& rng) {
   }
 }
 
+struct Question {
+  std::string question, answer, type;
+};
+
+// For each object in turn: "what color is the star?" when no other object is a star, and "what shape is the
+// red object?" when no other object is red.
+std::vector<Question> attribute_questions(const Scene& scene) {
+  const auto& objects = scene.objects;
+  auto count = [&](auto same) { return std::count_if(objects.begin(), objects.end(), same); };
+  std::vector<Question> out;
+  for (const Object& o : objects) {
+    if (count([&](const Object& x) { return x.shape == o.shape; }) == 1)
+      out.push_back(
+          {str_cat("what color is the ", shape_names()[o.shape], "?"), color_names()[o.color], "color"});
+    if (count([&](const Object& x) { return x.color == o.color; }) == 1)
+      out.push_back({str_cat("what shape is the ", color_names()[o.color], " object?"),
+                     shape_names()[o.shape], "shape"});
+  }
+  return out;
+}
+
 Json questions(const Scene& scene, Rng& rng) {
   const auto& objects = scene.objects;
   Json qa = Json::array();
   auto add = [&](std::string question, std::string answer) {
     qa.push_back(Json{{"question", std::move(question)}, {"answer", std::move(answer)}});
   };
-  for (const Object& o : objects) {
-    const auto same_shape =
-        std::count_if(objects.begin(), objects.end(), [&](auto& x) { return x.shape == o.shape; });
-    if (same_shape == 1)
-      add(str_cat("what color is the ", shape_names()[o.shape], "?"), color_names()[o.color]);
-  }
-  for (const Object& o : objects) {
-    const auto same_color =
-        std::count_if(objects.begin(), objects.end(), [&](auto& x) { return x.color == o.color; });
-    if (same_color == 1)
-      add(str_cat("what shape is the ", color_names()[o.color], " object?"), shape_names()[o.shape]);
-  }
+  const auto attributes = attribute_questions(scene);
+  for (const char* type : {"color", "shape"})  // the colour questions first
+    for (const Question& q : attributes)
+      if (q.type == type) add(q.question, q.answer);
   add("how many objects are there?", std::to_string(objects.size()));
   if (objects.size() == 2) {
     const int ref = rng.below(2);
@@ -549,23 +562,11 @@ std::string make_edit_record(const fs::path& out_dir, const ShapesConfig& config
 
 // ---- Visual question answering: one question a record, about a scene or a chart
 
-struct Question {
-  std::string question, answer, type;
-};
-
 // Questions about a scene, each with one right answer, by type: color, shape, count, spatial, existence.
 std::vector<Question> scene_questions(const Scene& scene, Rng& rng) {
   const auto& objects = scene.objects;
-  std::vector<Question> out;
+  std::vector<Question> out = attribute_questions(scene);
   auto count = [&](auto same) { return std::count_if(objects.begin(), objects.end(), same); };
-  for (const Object& o : objects) {
-    if (count([&](const Object& x) { return x.shape == o.shape; }) == 1)
-      out.push_back(
-          {str_cat("what color is the ", shape_names()[o.shape], "?"), color_names()[o.color], "color"});
-    if (count([&](const Object& x) { return x.color == o.color; }) == 1)
-      out.push_back({str_cat("what shape is the ", color_names()[o.color], " object?"),
-                     shape_names()[o.shape], "shape"});
-  }
   out.push_back({"how many objects are there?", std::to_string(objects.size()), "count"});
   const int shape = rng.below(int(shape_names().size()));
   out.push_back({str_cat("how many ", shape_names()[shape], "s are there?"),

@@ -2,8 +2,6 @@
 
 #include <torch/torch.h>
 
-#include <set>
-
 #include "mmlearn/core/error.h"
 #include "mmlearn/core/json_fields.h"
 
@@ -41,9 +39,8 @@ nlohmann::json to_json(const ConnectorConfig& c) {
 
 ConnectorConfig connector_config_from_json(const nlohmann::json& j, const std::string& where) {
   check(j.is_object(), where, ": the connector's config must be a JSON object");
-  const std::set<std::string> known = {"kind", "encoder_width", "width", "queries", "query_layers", "heads"};
-  for (auto it = j.begin(); it != j.end(); ++it)
-    check(known.count(it.key()), where, ": unknown connector field \"", it.key(), "\"");
+  check_known_fields(j, {"kind", "encoder_width", "width", "queries", "query_layers", "heads"}, where,
+                     "connector ");
   ConnectorConfig c;
   std::string kind = connector_name(c.kind);
   read_field(j, "kind", kind, where);

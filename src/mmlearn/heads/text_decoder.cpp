@@ -2,8 +2,6 @@
 
 #include <torch/torch.h>
 
-#include <set>
-
 #include "mmlearn/core/error.h"
 #include "mmlearn/core/json_fields.h"
 
@@ -21,10 +19,8 @@ nlohmann::json to_json(const TextDecoderConfig& c) {
 
 TextDecoderConfig text_decoder_config_from_json(const nlohmann::json& j, const std::string& where) {
   check(j.is_object(), where, ": the decoder's config must be a JSON object");
-  const std::set<std::string> known = {"vocab_size", "context",   "width",          "layers",
-                                       "heads",      "mlp_ratio", "cross_attention"};
-  for (auto it = j.begin(); it != j.end(); ++it)
-    check(known.count(it.key()), where, ": unknown decoder field \"", it.key(), "\"");
+  check_known_fields(j, {"vocab_size", "context", "width", "layers", "heads", "mlp_ratio", "cross_attention"},
+                     where, "decoder ");
   TextDecoderConfig c;
   read_field(j, "vocab_size", c.vocab_size, where);
   read_field(j, "context", c.context, where);

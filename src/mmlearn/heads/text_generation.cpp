@@ -53,6 +53,11 @@ torch::Tensor sample(torch::Tensor logits, const GenerationOptions& o, torch::Ge
   return torch::multinomial(torch::softmax(logits, 1), 1, false, generator).squeeze(1);
 }
 
+// What beam search ranks (and greedy reports): log-probability / length^penalty, EOS counted in the length.
+double beam_score(double logprob, int64_t length, double penalty) {
+  return logprob / std::pow(static_cast<double>(length), penalty);
+}
+
 std::vector<GeneratedText> greedy_or_sample(const DecoderStep& step, const torch::Tensor& prompts,
                                             int64_t eos, const std::vector<int64_t>& suppress,
                                             const GenerationOptions& o) {
@@ -107,8 +112,8 @@ std::vector<GeneratedText> greedy_or_sample(const DecoderStep& step, const torch
     input = torch::tensor(tokens).unsqueeze(1).to(prompts.device());
   }
   for (auto& r : out)
-    r.score =
-        r.logprob / std::pow(double(std::max<size_t>(1, r.tokens.size() + r.finished)), o.length_penalty);
+    r.score = beam_score(r.logprob, std::max<int64_t>(1, static_cast<int64_t>(r.tokens.size()) + r.finished),
+                         o.length_penalty);
   return out;
 }
 
@@ -116,10 +121,6 @@ struct Hypothesis {
   std::vector<int64_t> tokens;  // written so far
   double logprob = 0;
 };
-
-double beam_score(double logprob, int64_t length, double penalty) {
-  return logprob / std::pow(static_cast<double>(length), penalty);
-}
 
 std::vector<GeneratedText> beam_search(const DecoderStep& step, const torch::Tensor& prompts, int64_t eos,
                                        const std::vector<int64_t>& suppress, const GenerationOptions& o) {
@@ -153,12 +154,13 @@ std::vector<GeneratedText> beam_search(const DecoderStep& step, const torch::Ten
   logits = logits.repeat_interleave(W, 0);
   for (int64_t t = 1; t <= o.max_new_tokens; ++t) {
     auto logp = torch::log_softmax(logits.to(torch::kFloat), -1).contiguous();
-    std::vector<std::vector<int64_t>> histories;
-    for (int64_t b = 0; b < B; ++b)
-      for (const auto& h : live[static_cast<size_t>(b)]) {
-        histories.push_back(prompt_rows[static_cast<size_t>(b)]);
-        histories.back().insert(histories.back().end(), h.tokens.begin(), h.tokens.end());
-      }
+    std::vector<std::vector<int64_t>> histories;  // what each row holds, for the repeat guard only
+    if (o.no_repeat_ngram > 0)
+      for (int64_t b = 0; b < B; ++b)
+        for (const auto& h : live[static_cast<size_t>(b)]) {
+          histories.push_back(prompt_rows[static_cast<size_t>(b)]);
+          histories.back().insert(histories.back().end(), h.tokens.begin(), h.tokens.end());
+        }
     ban_tokens(logp, histories, suppress, o.no_repeat_ngram);
     std::vector<int64_t> sources, tokens;
     for (int64_t b = 0; b < B; ++b) {

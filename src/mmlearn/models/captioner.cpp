@@ -3,7 +3,6 @@
 #include <torch/torch.h>
 
 #include <map>
-#include <set>
 
 #include "mmlearn/core/atomic_file.h"
 #include "mmlearn/core/checkpoint.h"
@@ -25,11 +24,11 @@ torch::Tensor tower_tokens(Clip& clip, const torch::Tensor& images_u8) {
   return (clip->vit ? clip->vit->forward(pixels) : clip->resnet->forward(pixels)).tokens;
 }
 
-// The width of the image tower's tokens, from one blank image.
-int64_t token_width(Clip& clip) {
+// The tower's tokens [1, N, width] of one blank image: how many it makes and how wide.
+torch::Tensor probe_tokens(Clip& clip) {
   torch::NoGradGuard no_grad;
   const int64_t S = clip->config.vision.image_size;
-  return tower_tokens(clip, torch::zeros({1, 3, S, S}, torch::kUInt8)).size(2);
+  return tower_tokens(clip, torch::zeros({1, 3, S, S}, torch::kUInt8));
 }
 
 // <|startoftext|> and the prompt's tokens.
@@ -51,9 +50,7 @@ json to_json(const CaptionerConfig& c) {
 
 CaptionerConfig captioner_config_from_json(const json& j, const std::string& where) {
   check(j.is_object(), where, ": a captioner's config must be a JSON object");
-  for (auto it = j.begin(); it != j.end(); ++it)
-    check(std::set<std::string>{"model_type", "task", "blind", "connector", "decoder"}.count(it.key()), where,
-          ": unknown field \"", it.key(), "\"");
+  check_known_fields(j, {"model_type", "task", "blind", "connector", "decoder"}, where, "");
   CaptionerConfig c;
   read_field(j, "task", c.task, where);
   read_field(j, "blind", c.blind, where);
@@ -77,9 +74,7 @@ CaptionerImpl::CaptionerImpl(const CaptionerConfig& c) : config(c) {
 
 CaptionerBundle make_captioner(ClipBundle clip, const CaptionerOptions& o) {
   check(o.task == "caption" || o.task == "vqa", "captioner task \"", o.task, "\": expected caption or vqa");
-  const int64_t S = clip.model->config.vision.image_size;
-  torch::NoGradGuard no_grad;
-  const auto probe = tower_tokens(clip.model, torch::zeros({1, 3, S, S}, torch::kUInt8));
+  const auto probe = probe_tokens(clip.model);
   CaptionerConfig c{.task = o.task, .blind = o.blind};
   c.connector = {.kind = o.connector, .encoder_width = probe.size(2), .width = o.width, .heads = o.heads};
   // Room for the prefix and twice the CLIP's text context: a question and its answer, or a caption.
@@ -208,7 +203,7 @@ CaptionerBundle load_captioner(const fs::path& dir) {
   check(c.decoder.vocab_size == m.clip.tokenizer.vocab_size(), config_path.string(),
         ": the decoder's vocabulary (", c.decoder.vocab_size, ") is not the tokenizer's (",
         m.clip.tokenizer.vocab_size(), ")");
-  const int64_t width = token_width(m.clip.model);
+  const int64_t width = probe_tokens(m.clip.model).size(2);
   check(c.connector.encoder_width == width, config_path.string(), ": the connector takes tokens ",
         c.connector.encoder_width, " wide; the image tower makes them ", width, " wide");
   const TensorMap weights = load_safetensors(weights_path);

@@ -51,7 +51,20 @@ int64_t ivf_lists(int64_t n) {
   return std::clamp<int64_t>(static_cast<int64_t>(4 * std::sqrt(double(n))), 1, std::max<int64_t>(1, n / 39));
 }
 
-bool has_lists(IndexKind kind) { return kind == IndexKind::ivf || kind == IndexKind::ivfpq; }
+// Whether a FAISS index read back is the structure `kind` builds.
+bool holds_kind(const faiss::Index* base, IndexKind kind) {
+  switch (kind) {
+    case IndexKind::flat:
+      return dynamic_cast<const faiss::IndexFlatIP*>(base) != nullptr;
+    case IndexKind::hnsw:
+      return dynamic_cast<const faiss::IndexHNSW*>(base) != nullptr;
+    case IndexKind::ivf:
+      return dynamic_cast<const faiss::IndexIVFFlat*>(base) != nullptr;
+    case IndexKind::ivfpq:
+      return dynamic_cast<const faiss::IndexIVFPQ*>(base) != nullptr;
+  }
+  return false;
+}
 
 }  // namespace
 
@@ -63,6 +76,8 @@ IndexKind parse_index_kind(const std::string& name) {
   throw UsageError(
       str_cat("index kind \"", name, "\": expected flat (exact), hnsw, ivf or ivfpq (approximate)"));
 }
+
+bool has_lists(IndexKind kind) { return kind == IndexKind::ivf || kind == IndexKind::ivfpq; }
 
 std::string index_kind_name(IndexKind kind) {
   switch (kind) {
@@ -183,13 +198,8 @@ VectorIndex VectorIndex::deserialize(const std::string& bytes, IndexKind kind, i
   std::unique_ptr<faiss::Index> read(faiss_call("reading", [&] { return faiss::read_index(&reader); }));
   auto* map = dynamic_cast<faiss::IndexIDMap2*>(read.get());
   const faiss::Index* base = map ? map->index : nullptr;
-  const bool kind_matches = kind == IndexKind::flat ? dynamic_cast<const faiss::IndexFlatIP*>(base) != nullptr
-                            : kind == IndexKind::hnsw ? dynamic_cast<const faiss::IndexHNSW*>(base) != nullptr
-                            : kind == IndexKind::ivf
-                                ? dynamic_cast<const faiss::IndexIVFFlat*>(base) != nullptr
-                                : dynamic_cast<const faiss::IndexIVFPQ*>(base) != nullptr;
-  check(kind_matches && map->d == dim, "vector index: the saved index is not a ", index_kind_name(kind),
-        " index of dimension ", dim);
+  check(holds_kind(base, kind) && map->d == dim, "vector index: the saved index is not a ",
+        index_kind_name(kind), " index of dimension ", dim);
   read.release();
   index.impl_->map.reset(map);
   return index;

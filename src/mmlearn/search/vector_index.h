@@ -21,6 +21,7 @@ namespace mmlearn::search {
 enum class IndexKind { flat, hnsw, ivf, ivfpq };
 IndexKind parse_index_kind(const std::string& name);  // a UsageError names the choices
 std::string index_kind_name(IndexKind kind);
+bool has_lists(IndexKind kind);  // ivf and ivfpq: inverted lists, learned from the vectors held
 
 struct Hit {
   int64_t id = -1;
