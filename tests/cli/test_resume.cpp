@@ -112,6 +112,9 @@ TEST(Resume, KilledWhisperRunEndsAsIfUninterrupted) {
 TEST(Resume, KilledClassifierRunEndsAsIfUninterrupted) {
   killed_and_resumed_equals_uninterrupted("fusion-tiny", "mood", "--vocab-size 600");
 }
+TEST(Resume, KilledCaptionerRunEndsAsIfUninterrupted) {
+  killed_and_resumed_equals_uninterrupted("captioner-tiny", "shapes", "--vocab-size 600");
+}
 TEST(Resume, KilledCombinerRunEndsAsIfUninterrupted) {
   killed_and_resumed_equals_uninterrupted("combiner", "edit",
                                           "--init-from " + (data_dir() / "clip").string());

@@ -10,6 +10,7 @@
 #include "mmlearn/data/shapes.h"
 #include "mmlearn/models/captioner.h"
 #include "mmlearn/models/clip.h"
+#include "mmlearn/text/clean_up.h"
 #include "mmlearn/text/learn_tokenizer.h"
 
 namespace mmlearn {
@@ -25,11 +26,12 @@ TEST(Captioner, LearnsCaptionsAndAnswersThroughEveryConnectorAndSavesThem) {
   std::vector<std::string> captions, questions, answers;
   for (const auto& r : manifest.records) {
     images.push_back(data::read_record_image(manifest, r, 32));
-    captions.push_back(tokenizer.decode(tokenizer.encode(r.json["text"].get<std::string>())));
+    captions.push_back(
+        text::clean_up_tokenization(tokenizer.decode(tokenizer.encode(r.json["text"].get<std::string>()))));
     questions.push_back(r.json["qa"][0]["question"].get<std::string>());
     answers.push_back(r.json["qa"][0]["answer"].get<std::string>());
   }
-  const auto pixels = torch::stack(images);
+  const auto images_u8 = torch::stack(images);
   for (auto kind : {ConnectorKind::cross_attention, ConnectorKind::prefix, ConnectorKind::queries}) {
     torch::manual_seed(0);
     ClipConfig c = clip_preset("clip-tiny-vit");
@@ -37,6 +39,7 @@ TEST(Captioner, LearnsCaptionsAndAnswersThroughEveryConnectorAndSavesThem) {
     c.text.vocab_size = tokenizer.vocab_size();
     c.text.eot_token_id = tokenizer.eot_id();
     auto m = make_captioner({Clip(c), tokenizer}, {.connector = kind, .width = 64, .layers = 2, .heads = 2});
+    const auto pixels = m.clip.model->normalize_pixels(images_u8);
     // The image tower stays as it is (as BLIP-2's and LLaVA's first stage keep theirs): its random features
     // tell the four scenes apart.
     m.clip.model->eval();

@@ -131,6 +131,8 @@ std::vector<FlagCase> flag_cases(const fs::path& work) {
       {"unimodal-loss", [](TrainOptions& o) { o.unimodal_loss = 0.0; }},
       {"label-field", [](TrainOptions& o) { o.label_field = "expression"; }},
       {"dim", [](TrainOptions& o) { o.dim = 32; }},
+      {"connector", [](TrainOptions& o) { o.connector = "prefix"; }},
+      {"blind", [](TrainOptions& o) { o.blind = true; }},
   };
 }
 
@@ -192,7 +194,7 @@ TEST(Trainer, FlagsCoverEveryOption) {
   all.eval_samples = 1;
   all.vocab_size = 1, all.ctc_weight = 1, all.modalities = {"text"}, all.fusion = "x",
   all.modality_dropout = 0;
-  all.unimodal_loss = 0, all.label_field = "x", all.dim = 1;
+  all.unimodal_loss = 0, all.label_field = "x", all.dim = 1, all.connector = "x", all.blind = true;
   std::set<std::string> covered = kStructural;
   for (const auto& c : flag_cases({})) covered.insert(c.flag);
   const json options = to_json(all);
@@ -209,6 +211,9 @@ TEST(Trainer, EveryFlagChangesAClassifierRunOrIsRefused) {
 }
 TEST(Trainer, EveryFlagChangesACombinerRunOrIsRefused) {
   every_flag_changes_the_run_or_is_refused("combiner");
+}
+TEST(Trainer, EveryFlagChangesACaptionerRunOrIsRefused) {
+  every_flag_changes_the_run_or_is_refused("captioner-tiny");
 }
 
 TEST(Trainer, OutOfRangeValuesAreUsageErrorsBeforeAnyWork) {
@@ -247,6 +252,7 @@ TEST(Trainer, OutOfRangeValuesAreUsageErrorsBeforeAnyWork) {
   refused([](TrainOptions& o) { o.preset = "clip-huge"; }, "unknown preset");
   refused([](TrainOptions& o) { o.preset = "", o.task = "dance"; }, "unknown task");
   refused([](TrainOptions& o) { o.task = "speech"; }, "--task");
+  refused([](TrainOptions& o) { o.preset = "captioner-tiny", o.connector = "mlp"; }, "--connector");
 }
 
 TEST(Trainer, ResumeRefusesWhatCannotChangeAndHonoursALongerRun) {

@@ -26,6 +26,8 @@ void add_zero_shot(CLI::App& app);
 void add_dump(CLI::App& app);
 void add_convert(CLI::App& app);
 void add_transcribe(CLI::App& app);
+void add_caption(CLI::App& app);
+void add_ask(CLI::App& app);
 void add_predict(CLI::App& app);
 void add_bench(CLI::App& app);
 void add_index(CLI::App& app);

@@ -39,6 +39,8 @@ int main(int argc, char** argv) {
   mmlearn::cli::add_serve(app);
   mmlearn::cli::add_zero_shot(app);
   mmlearn::cli::add_transcribe(app);
+  mmlearn::cli::add_caption(app);
+  mmlearn::cli::add_ask(app);
   mmlearn::cli::add_predict(app);
   mmlearn::cli::add_bench(app);
   mmlearn::cli::add_dump(app);

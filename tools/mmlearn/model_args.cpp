@@ -19,4 +19,31 @@ std::unique_ptr<Model> open_model(const ModelArgs& a) {
   return mmlearn::open_model(a.model, {.tokenizer = a.tokenizer, .activation = a.activation});
 }
 
+void add_generation_options(CLI::App* cmd, GenerationOptions& o) {
+  cmd->add_option("--beam", o.beam, "beam search with this many beams (1: greedy)")->capture_default_str();
+  cmd->add_option("--max-tokens", o.max_new_tokens, "tokens written at most")->capture_default_str();
+  cmd->add_option("--length-penalty", o.length_penalty,
+                  "beam search ranks log-probability / length^penalty (0: no length normalization)")
+      ->capture_default_str();
+  cmd->add_option("--temperature", o.temperature, "> 0: sample at this temperature (with --beam 1)")
+      ->capture_default_str();
+  cmd->add_option("--top-k", o.top_k, "sampling: only from the k likeliest tokens (0: all)");
+  cmd->add_option("--top-p", o.top_p, "sampling: only from the likeliest tokens holding this probability");
+  cmd->add_option("--no-repeat-ngram", o.no_repeat_ngram,
+                  "never write an n-gram of this length twice (0: off)");
+  cmd->add_option("--seed", o.seed, "sampling's random seed")->capture_default_str();
+}
+
+void need_writer(const Model& model, const std::string& verb, const std::string& what) {
+  if (model.writes() == what) return;
+  const std::string is =
+      str_cat("the model given is a ", model.family().model_type, " model (", model.family().summary, ")");
+  if (model.writes().empty())
+    throw UsageError(str_cat(verb, " needs a model that writes text about images; ", is,
+                             ". Train one with `mmlearn train --task ", what, "`"));
+  throw UsageError(str_cat(verb, " needs a ", what == "vqa" ? "question answerer" : "captioner", "; ", is,
+                           what == "vqa" ? ", which writes captions and answers no questions"
+                                         : ", which answers questions (use `mmlearn ask`)"));
+}
+
 }  // namespace mmlearn::cli

@@ -1,5 +1,6 @@
 // The flags every command that opens a model shares: --model (any format of any family the registry reads),
-// --tokenizer and --activation for bare state dicts.
+// --tokenizer and --activation for bare state dicts; and those of the commands that write text (caption,
+// ask).
 #pragma once
 
 #include <CLI/CLI.hpp>
@@ -19,6 +20,13 @@ struct ModelArgs {
 
 void add_model_options(CLI::App* cmd, ModelArgs& args);
 std::unique_ptr<Model> open_model(const ModelArgs& args);
+
+// --beam, --max-tokens, --length-penalty, --temperature, --top-k, --top-p, --no-repeat-ngram, --seed.
+void add_generation_options(CLI::App* cmd, GenerationOptions& options);
+
+// Whether the model writes `what` ("caption", "vqa"), or a usage error that says what it is and what
+// `verb` needs.
+void need_writer(const Model& model, const std::string& verb, const std::string& what);
 
 // The family bundle a verb needs (ClipBundle for zero-shot, WhisperBundle for transcribe), or a usage error
 // that says what the model is and what the verb needs.

@@ -78,11 +78,13 @@ void add_train(CLI::App& app) {
                   "clip: directory with vocab.json + merges.txt (default: learn one)");
   add_optional(cmd, "--vocab-size", o->vocab_size, "size of the learned vocabulary");
   cmd->add_option("--init-from", o->init_from,
-                  "clip: fine-tune a pretrained CLIP (mmlearn or HF directory, OpenAI/OpenCLIP state dict)");
+                  "clip: fine-tune a pretrained CLIP (mmlearn or HF directory, OpenAI/OpenCLIP state dict); "
+                  "caption, vqa: start the image tower and tokenizer from a CLIP or a captioner");
   cmd->add_option("--init-audio-from", o->init_audio_from,
                   "audio-text: seed the audio tower with a speech recognizer's encoder of the same size");
   cmd->add_flag("--freeze-towers", o->freeze_towers,
-                "clip, with --init-from: train only the projections and the temperature (a linear probe)");
+                "with --init-from: clip trains only the projections and the temperature (a linear probe); "
+                "caption, vqa keep the image tower as it is");
   cmd->add_option("--max-image-pixels", o->max_image_pixels, "clip: refuse images larger than this");
   add_optional(cmd, "--ctc-weight", o->ctc_weight,
                "speech: weight of the auxiliary CTC loss on the encoder (0: none)");
@@ -98,6 +100,12 @@ void add_train(CLI::App& app) {
                "classify: weight of auxiliary per-modality losses (0: none; default 0.5)");
   add_optional(cmd, "--label-field", o->label_field,
                "classify: the record field holding the class (default label)");
+  add_optional(
+      cmd, "--connector", o->connector,
+      "caption, vqa: how the decoder sees the image: cross-attention (BLIP), prefix (LLaVA) or queries "
+      "(BLIP-2's Q-Former; default cross-attention)");
+  cmd->add_flag("--blind", o->blind,
+                "caption, vqa: never show the decoder the image (the language-prior baseline)");
   add_optional(cmd, "--dim", o->dim,
                "classify: width of the encoders and the fusion (default 64); composed: the combiner's "
                "projection width "

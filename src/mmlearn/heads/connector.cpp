@@ -93,7 +93,8 @@ int64_t ConnectorImpl::prefix_length(int64_t encoder_tokens) const {
 }
 
 Conditioning ConnectorImpl::forward(const torch::Tensor& tokens, const torch::Tensor& mask) {
-  auto x = proj(ln(tokens));
+  // An encoder's tokens may arrive in bf16 (autocast convolutions); LayerNorm takes them in fp32.
+  auto x = proj(ln(tokens.to(torch::kFloat)));
   switch (config.kind) {
     case ConnectorKind::cross_attention:
       return {.memory = x, .memory_mask = mask};
@@ -103,7 +104,7 @@ Conditioning ConnectorImpl::forward(const torch::Tensor& tokens, const torch::Te
       if (mask.defined()) x = x * mask.unsqueeze(-1).to(x.scalar_type());
       return {.prefix = x};
     case ConnectorKind::queries: {
-      auto q = query_tokens.expand({tokens.size(0), -1, -1}).to(x.scalar_type());
+      auto q = query_tokens.expand({tokens.size(0), -1, -1});
       for (const auto& block : *query_blocks) q = block->as<DecoderBlock>()->forward(q, x, mask, {});
       return {.prefix = proj_2(ln_queries(q))};  // BLIP-2's language projection
     }

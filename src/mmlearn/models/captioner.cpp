@@ -10,6 +10,7 @@
 #include "mmlearn/core/json_fields.h"
 #include "mmlearn/core/safetensors.h"
 #include "mmlearn/models/weight_files.h"
+#include "mmlearn/text/clean_up.h"
 
 namespace mmlearn {
 namespace fs = std::filesystem;
@@ -19,8 +20,7 @@ namespace {
 
 constexpr int64_t kIgnore = -100;  // targets not predicted: the prompt and the padding
 
-torch::Tensor tower_tokens(Clip& clip, const torch::Tensor& images_u8) {
-  const auto pixels = clip->normalize_pixels(images_u8);
+torch::Tensor tower_tokens(Clip& clip, const torch::Tensor& pixels) {
   return (clip->vit ? clip->vit->forward(pixels) : clip->resnet->forward(pixels)).tokens;
 }
 
@@ -28,7 +28,7 @@ torch::Tensor tower_tokens(Clip& clip, const torch::Tensor& images_u8) {
 torch::Tensor probe_tokens(Clip& clip) {
   torch::NoGradGuard no_grad;
   const int64_t S = clip->config.vision.image_size;
-  return tower_tokens(clip, torch::zeros({1, 3, S, S}, torch::kUInt8));
+  return tower_tokens(clip, torch::zeros({1, 3, S, S}));
 }
 
 // <|startoftext|> and the prompt's tokens.
@@ -72,34 +72,48 @@ CaptionerImpl::CaptionerImpl(const CaptionerConfig& c) : config(c) {
   decoder = register_module("decoder", TextDecoder(c.decoder));
 }
 
-CaptionerBundle make_captioner(ClipBundle clip, const CaptionerOptions& o) {
+CaptionerConfig captioner_config(Clip& clip, int64_t vocab_size, const CaptionerOptions& o) {
   check(o.task == "caption" || o.task == "vqa", "captioner task \"", o.task, "\": expected caption or vqa");
-  const auto probe = probe_tokens(clip.model);
+  const auto probe = probe_tokens(clip);
   CaptionerConfig c{.task = o.task, .blind = o.blind};
   c.connector = {.kind = o.connector, .encoder_width = probe.size(2), .width = o.width, .heads = o.heads};
   // Room for the prefix and twice the CLIP's text context: a question and its answer, or a caption.
-  c.decoder = {.vocab_size = clip.tokenizer.vocab_size(),
-               .context = Connector(c.connector)->prefix_length(probe.size(1)) +
-                          2 * clip.model->config.text.context_length,
-               .width = o.width,
-               .layers = o.layers,
-               .heads = o.heads,
-               .cross_attention = o.connector == ConnectorKind::cross_attention};
+  c.decoder = {
+      .vocab_size = vocab_size,
+      .context = Connector(c.connector)->prefix_length(probe.size(1)) + 2 * clip->config.text.context_length,
+      .width = o.width,
+      .layers = o.layers,
+      .heads = o.heads,
+      .cross_attention = o.connector == ConnectorKind::cross_attention};
+  return c;
+}
+
+CaptionerBundle make_captioner(ClipBundle clip, const CaptionerOptions& o) {
+  const CaptionerConfig c = captioner_config(clip.model, clip.tokenizer.vocab_size(), o);
   return {std::move(clip), Captioner(c)};
 }
 
-Conditioning condition_on_images(CaptionerBundle& m, const torch::Tensor& images_u8) {
-  auto tokens = tower_tokens(m.clip.model, images_u8);
+std::string captioner_model_type(const std::string& task) { return task == "vqa" ? "vqa" : "captioner"; }
+
+CaptionerExample captioner_example(const std::string& task, const data::Manifest& manifest,
+                                   const data::Record& record) {
+  if (task == "vqa")
+    return {data::string_field(manifest, record, "question"), data::string_field(manifest, record, "answer")};
+  return {"", data::string_field(manifest, record, "text")};
+}
+
+Conditioning condition_on_images(CaptionerBundle& m, const torch::Tensor& pixels) {
+  auto tokens = tower_tokens(m.clip.model, pixels);
   if (m.model->config.blind) tokens = torch::zeros_like(tokens);
   return m.model->connector->forward(tokens);
 }
 
-std::pair<torch::Tensor, torch::Tensor> captioner_loss(CaptionerBundle& m, const torch::Tensor& images_u8,
+std::pair<torch::Tensor, torch::Tensor> captioner_loss(CaptionerBundle& m, const torch::Tensor& pixels,
                                                        const std::vector<std::string>& prompts,
                                                        const std::vector<std::string>& targets) {
   const auto B = static_cast<int64_t>(prompts.size());
-  check(B == images_u8.size(0) && targets.size() == prompts.size(), "captioner: ", images_u8.size(0),
-        " images, ", prompts.size(), " prompts and ", targets.size(), " targets");
+  check(B == pixels.size(0) && targets.size() == prompts.size(), "captioner: ", pixels.size(0), " images, ",
+        prompts.size(), " prompts and ", targets.size(), " targets");
   const auto& tok = m.clip.tokenizer;
   std::vector<std::vector<int64_t>> inputs, labels;
   size_t longest = 0;
@@ -115,7 +129,7 @@ std::pair<torch::Tensor, torch::Tensor> captioner_loss(CaptionerBundle& m, const
     inputs.push_back(std::move(in));
     labels.push_back(std::move(out));
   }
-  const auto conditioning = condition_on_images(m, images_u8);
+  const auto conditioning = condition_on_images(m, pixels);
   const int64_t prefix = conditioning.prefix.defined() ? conditioning.prefix.size(1) : 0;
   for (int64_t b = 0; b < B; ++b)
     check(prefix + static_cast<int64_t>(inputs[static_cast<size_t>(b)].size()) <=
@@ -132,7 +146,7 @@ std::pair<torch::Tensor, torch::Tensor> captioner_loss(CaptionerBundle& m, const
         .narrow(0, 0, static_cast<int64_t>(in.size()))
         .copy_(torch::tensor(labels[static_cast<size_t>(b)]));
   }
-  const auto logits = m.model->decoder->forward(input.to(images_u8.device()), conditioning);
+  const auto logits = m.model->decoder->forward(input.to(pixels.device()), conditioning);
   const auto flat = label.reshape({-1}).to(logits.device());
   const auto sum = torch::nn::functional::cross_entropy(
       logits.reshape({-1, logits.size(-1)}).to(torch::kFloat), flat,
@@ -140,12 +154,12 @@ std::pair<torch::Tensor, torch::Tensor> captioner_loss(CaptionerBundle& m, const
   return {sum, (flat != kIgnore).sum().to(torch::kFloat)};
 }
 
-std::vector<std::string> describe_images(CaptionerBundle& m, const torch::Tensor& images_u8,
+std::vector<std::string> describe_images(CaptionerBundle& m, const torch::Tensor& pixels,
                                          const std::vector<std::string>& prompts,
                                          const GenerationOptions& o) {
   check_generation_options(o);
-  check(static_cast<int64_t>(prompts.size()) == images_u8.size(0), "captioner: ", images_u8.size(0),
-        " images but ", prompts.size(), " prompts");
+  check(static_cast<int64_t>(prompts.size()) == pixels.size(0), "captioner: ", pixels.size(0), " images but ",
+        prompts.size(), " prompts");
   torch::NoGradGuard no_grad;
   const auto& tok = m.clip.tokenizer;
   // Images whose prompts have the same number of tokens are written together.
@@ -157,13 +171,14 @@ std::vector<std::string> describe_images(CaptionerBundle& m, const torch::Tensor
   }
   std::vector<std::string> out(prompts.size());
   for (const auto& [length, rows] : by_length) {
-    const auto index = torch::tensor(rows).to(images_u8.device());
-    const auto conditioning = condition_on_images(m, images_u8.index_select(0, index));
+    const auto index = torch::tensor(rows).to(pixels.device());
+    const auto conditioning = condition_on_images(m, pixels.index_select(0, index));
     const int64_t prefix = conditioning.prefix.defined() ? conditioning.prefix.size(1) : 0;
     const int64_t room = m.model->config.decoder.context - prefix - static_cast<int64_t>(length);
-    check(room >= 1, "the question \"", prompts[static_cast<size_t>(rows[0])], "\" is ", length - 1,
-          " tokens: longer than the model can read and answer (",
-          m.model->config.decoder.context - prefix - 1, " at most)");
+    if (room < 1)
+      throw UsageError(str_cat("the question \"", prompts[static_cast<size_t>(rows[0])], "\" is ", length - 1,
+                               " tokens: longer than the model can read and answer (",
+                               m.model->config.decoder.context - prefix - 2, " at most)"));
     GenerationOptions fitted = o;
     fitted.max_new_tokens = std::min(o.max_new_tokens, room);
     std::vector<int64_t> flat;
@@ -171,14 +186,14 @@ std::vector<std::string> describe_images(CaptionerBundle& m, const torch::Tensor
       flat.insert(flat.end(), ids[static_cast<size_t>(r)].begin(), ids[static_cast<size_t>(r)].end());
     const auto prompt = torch::tensor(flat)
                             .view({static_cast<int64_t>(rows.size()), static_cast<int64_t>(length)})
-                            .to(images_u8.device());
+                            .to(pixels.device());
     const auto written = generate(
         [&](const torch::Tensor& tokens, KVCache& cache) {
           return m.model->decoder->forward(tokens, cache.empty() ? conditioning : Conditioning{}, &cache);
         },
         prompt, tok.eot_id(), {tok.sot_id()}, fitted);
     for (size_t j = 0; j < rows.size(); ++j)
-      out[static_cast<size_t>(rows[j])] = tok.decode(written[j].tokens);
+      out[static_cast<size_t>(rows[j])] = text::clean_up_tokenization(tok.decode(written[j].tokens));
   }
   return out;
 }
@@ -189,7 +204,7 @@ void save_captioner(const fs::path& dir, const CaptionerBundle& m) {
   save_parameters(*m.model, dir / "model.safetensors", {{"format", "pt"}, {"producer", "mmlearn"}});
   // Last: a directory is a captioner once its config says so.
   json config = to_json(m.model->config);
-  config["model_type"] = "captioner";
+  config["model_type"] = captioner_model_type(m.model->config.task);
   write_file_atomic(dir / "config.json", config.dump(2) + "\n");
 }
 
@@ -198,7 +213,11 @@ CaptionerBundle load_captioner(const fs::path& dir) {
     check(fs::exists(dir / name), "model directory ", dir.string(), " has no ", name,
           " (a captioner directory holds config.json, model.safetensors and clip/)");
   const fs::path config_path = dir / "config.json", weights_path = dir / "model.safetensors";
-  const CaptionerConfig c = captioner_config_from_json(read_json_file(config_path), config_path.string());
+  const json config = read_json_file(config_path);
+  const CaptionerConfig c = captioner_config_from_json(config, config_path.string());
+  check(string_value(config, "model_type") == captioner_model_type(c.task), config_path.string(),
+        ": \"model_type\" \"", string_value(config, "model_type"), "\" does not match \"task\" \"", c.task,
+        "\" (expected \"", captioner_model_type(c.task), "\")");
   CaptionerBundle m{load_clip(dir / "clip"), nullptr};
   check(c.decoder.vocab_size == m.clip.tokenizer.vocab_size(), config_path.string(),
         ": the decoder's vocabulary (", c.decoder.vocab_size, ") is not the tokenizer's (",

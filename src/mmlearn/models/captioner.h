@@ -3,9 +3,11 @@
 // (heads/text_decoder.h), and the decoder writes, after <|startoftext|> and the question if there is one,
 // the caption or the answer, in the CLIP's tokenizer. Generation is heads/text_generation.h's.
 //
+// The pixels it takes are the CLIP's (normalized as its weights expect: models/clip_pixels.h).
+//
 //   auto m = mmlearn::make_captioner(mmlearn::open_clip("clip"), {.connector = ConnectorKind::prefix});
-//   auto loss = mmlearn::captioner_loss(m, images_u8, {"", ""}, {"a red star", "two circles"});
-//   auto texts = mmlearn::describe_images(m, images_u8, {"", "how many objects are there?"}, {.beam = 3});
+//   auto loss = mmlearn::captioner_loss(m, pixels, {"", ""}, {"a red star", "two circles"});
+//   auto texts = mmlearn::describe_images(m, pixels, {"", "how many objects are there?"}, {.beam = 3});
 #pragma once
 
 #include <filesystem>
@@ -13,6 +15,7 @@
 #include <string>
 #include <vector>
 
+#include "mmlearn/data/manifest.h"
 #include "mmlearn/heads/connector.h"
 #include "mmlearn/heads/text_decoder.h"
 #include "mmlearn/heads/text_generation.h"
@@ -49,24 +52,38 @@ struct CaptionerOptions {
   ConnectorKind connector = ConnectorKind::cross_attention;
   int64_t width = 256, layers = 4, heads = 4;
 };
+CaptionerConfig captioner_config(Clip& clip, int64_t vocab_size, const CaptionerOptions& options);
 CaptionerBundle make_captioner(ClipBundle clip, const CaptionerOptions& options);
 
-// What the decoder is conditioned on for uint8 images [B, 3, S, S] (zeros for a blind model).
-Conditioning condition_on_images(CaptionerBundle& m, const torch::Tensor& images_u8);
+// The config.json "model_type" of a captioner directory: "captioner", or "vqa" for a question answerer.
+std::string captioner_model_type(const std::string& task);
+
+// What a manifest record gives the captioner to learn or be scored on: the prompt ("" for a caption, the
+// "question" for VQA) and the text that follows it (the record's "text", or its "answer"). A missing field
+// is an Error naming the record.
+struct CaptionerExample {
+  std::string prompt, target;
+};
+CaptionerExample captioner_example(const std::string& task, const data::Manifest& manifest,
+                                   const data::Record& record);
+
+// What the decoder is conditioned on for pixels [B, 3, S, S] (zeros for a blind model).
+Conditioning condition_on_images(CaptionerBundle& m, const torch::Tensor& pixels);
 
 // Teacher-forced cross-entropy of `targets` after each prompt ("" for captions), <|endoftext|> included,
 // as a sum over the predicted tokens and their count (so that a caller can average over any batch).
-std::pair<torch::Tensor, torch::Tensor> captioner_loss(CaptionerBundle& m, const torch::Tensor& images_u8,
+std::pair<torch::Tensor, torch::Tensor> captioner_loss(CaptionerBundle& m, const torch::Tensor& pixels,
                                                        const std::vector<std::string>& prompts,
                                                        const std::vector<std::string>& targets);
 
-// Captions (empty prompts) or answers for each image, batched where the prompts have the same length.
-std::vector<std::string> describe_images(CaptionerBundle& m, const torch::Tensor& images_u8,
+// Captions (empty prompts) or answers for each image, batched where the prompts have the same length. A
+// prompt too long for the decoder's context is a UsageError.
+std::vector<std::string> describe_images(CaptionerBundle& m, const torch::Tensor& pixels,
                                          const std::vector<std::string>& prompts,
                                          const GenerationOptions& options);
 
-// A model directory: config.json (model_type "captioner"), model.safetensors (connector and decoder) and
-// clip/ (the image tower and tokenizer, as save_clip writes them).
+// A model directory: config.json (model_type "captioner" or "vqa"), model.safetensors (connector and decoder)
+// and clip/ (the image tower and tokenizer, as save_clip writes them).
 void save_captioner(const std::filesystem::path& dir, const CaptionerBundle& m);
 CaptionerBundle load_captioner(const std::filesystem::path& dir);  // in evaluation mode
 

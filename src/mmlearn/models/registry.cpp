@@ -8,8 +8,9 @@ namespace mmlearn {
 namespace fs = std::filesystem;
 
 const std::vector<ModelFamily>& model_families() {
-  static const std::vector<ModelFamily> families = {clip_family(), clap_family(), whisper_family(),
-                                                    fusion_classifier_family(), composed_family()};
+  static const std::vector<ModelFamily> families = {
+      clip_family(),     clap_family(),      whisper_family(), fusion_classifier_family(),
+      composed_family(), captioner_family(), vqa_family()};
   return families;
 }
 
@@ -83,5 +84,9 @@ torch::Tensor Model::compose(const std::vector<std::string>& images, const std::
 nlohmann::json Model::evaluate(const EvalRequest&) { cannot("evaluate"); }
 std::string Model::format_metrics(const nlohmann::json& metrics) const { return metrics.dump(); }
 nlohmann::json Model::predict(const PredictRequest&) { cannot("predict labels"); }
+std::vector<std::string> Model::describe(const std::vector<fs::path>&, const std::vector<std::string>&,
+                                         const GenerationOptions&) {
+  cannot("write text about images (it has no text decoder: train one with --task caption or --task vqa)");
+}
 
 }  // namespace mmlearn

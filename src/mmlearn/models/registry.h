@@ -23,6 +23,7 @@
 
 #include "mmlearn/core/precision.h"
 #include "mmlearn/data/manifest.h"
+#include "mmlearn/heads/text_generation.h"
 #include "mmlearn/train/train_options.h"
 #include "mmlearn/train/train_task.h"
 
@@ -76,6 +77,12 @@ class Model {
   virtual std::set<std::string> eval_flags() const { return {}; }
   // A label and what each modality contributes to it.
   virtual nlohmann::json predict(const PredictRequest& request);
+  // What the model writes about an image: "caption", "vqa" (answers to questions) or "" (nothing).
+  virtual std::string writes() const { return ""; }
+  // A caption (empty prompt) or an answer to the prompt, for each image file.
+  virtual std::vector<std::string> describe(const std::vector<std::filesystem::path>& images,
+                                            const std::vector<std::string>& prompts,
+                                            const GenerationOptions& options);
 
   // The family's own bundle (ClipBundle, WhisperBundle, ...), for the verbs that only one kind of model has
   // (zero-shot, transcribe, dump); nullptr when this model is of another kind.
@@ -134,5 +141,7 @@ ModelFamily clap_family();
 ModelFamily whisper_family();
 ModelFamily fusion_classifier_family();
 ModelFamily composed_family();
+ModelFamily captioner_family();
+ModelFamily vqa_family();
 
 }  // namespace mmlearn

@@ -17,6 +17,12 @@ struct LowerRun {
   int32_t stride, delta;
 };
 
+// Codepoint `cp` strips to kStrippedChars[offset .. offset + length).
+struct Stripped {
+  char32_t cp;
+  uint32_t offset, length;
+};
+
 #include "mmlearn/text/unicode_tables.inc"
 
 template <size_t N>
@@ -126,6 +132,32 @@ bool is_space(char32_t cp) {
   if (cp >= 0x2000 && cp <= 0x200A) return true;
   static constexpr char32_t kOthers[] = {0x85, 0xA0, 0x1680, 0x2028, 0x2029, 0x202F, 0x205F, 0x3000};
   return std::find(std::begin(kOthers), std::end(kOthers), cp) != std::end(kOthers);
+}
+
+bool is_other_category(char32_t cp) { return cp > 0x10FFFF || in_ranges(kControlRanges, cp); }
+bool is_punctuation_category(char32_t cp) { return in_ranges(kPunctuationRanges, cp); }
+bool is_space_separator(char32_t cp) { return in_ranges(kSpaceSeparatorRanges, cp); }
+bool is_nonspacing_mark(char32_t cp) { return in_ranges(kMarkRanges, cp); }
+
+std::u32string strip_accents(std::u32string_view text) {
+  std::u32string out;
+  out.reserve(text.size());
+  for (char32_t cp : text) {
+    if (cp >= 0xAC00 && cp <= 0xD7A3) {  // a Hangul syllable: leading, vowel and (maybe) trailing jamo
+      const char32_t s = cp - 0xAC00;
+      out.push_back(0x1100 + s / (21 * 28));
+      out.push_back(0x1161 + (s % (21 * 28)) / 28);
+      if (s % 28) out.push_back(0x11A7 + s % 28);
+      continue;
+    }
+    auto it = std::lower_bound(std::begin(kStripped), std::end(kStripped), cp,
+                               [](const Stripped& e, char32_t c) { return e.cp < c; });
+    if (it != std::end(kStripped) && it->cp == cp)
+      out.append(kStrippedChars + it->offset, it->length);
+    else if (!is_nonspacing_mark(cp))
+      out.push_back(cp);
+  }
+  return out;
 }
 
 char32_t to_lower(char32_t cp) {

@@ -46,6 +46,8 @@ void visit(TrainOptions& o, Visitor&& v) {
   v("unimodal-loss", o.unimodal_loss);
   v("label-field", o.label_field);
   v("dim", o.dim);
+  v("connector", o.connector);
+  v("blind", o.blind);
 }
 
 template <class T>
@@ -124,7 +126,7 @@ const std::set<std::string>& family_flags() {
   static const std::set<std::string> flags = {
       "tokenizer",        "vocab-size",  "init-from",  "init-audio-from", "freeze-towers",
       "max-image-pixels", "ctc-weight",  "modalities", "fusion",          "modality-dropout",
-      "unimodal-loss",    "label-field", "dim"};
+      "unimodal-loss",    "label-field", "dim",        "connector",       "blind"};
   return flags;
 }
 
@@ -194,6 +196,9 @@ void validate(const TrainOptions& o) {
     usage(*o.dim >= 4 && *o.dim <= 8192 && *o.dim % 4 == 0, "--dim ", *o.dim,
           ": must be a multiple of 4 in [4, 8192]");
   if (o.label_field) usage(!o.label_field->empty(), "--label-field must not be empty");
+  if (o.connector)
+    usage(*o.connector == "cross-attention" || *o.connector == "prefix" || *o.connector == "queries",
+          "--connector ", *o.connector, ": expected cross-attention, prefix or queries");
 }
 
 void validate_workers(const TrainOptions& o, int64_t workers, const std::string& workers_flag) {

@@ -1,0 +1,286 @@
+// The captioner's rows in the registry: a text decoder over a CLIP image tower (models/captioner.h), one row
+// for captions (`train --task caption`) and one for answers to questions (`train --task vqa`). A run starts
+// the tower from a CLIP (--init-from: trained here or pretrained; --freeze-towers keeps it) or from the
+// preset's with a tokenizer learned from the training text, and trains the connector and the decoder on
+// teacher-forced cross-entropy; --connector chooses how the decoder sees the image, --blind trains the
+// language-prior baseline. `caption`, `ask` and `eval` open what it saves.
+#include "mmlearn/core/atomic_file.h"
+#include "mmlearn/core/error.h"
+#include "mmlearn/core/json_fields.h"
+#include "mmlearn/core/log.h"
+#include "mmlearn/data/manifest.h"
+#include "mmlearn/data/record_media.h"
+#include "mmlearn/data/streamed_records.h"
+#include "mmlearn/eval/captioner_eval.h"
+#include "mmlearn/models/captioner.h"
+#include "mmlearn/models/clip_import.h"
+#include "mmlearn/models/clip_pixels.h"
+#include "mmlearn/models/registry.h"
+#include "mmlearn/text/learn_tokenizer.h"
+
+namespace mmlearn {
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+namespace {
+
+// The preset's image tower: CLIP's tiny ResNet (64 px, 4 stages of one block, a 2 x 2 grid of 512-wide
+// tokens). Trained from scratch in minutes it learns what the scenes hold far faster than the tiny ViT: 88 %
+// of captions grounded after 3 minutes, against 23 %.
+constexpr const char* kTowerPreset = "clip-tiny";
+
+std::vector<std::string> text_fields(const std::string& task) {
+  return task == "vqa" ? std::vector<std::string>{"question", "answer"} : std::vector<std::string>{"text"};
+}
+
+CaptionerBundle captioner_to_train(const TrainOptions& o, const std::string& task,
+                                   const fs::path& resume_from, const data::Manifest& train) {
+  if (!o.init_from.empty() && !o.tokenizer.empty())
+    throw UsageError("--tokenizer cannot be combined with --init-from: the CLIP's tokenizer is used");
+  if (o.freeze_towers && o.init_from.empty())
+    throw UsageError("--freeze-towers needs --init-from (a CLIP whose image tower to keep)");
+  if (!resume_from.empty()) return load_captioner(resume_from);
+  const CaptionerOptions options{
+      .task = task, .blind = o.blind, .connector = parse_connector(o.connector.value())};
+  if (!o.init_from.empty()) {
+    // A CLIP, or a captioner whose tower and tokenizer carry over (captions first, then questions).
+    const fs::path config = o.init_from / "config.json";
+    const std::string type = fs::is_directory(o.init_from) && fs::exists(config)
+                                 ? string_value(read_json_file(config), "model_type")
+                                 : std::string();
+    const bool captioner = type == captioner_model_type("caption") || type == captioner_model_type("vqa");
+    return make_captioner(captioner ? load_captioner(o.init_from).clip : open_clip(o.init_from), options);
+  }
+  ClipConfig config = clip_preset(kTowerPreset);
+  text::BpeTokenizer tokenizer = o.tokenizer.empty()
+                                     ? text::learn_tokenizer(train, o.vocab_size.value(), text_fields(task))
+                                     : text::BpeTokenizer::load(o.tokenizer);
+  config.text.vocab_size = tokenizer.vocab_size();
+  config.text.eot_token_id = tokenizer.eot_id();
+  return make_captioner({Clip(config), std::move(tokenizer)}, options);
+}
+
+// The records a run can use: those of a manifest whose text fields or image file are missing are left out
+// up front (and counted against --max-bad); an image that cannot be decoded is found when its batch is made.
+data::Manifest usable_records(data::Manifest manifest, const std::string& task) {
+  std::vector<data::Record> kept;
+  for (auto& record : manifest.records) {
+    try {
+      captioner_example(task, manifest, record);
+      const fs::path image = manifest.media_file(record, "image");
+      check(record.shard >= 0 || fs::is_regular_file(image), manifest.where(record),
+            ": field \"image\": ", image.string(), " not found");
+      kept.push_back(std::move(record));
+    } catch (const Error& e) {
+      manifest.problems.push_back(e.what());
+    }
+  }
+  manifest.records = std::move(kept);
+  return manifest;
+}
+
+class CaptionerTask : public TrainTask {
+ public:
+  CaptionerTask(const TrainOptions& o, const std::string& task, const fs::path& resume_from,
+                data::Manifest train)
+      : m_(captioner_to_train(o, task, resume_from, train)),
+        train_(usable_records(std::move(train), task)),
+        freeze_(o.freeze_towers),
+        eval_samples_(o.eval_samples.value()) {
+    decode_.max_pixels = o.max_image_pixels > 0 ? o.max_image_pixels : decode_.max_pixels;
+    if (fs::is_directory(o.data) && fs::exists(o.data / "test.jsonl")) test_path_ = o.data / "test.jsonl";
+    // The CLIP's text tower writes nothing here; a frozen image tower keeps its weights.
+    for (auto& p : m_.clip.model->named_parameters())
+      if (freeze_ || !p.key().starts_with("visual.")) p.value().requires_grad_(false);
+    trained_ = WithHead(m_.clip.model.ptr(), "captioner", m_.model.ptr());
+    const auto& problems = train_.manifest().problems;
+    check(train_.size() > 0, train_.manifest().path.string(), ": no usable training record",
+          problems.empty() ? std::string() : " (" + problems.front() + ")");
+  }
+
+  const std::string& task() const { return m_.model->config.task; }
+  torch::nn::Module& trained() override { return *trained_; }
+  torch::nn::Module& model() override { return *trained_; }
+  int64_t train_size() const override { return train_.size(); }
+  data::SkipLog skipped() const override { return train_.skipped().log(); }
+
+  struct Batch {
+    torch::Tensor images;  // uint8 [B, 3, S, S]
+    std::vector<std::string> prompts, targets;
+  };
+  std::any prepare(const std::vector<int64_t>& indices) const override {
+    const int64_t size = m_.clip.model->config.vision.image_size;
+    Batch batch;
+    std::vector<torch::Tensor> images;
+    for (int64_t i : indices) {
+      auto [image, text] = train_.decode(i, [&](const data::Record& r) {
+        auto example = captioner_example(task(), train_.manifest(), r);  // the cheap check first
+        return std::make_pair(data::read_record_image(train_.manifest(), r, size, decode_), example);
+      });
+      images.push_back(image);
+      batch.prompts.push_back(std::move(text.prompt));
+      batch.targets.push_back(std::move(text.target));
+    }
+    batch.images = torch::stack(images);
+    return batch;
+  }
+
+  StepLoss loss(std::any& batch, const StepContext& step) override {
+    auto& b = std::any_cast<Batch&>(batch);
+    AutocastGuard autocast(step.precision);
+    const auto pixels = m_.clip.model->normalize_pixels(b.images.to(step.device));
+    const auto [sum, count] = captioner_loss(m_, pixels, b.prompts, b.targets);
+    return {step.group_mean(sum, count), {}};
+  }
+  void train_mode() override {
+    trained_->train();
+    if (freeze_) m_.clip.model->eval();  // a frozen ResNet's BatchNorm keeps its statistics
+  }
+
+  json evaluate() override {
+    if (test_path_.empty()) return nullptr;
+    json metrics = evaluate_captioner(m_, test_path_, {.limit = eval_samples_});
+    metrics.erase("examples");
+    return metrics;
+  }
+  std::string summarize(const json& m) const override {
+    if (task() == "vqa") return str_cat("accuracy ", m["accuracy"].get<double>());
+    return str_cat("BLEU-4 ", m["bleu4"].get<double>(), ", CIDEr-D ", m["cider"].get<double>(), ", grounded ",
+                   m["grounded_accuracy"].dump());
+  }
+  void save_model(const fs::path& dir) override { save_captioner(dir, m_); }
+
+ private:
+  CaptionerBundle m_;
+  data::StreamedRecords train_;
+  bool freeze_;
+  int64_t eval_samples_;
+  data::DecodeOptions decode_;
+  WithHead trained_{nullptr};
+  fs::path test_path_;
+};
+
+class CaptionerModel : public Model {
+ public:
+  CaptionerModel(const ModelFamily& family, CaptionerBundle m) : Model(family), m_(std::move(m)) {}
+
+  std::string writes() const override { return m_.model->config.task; }
+  std::vector<std::string> describe(const std::vector<fs::path>& images,
+                                    const std::vector<std::string>& prompts,
+                                    const GenerationOptions& options) override {
+    check_generation_options(options);
+    check(images.size() == prompts.size(), "describe: ", images.size(), " images but ", prompts.size(),
+          " prompts");
+    for (const auto& prompt : prompts) {
+      if (writes() == "caption" && !prompt.empty())
+        throw UsageError(
+            "this captioner writes captions and answers no questions (train one with --task vqa)");
+      if (writes() == "vqa" && prompt.find_first_not_of(" \t\n") == std::string::npos)
+        throw UsageError("the question is empty: a question answerer needs --question");
+    }
+    std::vector<torch::Tensor> pixels;
+    for (const auto& image : images) pixels.push_back(load_clip_pixels(m_.clip.model->config, image));
+    return describe_images(m_, torch::stack(pixels), prompts, options);
+  }
+
+  std::set<std::string> eval_flags() const override { return {"limit", "strict"}; }
+  json evaluate(const EvalRequest& r) override {
+    return evaluate_captioner(m_, data::find_manifest(r.data, "test"),
+                              {.limit = r.limit, .strict = r.strict});
+  }
+  std::string format_metrics(const json& m) const override {
+    std::string out =
+        str_cat("records: ", m["samples"].get<int64_t>(), " (", m["skipped"].get<int64_t>(), " skipped)\n");
+    char line[200];
+    auto percent = [](const json& v) {
+      char text[16] = "-";
+      if (!v.is_null()) std::snprintf(text, sizeof text, "%.1f", 100 * v.get<double>());
+      return std::string(text);
+    };
+    if (writes() == "vqa") {
+      std::snprintf(line, sizeof line, "accuracy %5.1f%%  (scenes %s%%, charts %s%%)\n",
+                    100 * m["accuracy"].get<double>(), percent(m["scenes"]).c_str(),
+                    percent(m["charts"]).c_str());
+      out += line;
+      for (const auto& [type, accuracy] : m["by_type"].items()) {
+        std::snprintf(line, sizeof line, "  %-14s %5.1f%%  (%lld questions)\n", type.c_str(),
+                      100 * accuracy.get<double>(), (long long)m["count_by_type"][type].get<int64_t>());
+        out += line;
+      }
+    } else {
+      std::snprintf(line, sizeof line, "BLEU-4 %.3f  CIDEr-D %.3f  grounded %s%%\n", m["bleu4"].get<double>(),
+                    m["cider"].get<double>(), percent(m["grounded_accuracy"]).c_str());
+      out += line;
+    }
+    for (const auto& e : m["examples"])
+      out += str_cat(
+          e["prompt"].get<std::string>().empty() ? "" : "  q:   " + e["prompt"].get<std::string>() + "\n",
+          "  ref: ", e["reference"].get<std::string>(), "\n  hyp: ", e["hypothesis"].get<std::string>(),
+          "\n");
+    return out;
+  }
+
+ protected:
+  void* bundle_of(const std::type_info& type) override {
+    return type == typeid(CaptionerBundle) ? &m_ : nullptr;
+  }
+
+ private:
+  CaptionerBundle m_;
+};
+
+ModelFamily captioner_row(const std::string& task) {
+  ModelFamily f;
+  f.model_type = captioner_model_type(task);
+  f.task = task;
+  f.summary = task == "vqa" ? "visual question answerer (text decoder over a CLIP image tower)"
+                            : "image captioner (text decoder over a CLIP image tower)";
+  f.default_preset = task == "vqa" ? "vqa-tiny" : "captioner-tiny";
+  f.presets = {f.default_preset};
+  f.describe = [task](const std::string& name) {
+    ClipConfig tower = clip_preset(kTowerPreset);
+    const int64_t vocab = tower.text.vocab_size;  // the learned vocabulary's default size
+    Clip clip(tower);
+    const CaptionerOptions options{.task = task};
+    const CaptionerConfig c = captioner_config(clip, vocab, options);
+    int64_t parameters = 0;
+    for (const auto& p : clip->named_parameters())
+      if (p.key().starts_with("visual.")) parameters += p.value().numel();
+    for (const auto& p : Captioner(c)->parameters()) parameters += p.numel();
+    const auto& v = tower.vision;
+    return PresetInfo{
+        name, parameters,
+        str_cat("ResNet ", v.image_size, " width ", v.width, " blocks ", json(v.resnet_layers).dump(), "; ",
+                connector_name(c.connector.kind), " connector; decoder width ", c.decoder.width, " x",
+                c.decoder.layers, " layers, vocab ", vocab),
+        to_json(c)};
+  };
+  f.holds = [task](const fs::path& path) {
+    if (!fs::is_directory(path) || !fs::exists(path / "config.json")) return false;
+    try {
+      return string_value(read_json_file(path / "config.json"), "model_type") == captioner_model_type(task);
+    } catch (const Error&) {
+      return false;
+    }
+  };
+  f.open = [task](const fs::path& path, const OpenOptions&) -> std::unique_ptr<Model> {
+    return std::make_unique<CaptionerModel>(family_of_type(captioner_model_type(task)), load_captioner(path));
+  };
+  f.train_flags = {"tokenizer", "vocab-size",       "init-from", "freeze-towers",
+                   "connector", "max-image-pixels", "blind"};
+  f.train_defaults = {
+      {"batch-size", 64},   {"lr", 1e-3},          {"weight-decay", 0.05},           {"precision", "auto"},
+      {"vocab-size", 1024}, {"eval-samples", 500}, {"connector", "cross-attention"}, {"epochs", 10}};
+  f.make_train_task = [task](const TrainOptions& o, const fs::path& resume_from,
+                             data::Manifest train) -> std::unique_ptr<TrainTask> {
+    return std::make_unique<CaptionerTask>(o, task, resume_from, std::move(train));
+  };
+  return f;
+}
+
+}  // namespace
+
+ModelFamily captioner_family() { return captioner_row("caption"); }
+ModelFamily vqa_family() { return captioner_row("vqa"); }
+
+}  // namespace mmlearn
