@@ -4,6 +4,8 @@
 // preset's with a tokenizer learned from the training text, and trains the connector and the decoder on
 // teacher-forced cross-entropy; --connector chooses how the decoder sees the image, --blind trains the
 // language-prior baseline. `caption`, `ask` and `eval` open what it saves.
+#include <map>
+
 #include "mmlearn/core/atomic_file.h"
 #include "mmlearn/core/error.h"
 #include "mmlearn/core/json_fields.h"
@@ -178,8 +180,14 @@ class CaptionerModel : public Model {
       if (writes() == "vqa" && prompt.find_first_not_of(" \t\n") == std::string::npos)
         throw UsageError("the question is empty: a question answerer needs --question");
     }
+    // An image asked several questions is read once.
+    std::map<fs::path, torch::Tensor> read;
     std::vector<torch::Tensor> pixels;
-    for (const auto& image : images) pixels.push_back(load_clip_pixels(m_.clip.model->config, image));
+    for (const auto& image : images) {
+      auto it = read.find(image);
+      if (it == read.end()) it = read.emplace(image, load_clip_pixels(m_.clip.model->config, image)).first;
+      pixels.push_back(it->second);
+    }
     return describe_images(m_, torch::stack(pixels), prompts, options);
   }
 

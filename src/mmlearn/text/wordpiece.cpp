@@ -95,8 +95,8 @@ WordPieceTokenizer load_vocab_txt(const fs::path& vocab) {
   WordPieceOptions options;
   if (fs::exists(dir / "tokenizer_config.json")) {
     const fs::path config = dir / "tokenizer_config.json";
-    options = options_from(read_json_bounded(config), "do_lower_case", config.string());
     const json j = read_json_bounded(config);
+    options = options_from(j, "do_lower_case", config.string());
     if (j.is_object()) read_field(j, "unk_token", options.unk, config.string());
   }
   std::vector<std::string> specials;
