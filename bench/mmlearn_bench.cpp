@@ -16,6 +16,8 @@
 #include "mmlearn/core/runtime.h"
 #include "mmlearn/data/shapes.h"
 #include "mmlearn/heads/contrastive.h"
+#include "mmlearn/models/blip.h"
+#include "mmlearn/models/captioner.h"
 #include "mmlearn/models/clip.h"
 #include "mmlearn/models/whisper.h"
 #include "mmlearn/search/vector_index.h"
@@ -124,6 +126,65 @@ json bench_whisper_encoder(int steps, int warmup) {
           {"seconds", s}};
 }
 
+// Captions from a BLIP-base-sized captioner (ViT-B/16 at 384 px, a 12-layer BERT decoder; random weights):
+// the image tokens, then greedy decoding over the KV cache, `tokens` tokens a caption (no early end).
+json bench_blip_caption(int steps, int warmup, int64_t tokens, Precision precision) {
+  BlipConfig config;
+  config.text.heads = 12;  // Salesforce/blip-image-captioning-base
+  Blip model(config);
+  model->eval();
+  auto pixels = torch::randn({1, 3, config.vision.image_size, config.vision.image_size});
+  const auto start = torch::full({1, 1}, config.text.bos_token_id, torch::kLong);
+  c10::InferenceMode inference;
+  AutocastGuard autocast(precision);
+  double s = time_steps(warmup, steps, [&] {
+    const auto image = model->vision->forward(pixels);
+    generate(
+        [&](const torch::Tensor& t, KVCache& cache) {
+          const auto memory = cache.empty() ? image : torch::Tensor();
+          return model->text_decoder->logits(
+              model->text_decoder->forward(t, /*causal=*/true, memory, &cache));
+        },
+        start, /*eos=*/-1, {}, {.max_new_tokens = tokens});
+  });
+  return {{"bench", "caption_blip_base"},
+          {"impl", impl_name(precision)},
+          {"samples_per_s", steps / s},
+          {"tokens", tokens},
+          {"steps", steps},
+          {"seconds", s}};
+}
+
+// Captions from the `captioner-tiny` preset (random weights): a batch of 16 images of 64 px through the
+// ResNet tower and the cross-attention connector, then greedy decoding over the KV cache, `tokens` tokens a
+// caption (no early end).
+json bench_captioner_caption(int steps, int warmup, int64_t tokens, Precision precision) {
+  Clip clip(clip_preset("clip-tiny"));
+  Captioner captioner(captioner_config(clip, 1024, {}));
+  clip->eval();
+  captioner->eval();
+  const int64_t B = 16, S = clip->config.vision.image_size;
+  auto pixels = torch::randn({B, 3, S, S});
+  const auto start = torch::zeros({B, 1}, torch::kLong);
+  c10::InferenceMode inference;
+  AutocastGuard autocast(precision);
+  double s = time_steps(warmup, steps, [&] {
+    const Conditioning conditioning = captioner->connector->forward(clip->resnet->forward(pixels).tokens);
+    generate(
+        [&](const torch::Tensor& t, KVCache& cache) {
+          return captioner->decoder->forward(t, cache.empty() ? conditioning : Conditioning{}, &cache);
+        },
+        start, /*eos=*/-1, {}, {.max_new_tokens = tokens});
+  });
+  return {{"bench", "caption_captioner_tiny"},
+          {"impl", impl_name(precision)},
+          {"samples_per_s", steps * B / s},
+          {"batch_size", B},
+          {"tokens", tokens},
+          {"steps", steps},
+          {"seconds", s}};
+}
+
 json bench_shapes(int64_t records) {
   auto dir = std::filesystem::temp_directory_path() / "mmlearn-bench-shapes";
   std::filesystem::remove_all(dir);
@@ -190,10 +251,12 @@ int main(int argc, char** argv) {
   std::string which = "all";
   int threads = 0, steps = 10, warmup = 2;
   int64_t batch = 0, records = 5000, vectors = 100000, dim = 512, queries = 1000;
-  app.add_option(
-         "--bench", which,
-         "train | embed | shapes | logmel | encoder | search | models (train, embed, logmel, encoder) | all")
-      ->check(CLI::IsMember({"train", "embed", "shapes", "logmel", "encoder", "search", "models", "all"}));
+  app.add_option("--bench", which,
+                 "train | embed | shapes | logmel | encoder | caption | search | models (train, embed, "
+                 "logmel, encoder, "
+                 "caption) | all")
+      ->check(CLI::IsMember(
+          {"train", "embed", "shapes", "logmel", "encoder", "caption", "search", "models", "all"}));
   app.add_option("--threads", threads, "intra-op threads (0: all cores)");
   app.add_option("--steps", steps, "timed steps");
   app.add_option("--warmup", warmup, "untimed steps first");
@@ -224,6 +287,10 @@ int main(int argc, char** argv) {
     if (p == Precision::bf16 && !cpu_has_native_bf16()) continue;
     if (which == "train" || models) emit(bench_train(batch ? batch : 128, steps, warmup, p));
     if (which == "embed" || models) emit(bench_embed(batch ? batch : 16, steps, warmup, p));
+    if (which == "caption" || models) {
+      emit(bench_captioner_caption(steps, warmup, 20, p));
+      emit(bench_blip_caption(std::max(steps / 2, 1), 1, 20, p));
+    }
   }
   return 0;
 }

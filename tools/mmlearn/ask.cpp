@@ -8,7 +8,8 @@
 namespace mmlearn::cli {
 
 void add_ask(CLI::App& app) {
-  auto* cmd = app.add_subcommand("ask", "answer questions about images with a trained question answerer");
+  auto* cmd = app.add_subcommand(
+      "ask", "answer questions about images with a question answerer (trained here, or BLIP)");
   struct Args {
     ModelArgs model;
     std::vector<std::string> images, questions;

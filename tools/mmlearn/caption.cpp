@@ -8,16 +8,21 @@
 namespace mmlearn::cli {
 
 void add_caption(CLI::App& app) {
-  auto* cmd = app.add_subcommand("caption", "write a caption for each image with a trained captioner");
+  auto* cmd = app.add_subcommand("caption",
+                                 "write a caption for each image with a captioner (trained here, or BLIP)");
   struct Args {
     ModelArgs model;
     std::vector<std::string> images;
+    std::string prompt;
     GenerationOptions generation;
     bool json = false;
   };
   auto a = std::make_shared<Args>();
   add_model_options(cmd, a->model);
   cmd->add_option("--image", a->images, "image file (repeatable)")->required();
+  cmd->add_option(
+      "--prompt", a->prompt,
+      "how every caption starts; the model continues it (BLIP captioners, e.g. \"a picture of\")");
   add_generation_options(cmd, a->generation);
   cmd->add_flag("--json", a->json, "JSON on stdout: [{\"image\", \"caption\"}...]");
   cmd->callback([a] {
@@ -30,7 +35,8 @@ void add_caption(CLI::App& app) {
       const std::vector<std::filesystem::path> images(
           a->images.begin() + long(start),
           a->images.begin() + long(std::min(a->images.size(), start + kBatch)));
-      const auto captions = model->describe(images, std::vector<std::string>(images.size()), a->generation);
+      const auto captions =
+          model->describe(images, std::vector<std::string>(images.size(), a->prompt), a->generation);
       for (size_t i = 0; i < images.size(); ++i) {
         if (a->json)
           out.push_back({{"image", images[i].string()}, {"caption", captions[i]}});

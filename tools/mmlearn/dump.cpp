@@ -4,6 +4,7 @@
 #include "mmlearn/core/error.h"
 #include "mmlearn/core/safetensors.h"
 #include "mmlearn/eval/clip_eval.h"
+#include "mmlearn/models/blip.h"
 #include "mmlearn/models/clip_pixels.h"
 #include "mmlearn/models/whisper_decoding.h"
 #include "model_args.h"
@@ -32,7 +33,8 @@ void add_dump(CLI::App& app) {
   cmd->add_option(
          "--out", a->out,
          "safetensors file: CLIP's input_ids, pixel_values, image_embeds, text_embeds, logits_per_image; "
-         "Whisper's input_features, encoder_output, logits")
+         "BLIP's pixel_values, image_embeds, input_ids, (question_embeds,) logits; Whisper's "
+         "input_features, encoder_output, logits")
       ->required();
   cmd->callback([a] {
     const std::filesystem::path out_dir = std::filesystem::path(a->out).parent_path();
@@ -48,9 +50,16 @@ void add_dump(CLI::App& app) {
       return;
     }
     if (a->images.empty() && a->texts.empty())
-      throw UsageError("dump needs at least one --image or --text (CLIP), or --audio (Whisper)");
+      throw UsageError("dump needs at least one --image or --text (CLIP, BLIP), or --audio (Whisper)");
     auto model = open_model(a->model);
-    ClipBundle& clip = need<ClipBundle>(*model, "dump --image/--text", "a CLIP model");
+    if (auto* blip = model->bundle<BlipBundle>()) {
+      const std::vector<std::filesystem::path> images(a->images.begin(), a->images.end());
+      const TensorMap out = dump_blip(*blip, images, a->texts);
+      save_safetensors(a->out, out, {{"producer", "mmlearn dump"}});
+      std::cerr << "wrote " << out.size() << " tensors to " << a->out << "\n";
+      return;
+    }
+    ClipBundle& clip = need<ClipBundle>(*model, "dump --image/--text", "a CLIP or BLIP model");
     TensorMap out;
     if (!a->images.empty()) {
       std::vector<torch::Tensor> pixels;

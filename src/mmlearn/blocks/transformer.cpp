@@ -81,7 +81,7 @@ ResidualAttentionBlockImpl::ResidualAttentionBlockImpl(const TransformerConfig& 
   ln_1 = register_module("ln_1", torch::nn::LayerNorm(ln));
   attn = register_module("attn", MultiheadAttention(c.width, c.heads));
   ln_2 = register_module("ln_2", torch::nn::LayerNorm(ln));
-  mlp = register_module("mlp", Mlp(c.width, static_cast<int64_t>(c.width * c.mlp_ratio), c.activation));
+  mlp = register_module("mlp", Mlp(c.width, std::llround(c.width * c.mlp_ratio), c.activation));
 }
 
 torch::Tensor ResidualAttentionBlockImpl::forward(const torch::Tensor& x, const torch::Tensor& attn_mask) {

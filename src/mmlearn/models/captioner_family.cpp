@@ -14,6 +14,7 @@
 #include "mmlearn/data/record_media.h"
 #include "mmlearn/data/streamed_records.h"
 #include "mmlearn/eval/captioner_eval.h"
+#include "mmlearn/models/blip.h"
 #include "mmlearn/models/captioner.h"
 #include "mmlearn/models/clip_import.h"
 #include "mmlearn/models/clip_pixels.h"
@@ -176,7 +177,8 @@ class CaptionerModel : public Model {
     for (const auto& prompt : prompts) {
       if (writes() == "caption" && !prompt.empty())
         throw UsageError(
-            "this captioner writes captions and answers no questions (train one with --task vqa)");
+            "--prompt: this captioner was trained to write whole captions, without a start to "
+            "continue (BLIP captioners take one)");
       if (writes() == "vqa" && prompt.find_first_not_of(" \t\n") == std::string::npos)
         throw UsageError("the question is empty: a question answerer needs --question");
     }
@@ -237,12 +239,43 @@ class CaptionerModel : public Model {
   CaptionerBundle m_;
 };
 
+// A Hugging Face BLIP directory (models/blip.h): it writes as a captioner of the same task does.
+class BlipModel : public Model {
+ public:
+  BlipModel(const ModelFamily& family, BlipBundle m) : Model(family), m_(std::move(m)) {}
+
+  std::string writes() const override { return m_.model->config.task; }
+  std::vector<std::string> describe(const std::vector<fs::path>& images,
+                                    const std::vector<std::string>& prompts,
+                                    const GenerationOptions& options) override {
+    check_generation_options(options);
+    check(images.size() == prompts.size(), "describe: ", images.size(), " images but ", prompts.size(),
+          " prompts");
+    std::map<fs::path, torch::Tensor> read;
+    std::vector<torch::Tensor> pixels;
+    for (const auto& image : images) {
+      auto it = read.find(image);
+      if (it == read.end()) it = read.emplace(image, load_blip_pixels(m_, image)).first;
+      pixels.push_back(it->second);
+    }
+    return blip_describe(m_, torch::stack(pixels), prompts, options);
+  }
+
+ protected:
+  void* bundle_of(const std::type_info& type) override { return type == typeid(BlipBundle) ? &m_ : nullptr; }
+
+ private:
+  BlipBundle m_;
+};
+
 ModelFamily captioner_row(const std::string& task) {
   ModelFamily f;
   f.model_type = captioner_model_type(task);
   f.task = task;
-  f.summary = task == "vqa" ? "visual question answerer (text decoder over a CLIP image tower)"
-                            : "image captioner (text decoder over a CLIP image tower)";
+  f.summary = task == "vqa" ? "visual question answerer (text decoder over a CLIP image tower; opens Hugging "
+                              "Face BlipForQuestionAnswering)"
+                            : "image captioner (text decoder over a CLIP image tower; opens Hugging Face "
+                              "BlipForConditionalGeneration)";
   f.default_preset = task == "vqa" ? "vqa-tiny" : "captioner-tiny";
   f.presets = {f.default_preset};
   f.describe = [task](const std::string& name) {
@@ -264,6 +297,7 @@ ModelFamily captioner_row(const std::string& task) {
         to_json(c)};
   };
   f.holds = [task](const fs::path& path) {
+    if (holds_blip(path, task)) return true;
     if (!fs::is_directory(path) || !fs::exists(path / "config.json")) return false;
     try {
       return string_value(read_json_file(path / "config.json"), "model_type") == captioner_model_type(task);
@@ -272,7 +306,9 @@ ModelFamily captioner_row(const std::string& task) {
     }
   };
   f.open = [task](const fs::path& path, const OpenOptions&) -> std::unique_ptr<Model> {
-    return std::make_unique<CaptionerModel>(family_of_type(captioner_model_type(task)), load_captioner(path));
+    const ModelFamily& family = family_of_type(captioner_model_type(task));
+    if (holds_blip(path, task)) return std::make_unique<BlipModel>(family, open_blip(path));
+    return std::make_unique<CaptionerModel>(family, load_captioner(path));
   };
   f.train_flags = {"tokenizer", "vocab-size",       "init-from", "freeze-towers",
                    "connector", "max-image-pixels", "blind"};

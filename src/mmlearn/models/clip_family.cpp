@@ -201,8 +201,10 @@ bool holds_clip(const fs::path& path) {
   if (fs::exists(path / "config.json")) {
     try {
       const json config = read_json_file(path / "config.json");
-      return config.is_object() && (string_value(config, "model_type") == "clip" ||
-                                    config.contains("text_config") || config.contains("vision_config"));
+      // Untyped configs with towers are CLIP's oldest; other typed ones (BLIP's "blip") are not.
+      const std::string type = config.is_object() ? string_value(config, "model_type") : "";
+      return config.is_object() && (type == "clip" || (type.empty() && (config.contains("text_config") ||
+                                                                        config.contains("vision_config"))));
     } catch (const Error&) {
       return false;
     }

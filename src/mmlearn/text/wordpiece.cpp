@@ -131,7 +131,7 @@ WordPieceTokenizer load_vocab_txt(const fs::path& vocab) {
   return WordPieceTokenizer::from_tokens(std::move(tokens), options, std::move(specials));
 }
 
-WordPieceTokenizer load_tokenizer_json(const fs::path& path) {
+WordPieceTokenizer load_wordpiece_json(const fs::path& path) {
   const json j = read_json_bounded(path);
   const std::string where = path.string();
   check(j.is_object() && j.contains("model") && j["model"].is_object(), where, ": no \"model\" object");
@@ -172,11 +172,11 @@ WordPieceTokenizer load_tokenizer_json(const fs::path& path) {
 WordPieceTokenizer WordPieceTokenizer::load(const fs::path& path) {
   if (fs::is_directory(path)) {
     if (fs::exists(path / "vocab.txt")) return load_vocab_txt(path / "vocab.txt");
-    if (fs::exists(path / "tokenizer.json")) return load_tokenizer_json(path / "tokenizer.json");
+    if (fs::exists(path / "tokenizer.json")) return load_wordpiece_json(path / "tokenizer.json");
     throw Error(str_cat(path.string(), ": no vocab.txt or tokenizer.json (a BERT WordPiece vocabulary)"));
   }
   check(fs::exists(path), path.string(), ": no such file");
-  return path.extension() == ".json" ? load_tokenizer_json(path) : load_vocab_txt(path);
+  return path.extension() == ".json" ? load_wordpiece_json(path) : load_vocab_txt(path);
 }
 
 WordPieceTokenizer WordPieceTokenizer::from_tokens(std::vector<std::string> id_to_token,

@@ -119,15 +119,25 @@ ImagePreprocess read_hf_preprocessor_config(const std::filesystem::path& path) {
   const std::string where = path.string();
   const json j = read_json_file(path);
   check(j.is_object(), where, ": expected a JSON object (a preprocessor_config.json)");
-  // Other processors (and CLIPImageProcessorFast, which resizes with torch) give other pixels.
+  // Other processors (and the Fast ones, which resize with torch) give other pixels.
+  bool blip = false;
   for (const char* key : {"image_processor_type", "feature_extractor_type"}) {
-    if (j.contains(key) && j[key] != "CLIPImageProcessor" && j[key] != "CLIPFeatureExtractor") {
-      bad_field(where, key, j[key], "\"CLIPImageProcessor\" (the only processor reproduced)");
+    if (!j.contains(key)) continue;
+    blip = blip || j[key] == "BlipImageProcessor";
+    if (j[key] != "CLIPImageProcessor" && j[key] != "CLIPFeatureExtractor" &&
+        j[key] != "BlipImageProcessor") {
+      bad_field(where, key, j[key],
+                "\"CLIPImageProcessor\" or \"BlipImageProcessor\" (the processors reproduced)");
     }
   }
 
   ImagePreprocess p;  // CLIPImageProcessor's defaults are OpenAI's
   p.family = ImagePreprocess::Family::hf;
+  if (blip) {  // BlipImageProcessor's: 384 x 384, no crop (it has none); an integer size is a square
+    p.resize_shortest = 0;
+    p.resize_width = p.resize_height = 384;
+    p.crop_width = p.crop_height = 0;
+  }
   if (!bool_field(j, "do_resize", true, where)) {
     p.resize_shortest = 0;
   } else if (j.contains("size")) {
@@ -138,7 +148,11 @@ ImagePreprocess read_hf_preprocessor_config(const std::filesystem::path& path) {
       p.resize_shortest = 0;
       std::tie(p.resize_width, p.resize_height) = height_width(size, "size", where);
     } else if (size.is_number()) {
-      p.resize_shortest = positive_int(size, "size", where);
+      const int n = positive_int(size, "size", where);
+      if (blip)
+        p.resize_width = p.resize_height = n;
+      else
+        p.resize_shortest = n;
     } else {
       bad_field(where, "size", size, "an integer, {\"shortest_edge\": n} or {\"height\": h, \"width\": w}");
     }
@@ -150,7 +164,9 @@ ImagePreprocess read_hf_preprocessor_config(const std::filesystem::path& path) {
     }
     p.filter = Filter(resample.get<int>());
   }
-  if (!bool_field(j, "do_center_crop", true, where)) {
+  if (blip) {
+    // BlipImageProcessor has no centre crop.
+  } else if (!bool_field(j, "do_center_crop", true, where)) {
     p.crop_width = p.crop_height = 0;
   } else if (j.contains("crop_size")) {
     const json& crop = j["crop_size"];

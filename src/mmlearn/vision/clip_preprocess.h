@@ -60,7 +60,8 @@ struct PixelTensor {
 // resized image is computed, so memory follows the crop, whatever the image's aspect ratio.
 PixelTensor preprocess(data::Image image, const ImagePreprocess& config);
 
-// Reads a Hugging Face preprocessor_config.json for CLIPImageProcessor: do_resize, size (an integer,
+// Reads a Hugging Face preprocessor_config.json for CLIPImageProcessor or BlipImageProcessor (whose defaults
+// are 384 x 384 without a crop, and whose integer size is a square): do_resize, size (an integer,
 // {"shortest_edge"} or {"height", "width"}), resample (PIL's numbers), do_center_crop, crop_size (an
 // integer or {"height", "width"}), do_rescale, rescale_factor, do_normalize, image_mean, image_std (3
 // numbers, or one for all channels); missing fields take CLIPImageProcessor's defaults. do_convert_rgb is not
