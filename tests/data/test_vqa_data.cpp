@@ -89,6 +89,20 @@ TEST(ShapesVqa, EveryAnswerFollowsFromTheSceneOrTheChart) {
   int charts = 0;
   for (const auto& r : records) {
     EXPECT_EQ(r["answer"].get<std::string>(), expected_answer(r)) << r.dump();
+    // The caption: a chart's every value, or a scene's every object by colour and shape.
+    const std::string text = r["text"];
+    if (r.contains("chart")) {
+      std::string want = r["chart"]["kind"] == "bar" ? "a bar chart: " : "a line chart: ";
+      const auto values = r["chart"]["values"].get<std::vector<int>>();
+      for (size_t i = 0; i < values.size(); ++i)
+        want += std::string(i ? ", " : "") + char('A' + i) + " is " + std::to_string(values[i]);
+      EXPECT_EQ(text, want);
+    } else {
+      for (const auto& o : r["objects"])
+        EXPECT_NE(text.find(o["color"].get<std::string>() + " " + o["shape"].get<std::string>()),
+                  std::string::npos)
+            << text << " lacks " << o.dump();
+    }
     ++types[r["type"].get<std::string>()];
     charts += r.contains("chart");
     EXPECT_EQ(read_image(dir / r["image"].get<std::string>()).width, 64);

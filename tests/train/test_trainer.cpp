@@ -36,6 +36,8 @@ const fs::path& fixtures() {
     data::generate_shapes(
         d / "edit",
         {.n_train = 24, .n_test = 4, .seed = 5, .image_size = 32, .task = data::ShapesTask::edit});
+    data::generate_shapes(
+        d / "vqa", {.n_train = 24, .n_test = 4, .seed = 5, .image_size = 32, .task = data::ShapesTask::vqa});
     return d;
   }();
   return dir;
@@ -133,6 +135,7 @@ std::vector<FlagCase> flag_cases(const fs::path& work) {
       {"dim", [](TrainOptions& o) { o.dim = 32; }},
       {"connector", [](TrainOptions& o) { o.connector = "prefix"; }},
       {"blind", [](TrainOptions& o) { o.blind = true; }},
+      {"caption-weight", [](TrainOptions& o) { o.caption_weight = 0.0; }},
   };
 }
 
@@ -195,6 +198,7 @@ TEST(Trainer, FlagsCoverEveryOption) {
   all.vocab_size = 1, all.ctc_weight = 1, all.modalities = {"text"}, all.fusion = "x",
   all.modality_dropout = 0;
   all.unimodal_loss = 0, all.label_field = "x", all.dim = 1, all.connector = "x", all.blind = true;
+  all.caption_weight = 1;
   std::set<std::string> covered = kStructural;
   for (const auto& c : flag_cases({})) covered.insert(c.flag);
   const json options = to_json(all);
@@ -214,6 +218,23 @@ TEST(Trainer, EveryFlagChangesACombinerRunOrIsRefused) {
 }
 TEST(Trainer, EveryFlagChangesACaptionerRunOrIsRefused) {
   every_flag_changes_the_run_or_is_refused("captioner-tiny");
+}
+
+// A question answerer learns its records' captions too, unless --caption-weight 0 (the captioner refuses the
+// flag: EveryFlagChangesACaptionerRunOrIsRefused).
+TEST(Trainer, CaptionWeightChangesAQuestionAnswerersRun) {
+  const fs::path dir = test::temp_dir("vqa");
+  const int threads = torch::get_num_threads();
+  torch::set_num_threads(1);
+  TrainOptions with = small("vqa-tiny", dir / "with"), without = small("vqa-tiny", dir / "without"),
+               half = small("vqa-tiny", dir / "half");
+  for (TrainOptions* o : {&with, &without, &half}) o->data = fixtures() / "vqa";
+  without.caption_weight = 0.0;
+  half.caption_weight = 0.5;
+  const std::string a = fingerprint(with), b = fingerprint(without), c = fingerprint(half);
+  EXPECT_EQ(a.rfind("error", 0), std::string::npos) << a;
+  EXPECT_TRUE(a != b && a != c && b != c);
+  torch::set_num_threads(threads);
 }
 
 TEST(Trainer, OutOfRangeValuesAreUsageErrorsBeforeAnyWork) {
@@ -253,6 +274,9 @@ TEST(Trainer, OutOfRangeValuesAreUsageErrorsBeforeAnyWork) {
   refused([](TrainOptions& o) { o.preset = "", o.task = "dance"; }, "unknown task");
   refused([](TrainOptions& o) { o.task = "speech"; }, "--task");
   refused([](TrainOptions& o) { o.preset = "captioner-tiny", o.connector = "mlp"; }, "--connector");
+  refused([](TrainOptions& o) { o.preset = "vqa-tiny", o.caption_weight = -1; }, "--caption-weight");
+  refused([](TrainOptions& o) { o.preset = "vqa-tiny", o.caption_weight = std::nan(""); },
+          "--caption-weight");
 }
 
 TEST(Trainer, ResumeRefusesWhatCannotChangeAndHonoursALongerRun) {

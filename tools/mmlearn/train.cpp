@@ -106,6 +106,9 @@ void add_train(CLI::App& app) {
       "(BLIP-2's Q-Former; default cross-attention)");
   cmd->add_flag("--blind", o->blind,
                 "caption, vqa: never show the decoder the image (the language-prior baseline)");
+  add_optional(cmd, "--caption-weight", o->caption_weight,
+               "vqa: weight of also learning each record's caption (its \"text\", where it has one) from the "
+               "same image (0: answers only; default 1)");
   add_optional(cmd, "--dim", o->dim,
                "classify: width of the encoders and the fusion (default 64); composed: the combiner's "
                "projection width "

@@ -7,6 +7,26 @@
 
 namespace mmlearn {
 
+std::pair<torch::Tensor, torch::Tensor> cached_self_attention(LayerCache* cache, torch::Tensor k,
+                                                              torch::Tensor v) {
+  if (!cache) return {k, v};
+  if (cache->self_k.defined()) {
+    k = torch::cat({cache->self_k, k}, 1);
+    v = torch::cat({cache->self_v, v}, 1);
+  }
+  cache->self_k = k;
+  cache->self_v = v;
+  return {k, v};
+}
+
+std::pair<torch::Tensor, torch::Tensor> cached_cross_attention(
+    LayerCache* cache, const std::function<std::pair<torch::Tensor, torch::Tensor>()>& make) {
+  if (cache && cache->cross_k.defined()) return {cache->cross_k, cache->cross_v};
+  auto kv = make();
+  if (cache) std::tie(cache->cross_k, cache->cross_v) = kv;
+  return kv;
+}
+
 void KVCache::select(const torch::Tensor& rows) {
   for (auto& layer : layers)
     for (torch::Tensor* t : {&layer.self_k, &layer.self_v, &layer.cross_k, &layer.cross_v})
@@ -47,32 +67,16 @@ torch::Tensor DecoderBlockImpl::forward(torch::Tensor x, const torch::Tensor& me
                                         const torch::Tensor& memory_mask, const torch::Tensor& self_mask,
                                         LayerCache* cache) {
   auto h = ln_1(x);
-  auto k = attn->packed_k(h, attn->k_proj->weight, attn->k_proj->bias);
-  auto v = attn->packed_v(h, attn->v_proj->weight, attn->v_proj->bias);
-  if (cache) {
-    if (cache->self_k.defined()) {
-      k = torch::cat({cache->self_k, k}, 1);
-      v = torch::cat({cache->self_v, v}, 1);
-    }
-    cache->self_k = k;
-    cache->self_v = v;
-  }
+  const auto [k, v] =
+      cached_self_attention(cache, attn->packed_k(h, attn->k_proj->weight, attn->k_proj->bias),
+                            attn->packed_v(h, attn->v_proj->weight, attn->v_proj->bias));
   x = x + attn(h, k, v, self_mask);
   if (cross_attn) {
-    TORCH_CHECK(memory.defined() || (cache && cache->cross_k.defined()),
-                "a decoder block with cross-attention needs the encoder's tokens");
-    torch::Tensor ck, cv;
-    if (cache && cache->cross_k.defined()) {
-      ck = cache->cross_k;
-      cv = cache->cross_v;
-    } else {
-      ck = cross_attn->packed_k(memory, cross_attn->k_proj->weight, cross_attn->k_proj->bias);
-      cv = cross_attn->packed_v(memory, cross_attn->v_proj->weight, cross_attn->v_proj->bias);
-      if (cache) {
-        cache->cross_k = ck;
-        cache->cross_v = cv;
-      }
-    }
+    const auto [ck, cv] = cached_cross_attention(cache, [&] {
+      TORCH_CHECK(memory.defined(), "a decoder block with cross-attention needs the encoder's tokens");
+      return std::pair{cross_attn->packed_k(memory, cross_attn->k_proj->weight, cross_attn->k_proj->bias),
+                       cross_attn->packed_v(memory, cross_attn->v_proj->weight, cross_attn->v_proj->bias)};
+    });
     torch::Tensor mask;  // padded encoder tokens are never attended to
     if (memory_mask.defined())
       mask = torch::zeros(memory_mask.sizes(), x.options())

@@ -13,6 +13,8 @@
 #include <torch/nn/modules/linear.h>
 #include <torch/nn/modules/normalization.h>
 
+#include <functional>
+#include <utility>
 #include <vector>
 
 #include "mmlearn/blocks/transformer.h"
@@ -24,6 +26,14 @@ namespace mmlearn {
 struct LayerCache {
   torch::Tensor self_k, self_v, cross_k, cross_v;
 };
+
+// Self-attention's keys and values [B, S, D]: those cached (if any) followed by the new positions' `k` and
+// `v`, which join the cache. Without a cache, just `k` and `v`.
+std::pair<torch::Tensor, torch::Tensor> cached_self_attention(LayerCache* cache, torch::Tensor k,
+                                                              torch::Tensor v);
+// Cross-attention's keys and values: from the cache, or made by `make` (and cached).
+std::pair<torch::Tensor, torch::Tensor> cached_cross_attention(
+    LayerCache* cache, const std::function<std::pair<torch::Tensor, torch::Tensor>()>& make);
 
 struct KVCache {
   std::vector<LayerCache> layers;

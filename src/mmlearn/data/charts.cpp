@@ -80,6 +80,13 @@ bool unique_value(const std::vector<int>& v, int value) { return std::count(v.be
 
 std::string category_label(int index) { return std::string(1, char('A' + index)); }
 
+std::string chart_caption(const Chart& chart) {
+  std::string out = chart.kind == Chart::Kind::bar ? "a bar chart: " : "a line chart: ";
+  for (size_t i = 0; i < chart.values.size(); ++i)
+    out += str_cat(i ? ", " : "", category_label(int(i)), " is ", chart.values[i]);
+  return out;
+}
+
 Chart random_chart(Rng& rng) {
   Chart chart;
   chart.kind = rng.chance(0.5) ? Chart::Kind::bar : Chart::Kind::line;

@@ -38,5 +38,7 @@ struct ChartQuestion {
 std::vector<ChartQuestion> chart_questions(const Chart& chart, Rng& rng);
 
 std::string category_label(int index);  // "A", "B", ...
+// What the chart shows, every value read: "a bar chart: A is 3, B is 7, C is 5".
+std::string chart_caption(const Chart& chart);
 
 }  // namespace mmlearn::data

@@ -618,17 +618,21 @@ std::string make_vqa_record(const fs::path& out_dir, const ShapesConfig& config,
   record["id"] = str_cat(split.name, "-", index_name(index));
   record["image"] = image_path;
   std::vector<Question> questions;
+  // The caption draws from its own generator, so that the rest of the record is what it was without one.
+  Rng caption_rng(mix64(record_seed(config.seed, split, index) ^ 0x63617074ULL));
   if (rng.below(3) == 0) {
     const Chart chart = random_chart(rng);
     write_media(out_dir / image_path, encode_png(render_chart(chart, size, rng), kPngLevel));
     for (const auto& q : chart_questions(chart, rng)) questions.push_back({q.question, q.answer, q.type});
     record["chart"] =
         Json{{"kind", chart.kind == Chart::Kind::bar ? "bar" : "line"}, {"values", chart.values}};
+    record["text"] = chart_caption(chart);
   } else {
     const Scene scene = make_scene(rng, size, config.max_objects);
     write_media(out_dir / image_path, encode_png(render(scene, size, rng), kPngLevel));
     questions = scene_questions(scene, rng);
     record["objects"] = object_list(scene, size);
+    record["text"] = caption(scene, size, caption_rng);
   }
   std::vector<std::string> types;
   for (const auto& q : questions)

@@ -14,7 +14,8 @@
 // target.png: the same background, noise and other objects), "edit" its kind, "objects" and "target_objects".
 // With task = vqa, each record is one question about an image: "question", "answer" (text), "type" (color,
 // shape, count, spatial, existence about scenes; chart_value, chart_extreme, chart_compare, chart_trend about
-// bar and line charts, data/charts.h, a third of the records), and "objects" or "chart" ({"kind", "values"}).
+// bar and line charts, data/charts.h, a third of the records), "objects" or "chart" ({"kind", "values"}),
+// and "text": the image's caption (a scene's, or the chart's values: "a bar chart: A is 3, B is 7").
 //
 // Output is a pure function of the config (seed, sizes): byte-identical across runs and thread counts.
 //

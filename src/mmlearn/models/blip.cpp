@@ -72,29 +72,12 @@ BertLayerImpl::BertLayerImpl(const BlipTextConfig& c, int64_t memory_width) {
 
 torch::Tensor BertLayerImpl::forward(const torch::Tensor& x, const torch::Tensor& self_mask,
                                      const torch::Tensor& memory, LayerCache* cache) {
-  auto k = self_attn->key(x), v = self_attn->value(x);
-  if (cache) {
-    if (cache->self_k.defined()) {
-      k = torch::cat({cache->self_k, k}, 1);
-      v = torch::cat({cache->self_v, v}, 1);
-    }
-    cache->self_k = k;
-    cache->self_v = v;
-  }
+  const auto [k, v] = cached_self_attention(cache, self_attn->key(x), self_attn->value(x));
   auto h = self_attn(x, k, v, self_mask);
-  torch::Tensor ck, cv;
-  if (cache && cache->cross_k.defined()) {
-    ck = cache->cross_k;
-    cv = cache->cross_v;
-  } else {
+  const auto [ck, cv] = cached_cross_attention(cache, [&] {
     TORCH_CHECK(memory.defined(), "a BLIP text layer needs the encoder's tokens");
-    ck = cross_attn->key(memory);
-    cv = cross_attn->value(memory);
-    if (cache) {
-      cache->cross_k = ck;
-      cache->cross_v = cv;
-    }
-  }
+    return std::pair{cross_attn->key(memory), cross_attn->value(memory)};
+  });
   h = cross_attn(h, ck, cv, torch::Tensor());
   const auto inner = torch::gelu(mlp_in(h));
   return ln_mlp(mlp_out(inner) + h);

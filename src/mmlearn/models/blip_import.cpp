@@ -1,9 +1,6 @@
 // Opening Hugging Face BLIP directories (models/blip.h): config.json, the weights renamed key by key into
 // mmlearn's module tree, BlipImageProcessor's preprocessing and BERT's tokenizer.
-#include <torch/torch.h>
-
-#include <cmath>
-#include <set>
+#include <tuple>
 
 #include "mmlearn/core/atomic_file.h"
 #include "mmlearn/core/checkpoint.h"

@@ -108,11 +108,28 @@ Conditioning condition_on_images(CaptionerBundle& m, const torch::Tensor& pixels
   return m.model->connector->forward(tokens);
 }
 
+Conditioning conditioning_rows(const Conditioning& c, const torch::Tensor& rows) {
+  Conditioning out;
+  for (auto [from, to] : {std::pair{&c.memory, &out.memory}, std::pair{&c.memory_mask, &out.memory_mask},
+                          std::pair{&c.prefix, &out.prefix}})
+    if (from->defined()) *to = from->index_select(0, rows.to(from->device()));
+  return out;
+}
+
 std::pair<torch::Tensor, torch::Tensor> captioner_loss(CaptionerBundle& m, const torch::Tensor& pixels,
                                                        const std::vector<std::string>& prompts,
                                                        const std::vector<std::string>& targets) {
+  check(static_cast<int64_t>(prompts.size()) == pixels.size(0), "captioner: ", pixels.size(0), " images but ",
+        prompts.size(), " prompts");
+  return captioner_loss(m, condition_on_images(m, pixels), prompts, targets);
+}
+
+std::pair<torch::Tensor, torch::Tensor> captioner_loss(CaptionerBundle& m, const Conditioning& conditioning,
+                                                       const std::vector<std::string>& prompts,
+                                                       const std::vector<std::string>& targets) {
   const auto B = static_cast<int64_t>(prompts.size());
-  check(B == pixels.size(0) && targets.size() == prompts.size(), "captioner: ", pixels.size(0), " images, ",
+  const auto& rows = conditioning.memory.defined() ? conditioning.memory : conditioning.prefix;
+  check(B == rows.size(0) && targets.size() == prompts.size(), "captioner: ", rows.size(0), " images, ",
         prompts.size(), " prompts and ", targets.size(), " targets");
   const auto& tok = m.clip.tokenizer;
   std::vector<std::vector<int64_t>> inputs, labels;
@@ -129,7 +146,6 @@ std::pair<torch::Tensor, torch::Tensor> captioner_loss(CaptionerBundle& m, const
     inputs.push_back(std::move(in));
     labels.push_back(std::move(out));
   }
-  const auto conditioning = condition_on_images(m, pixels);
   const int64_t prefix = conditioning.prefix.defined() ? conditioning.prefix.size(1) : 0;
   for (int64_t b = 0; b < B; ++b)
     check(prefix + static_cast<int64_t>(inputs[static_cast<size_t>(b)].size()) <=
@@ -146,7 +162,7 @@ std::pair<torch::Tensor, torch::Tensor> captioner_loss(CaptionerBundle& m, const
         .narrow(0, 0, static_cast<int64_t>(in.size()))
         .copy_(torch::tensor(labels[static_cast<size_t>(b)]));
   }
-  const auto logits = m.model->decoder->forward(input.to(pixels.device()), conditioning);
+  const auto logits = m.model->decoder->forward(input.to(rows.device()), conditioning);
   const auto flat = label.reshape({-1}).to(logits.device());
   const auto sum = torch::nn::functional::cross_entropy(
       logits.reshape({-1, logits.size(-1)}).to(torch::kFloat), flat,

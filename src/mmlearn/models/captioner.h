@@ -70,9 +70,16 @@ CaptionerExample captioner_example(const std::string& task, const data::Manifest
 // What the decoder is conditioned on for pixels [B, 3, S, S] (zeros for a blind model).
 Conditioning condition_on_images(CaptionerBundle& m, const torch::Tensor& pixels);
 
+// The conditioning of rows `rows` (int64), repeated or reordered as given.
+Conditioning conditioning_rows(const Conditioning& conditioning, const torch::Tensor& rows);
+
 // Teacher-forced cross-entropy of `targets` after each prompt ("" for captions), <|endoftext|> included,
 // as a sum over the predicted tokens and their count (so that a caller can average over any batch).
 std::pair<torch::Tensor, torch::Tensor> captioner_loss(CaptionerBundle& m, const torch::Tensor& pixels,
+                                                       const std::vector<std::string>& prompts,
+                                                       const std::vector<std::string>& targets);
+// The same over conditioning already made (condition_on_images), a row each prompt.
+std::pair<torch::Tensor, torch::Tensor> captioner_loss(CaptionerBundle& m, const Conditioning& conditioning,
                                                        const std::vector<std::string>& prompts,
                                                        const std::vector<std::string>& targets);
 

@@ -3,8 +3,13 @@
 // the tower from a CLIP (--init-from: trained here or pretrained; --freeze-towers keeps it) or from the
 // preset's with a tokenizer learned from the training text, and trains the connector and the decoder on
 // teacher-forced cross-entropy; --connector chooses how the decoder sees the image, --blind trains the
-// language-prior baseline. `caption`, `ask` and `eval` open what it saves.
+// language-prior baseline, and a question answerer also learns its records' captions (--caption-weight).
+// `caption`, `ask` and `eval` open what it saves; `caption`, `ask` and `dump` also open Hugging Face BLIP
+// directories (models/blip.h).
+#include <functional>
 #include <map>
+#include <optional>
+#include <tuple>
 
 #include "mmlearn/core/atomic_file.h"
 #include "mmlearn/core/error.h"
@@ -32,8 +37,11 @@ namespace {
 // of captions grounded after 3 minutes, against 23 %.
 constexpr const char* kTowerPreset = "clip-tiny";
 
-std::vector<std::string> text_fields(const std::string& task) {
-  return task == "vqa" ? std::vector<std::string>{"question", "answer"} : std::vector<std::string>{"text"};
+// The text a run learns to read and write, which its tokenizer is learned from.
+std::vector<std::string> text_fields(const std::string& task, const TrainOptions& o) {
+  if (task != "vqa") return {"text"};
+  if (o.caption_weight.value() > 0) return {"question", "answer", "text"};
+  return {"question", "answer"};
 }
 
 CaptionerBundle captioner_to_train(const TrainOptions& o, const std::string& task,
@@ -55,9 +63,9 @@ CaptionerBundle captioner_to_train(const TrainOptions& o, const std::string& tas
     return make_captioner(captioner ? load_captioner(o.init_from).clip : open_clip(o.init_from), options);
   }
   ClipConfig config = clip_preset(kTowerPreset);
-  text::BpeTokenizer tokenizer = o.tokenizer.empty()
-                                     ? text::learn_tokenizer(train, o.vocab_size.value(), text_fields(task))
-                                     : text::BpeTokenizer::load(o.tokenizer);
+  text::BpeTokenizer tokenizer =
+      o.tokenizer.empty() ? text::learn_tokenizer(train, o.vocab_size.value(), text_fields(task, o))
+                          : text::BpeTokenizer::load(o.tokenizer);
   config.text.vocab_size = tokenizer.vocab_size();
   config.text.eot_token_id = tokenizer.eot_id();
   return make_captioner({Clip(config), std::move(tokenizer)}, options);
@@ -89,6 +97,7 @@ class CaptionerTask : public TrainTask {
       : m_(captioner_to_train(o, task, resume_from, train)),
         train_(usable_records(std::move(train), task)),
         freeze_(o.freeze_towers),
+        caption_weight_(task == "vqa" ? o.caption_weight.value() : 0.0),
         eval_samples_(o.eval_samples.value()) {
     decode_.max_pixels = o.max_image_pixels > 0 ? o.max_image_pixels : decode_.max_pixels;
     if (fs::is_directory(o.data) && fs::exists(o.data / "test.jsonl")) test_path_ = o.data / "test.jsonl";
@@ -110,16 +119,27 @@ class CaptionerTask : public TrainTask {
   struct Batch {
     torch::Tensor images;  // uint8 [B, 3, S, S]
     std::vector<std::string> prompts, targets;
+    std::vector<int64_t> captioned;  // question answerers: the rows whose record has a caption too
+    std::vector<std::string> captions;
   };
   std::any prepare(const std::vector<int64_t>& indices) const override {
     const int64_t size = m_.clip.model->config.vision.image_size;
     Batch batch;
     std::vector<torch::Tensor> images;
     for (int64_t i : indices) {
-      auto [image, text] = train_.decode(i, [&](const data::Record& r) {
+      // (A record that cannot be decoded hands its place to the next: nothing is kept before it decodes.)
+      auto [image, text, caption] = train_.decode(i, [&](const data::Record& r) {
         auto example = captioner_example(task(), train_.manifest(), r);  // the cheap check first
-        return std::make_pair(data::read_record_image(train_.manifest(), r, size, decode_), example);
+        std::optional<std::string> caption;
+        if (caption_weight_ > 0 && r.json.contains("text") && r.json["text"].is_string())
+          caption = r.json["text"].get<std::string>();
+        return std::make_tuple(data::read_record_image(train_.manifest(), r, size, decode_), example,
+                               caption);
       });
+      if (caption) {
+        batch.captioned.push_back(static_cast<int64_t>(images.size()));
+        batch.captions.push_back(std::move(*caption));
+      }
       images.push_back(image);
       batch.prompts.push_back(std::move(text.prompt));
       batch.targets.push_back(std::move(text.target));
@@ -132,8 +152,22 @@ class CaptionerTask : public TrainTask {
     auto& b = std::any_cast<Batch&>(batch);
     AutocastGuard autocast(step.precision);
     const auto pixels = m_.clip.model->normalize_pixels(b.images.to(step.device));
-    const auto [sum, count] = captioner_loss(m_, pixels, b.prompts, b.targets);
-    return {step.group_mean(sum, count), {}};
+    const Conditioning conditioning = condition_on_images(m_, pixels);
+    const auto [sum, count] = captioner_loss(m_, conditioning, b.prompts, b.targets);
+    auto loss = step.group_mean(sum, count);
+    if (caption_weight_ > 0) {
+      // The records' captions from the same images (BLIP's captioning loss beside VQA's): every caption names
+      // every object, where an answer names one thing about one. Every process takes this branch, so that
+      // group_mean's all-reduce pairs up, with or without captions in its micro-batch.
+      torch::Tensor caption_sum = torch::zeros({}, sum.options()),
+                    caption_count = torch::zeros({}, count.options());
+      if (!b.captioned.empty())
+        std::tie(caption_sum, caption_count) =
+            captioner_loss(m_, conditioning_rows(conditioning, torch::tensor(b.captioned)),
+                           std::vector<std::string>(b.captions.size()), b.captions);
+      loss = loss + caption_weight_ * step.group_mean(caption_sum, caption_count);
+    }
+    return {loss, {}};
   }
   void train_mode() override {
     trained_->train();
@@ -157,11 +191,25 @@ class CaptionerTask : public TrainTask {
   CaptionerBundle m_;
   data::StreamedRecords train_;
   bool freeze_;
+  double caption_weight_;
   int64_t eval_samples_;
   data::DecodeOptions decode_;
   WithHead trained_{nullptr};
   fs::path test_path_;
 };
+
+// Pixels [N, ...] of image files, each read by `load` once however many questions it is asked.
+torch::Tensor read_each_once(const std::vector<fs::path>& images,
+                             const std::function<torch::Tensor(const fs::path&)>& load) {
+  std::map<fs::path, torch::Tensor> read;
+  std::vector<torch::Tensor> pixels;
+  for (const auto& image : images) {
+    auto it = read.find(image);
+    if (it == read.end()) it = read.emplace(image, load(image)).first;
+    pixels.push_back(it->second);
+  }
+  return torch::stack(pixels);
+}
 
 class CaptionerModel : public Model {
  public:
@@ -182,15 +230,9 @@ class CaptionerModel : public Model {
       if (writes() == "vqa" && prompt.find_first_not_of(" \t\n") == std::string::npos)
         throw UsageError("the question is empty: a question answerer needs --question");
     }
-    // An image asked several questions is read once.
-    std::map<fs::path, torch::Tensor> read;
-    std::vector<torch::Tensor> pixels;
-    for (const auto& image : images) {
-      auto it = read.find(image);
-      if (it == read.end()) it = read.emplace(image, load_clip_pixels(m_.clip.model->config, image)).first;
-      pixels.push_back(it->second);
-    }
-    return describe_images(m_, torch::stack(pixels), prompts, options);
+    const auto pixels = read_each_once(
+        images, [&](const fs::path& image) { return load_clip_pixels(m_.clip.model->config, image); });
+    return describe_images(m_, pixels, prompts, options);
   }
 
   std::set<std::string> eval_flags() const override { return {"limit", "strict"}; }
@@ -251,14 +293,9 @@ class BlipModel : public Model {
     check_generation_options(options);
     check(images.size() == prompts.size(), "describe: ", images.size(), " images but ", prompts.size(),
           " prompts");
-    std::map<fs::path, torch::Tensor> read;
-    std::vector<torch::Tensor> pixels;
-    for (const auto& image : images) {
-      auto it = read.find(image);
-      if (it == read.end()) it = read.emplace(image, load_blip_pixels(m_, image)).first;
-      pixels.push_back(it->second);
-    }
-    return blip_describe(m_, torch::stack(pixels), prompts, options);
+    const auto pixels =
+        read_each_once(images, [&](const fs::path& image) { return load_blip_pixels(m_, image); });
+    return blip_describe(m_, pixels, prompts, options);
   }
 
  protected:
@@ -312,9 +349,11 @@ ModelFamily captioner_row(const std::string& task) {
   };
   f.train_flags = {"tokenizer", "vocab-size",       "init-from", "freeze-towers",
                    "connector", "max-image-pixels", "blind"};
+  if (task == "vqa") f.train_flags.insert("caption-weight");
   f.train_defaults = {
       {"batch-size", 64},   {"lr", 1e-3},          {"weight-decay", 0.05},           {"precision", "auto"},
       {"vocab-size", 1024}, {"eval-samples", 500}, {"connector", "cross-attention"}, {"epochs", 10}};
+  if (task == "vqa") f.train_defaults["caption-weight"] = 1.0;
   f.make_train_task = [task](const TrainOptions& o, const fs::path& resume_from,
                              data::Manifest train) -> std::unique_ptr<TrainTask> {
     return std::make_unique<CaptionerTask>(o, task, resume_from, std::move(train));

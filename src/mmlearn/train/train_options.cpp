@@ -48,6 +48,7 @@ void visit(TrainOptions& o, Visitor&& v) {
   v("dim", o.dim);
   v("connector", o.connector);
   v("blind", o.blind);
+  v("caption-weight", o.caption_weight);
 }
 
 template <class T>
@@ -124,9 +125,9 @@ std::set<std::string> given_flags(const TrainOptions& o) {
 
 const std::set<std::string>& family_flags() {
   static const std::set<std::string> flags = {
-      "tokenizer",        "vocab-size",  "init-from",  "init-audio-from", "freeze-towers",
-      "max-image-pixels", "ctc-weight",  "modalities", "fusion",          "modality-dropout",
-      "unimodal-loss",    "label-field", "dim",        "connector",       "blind"};
+      "tokenizer",  "vocab-size", "init-from", "init-audio-from",  "freeze-towers", "max-image-pixels",
+      "ctc-weight", "modalities", "fusion",    "modality-dropout", "unimodal-loss", "label-field",
+      "dim",        "connector",  "blind",     "caption-weight"};
   return flags;
 }
 
@@ -199,6 +200,9 @@ void validate(const TrainOptions& o) {
   if (o.connector)
     usage(*o.connector == "cross-attention" || *o.connector == "prefix" || *o.connector == "queries",
           "--connector ", *o.connector, ": expected cross-attention, prefix or queries");
+  if (o.caption_weight)
+    usage(finite(*o.caption_weight) && *o.caption_weight >= 0 && *o.caption_weight <= 100,
+          "--caption-weight ", *o.caption_weight, ": must be in [0, 100]");
 }
 
 void validate_workers(const TrainOptions& o, int64_t workers, const std::string& workers_flag) {

@@ -60,6 +60,8 @@ struct TrainOptions {
   std::optional<int64_t> dim;
   std::optional<std::string> connector;  // how a captioner's decoder sees the image (heads/connector.h)
   bool blind = false;                    // a captioner that never sees the image: the language-prior baseline
+  // A question answerer also learns each record's caption (its "text", where it has one), with this weight.
+  std::optional<double> caption_weight;
 
   // Threads preparing the coming batches while a step trains (train/batch_loader.h); 0: none, on the
   // training thread; -1: chosen from the cores. Results do not depend on it.
