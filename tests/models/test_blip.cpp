@@ -26,7 +26,7 @@ const fs::path& fixture() {
 }
 
 // Largest absolute difference relative to the reference's largest magnitude.
-double relative_error(const torch::Tensor& ours, const torch::Tensor& reference) {
+double relative_to_reference(const torch::Tensor& ours, const torch::Tensor& reference) {
   EXPECT_EQ(ours.sizes(), reference.sizes());
   if (ours.sizes() != reference.sizes()) return 1e9;
   return (ours - reference).abs().max().item<double>() / reference.abs().max().item<double>();
@@ -68,14 +68,14 @@ TEST_P(BlipParity, PixelsImageTokensAndLogits) {
 
   torch::NoGradGuard no_grad;
   const auto image_tokens = blip.model->vision->forward(expected_["pixels"]);
-  EXPECT_LE(relative_error(image_tokens, expected_["image_embeds"]), 1e-4);
+  EXPECT_LE(relative_to_reference(image_tokens, expected_["image_embeds"]), 1e-4);
 
   const auto forced = expected_["forced_tokens"].unsqueeze(0);
   auto& decoder = blip.model->text_decoder;
   if (task_ == "caption") {
     const auto tokens = forced.expand({image_tokens.size(0), -1});
     const auto logits = decoder->logits(decoder->forward(tokens, /*causal=*/true, image_tokens));
-    EXPECT_LE(relative_error(logits, expected_["forced_logits"]), 1e-4);
+    EXPECT_LE(relative_to_reference(logits, expected_["forced_logits"]), 1e-4);
   } else {
     const auto& results = reference_["vqa"]["results"];
     for (int q = 0; q < 2; ++q)
@@ -85,12 +85,13 @@ TEST_P(BlipParity, PixelsImageTokensAndLogits) {
         EXPECT_EQ(question, ids(r["question_ids"]));
         const auto encoded = blip.model->text_encoder->forward(
             torch::tensor(question).unsqueeze(0), /*causal=*/false, image_tokens.narrow(0, i, 1));
-        EXPECT_LE(relative_error(encoded[0], expected_[str_cat("question_embeds_q", q, "_image", i)]), 1e-4)
+        EXPECT_LE(relative_to_reference(encoded[0], expected_[str_cat("question_embeds_q", q, "_image", i)]),
+                  1e-4)
             << "question " << q << ", image " << i;
       }
     const auto memory = expected_["question_embeds_q0_image0"].unsqueeze(0);
     const auto logits = decoder->logits(decoder->forward(forced, /*causal=*/true, memory));
-    EXPECT_LE(relative_error(logits, expected_["forced_logits"]), 1e-4);
+    EXPECT_LE(relative_to_reference(logits, expected_["forced_logits"]), 1e-4);
   }
 }
 
@@ -211,7 +212,7 @@ TEST(BlipCli, CaptionAskAndDumpOpenHuggingFaceDirectories) {
   const TensorMap d = load_safetensors(dumped);
   const TensorMap expected = load_safetensors(fixture() / "caption" / "expected.safetensors");
   EXPECT_LE((d.at("pixel_values") - expected.at("pixels")).abs().max().item<double>(), 1e-6);
-  EXPECT_LE(relative_error(d.at("image_embeds"), expected.at("image_embeds")), 1e-4);
+  EXPECT_LE(relative_to_reference(d.at("image_embeds"), expected.at("image_embeds")), 1e-4);
   EXPECT_EQ(
       std::vector<int64_t>(d.at("input_ids").data_ptr<int64_t>(), d.at("input_ids").data_ptr<int64_t>() + 4),
       ids(reference["caption"]["results"]["prompt1_image0"]["start"]));
