@@ -6,7 +6,7 @@
 #include <map>
 
 #include "mmlearn/core/error.h"
-#include "mmlearn/data/image_io.h"
+#include "mmlearn/models/clip_pixels.h"
 #include "mmlearn/text/clean_up.h"
 
 namespace mmlearn {
@@ -131,10 +131,7 @@ BlipImpl::BlipImpl(const BlipConfig& c) : config(c) {
 }
 
 torch::Tensor load_blip_pixels(const BlipBundle& blip, const fs::path& image) {
-  data::DecodeOptions decode;
-  decode.pil = true;
-  const vision::PixelTensor p = vision::preprocess(data::read_image(image, decode), blip.preprocess);
-  return torch::from_blob(const_cast<float*>(p.chw.data()), {3, p.height, p.width}, torch::kFloat).clone();
+  return load_reference_pixels(blip.preprocess, image);
 }
 
 std::vector<int64_t> blip_caption_start(const BlipBundle& blip, const std::string& prompt) {

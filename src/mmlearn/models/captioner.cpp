@@ -119,9 +119,7 @@ Conditioning conditioning_rows(const Conditioning& c, const torch::Tensor& rows)
 std::pair<torch::Tensor, torch::Tensor> captioner_loss(CaptionerBundle& m, const torch::Tensor& pixels,
                                                        const std::vector<std::string>& prompts,
                                                        const std::vector<std::string>& targets) {
-  check(static_cast<int64_t>(prompts.size()) == pixels.size(0), "captioner: ", pixels.size(0), " images but ",
-        prompts.size(), " prompts");
-  return captioner_loss(m, condition_on_images(m, pixels), prompts, targets);
+  return captioner_loss(m, condition_on_images(m, pixels), prompts, targets);  // which checks the counts
 }
 
 std::pair<torch::Tensor, torch::Tensor> captioner_loss(CaptionerBundle& m, const Conditioning& conditioning,

@@ -198,9 +198,12 @@ class CaptionerTask : public TrainTask {
   fs::path test_path_;
 };
 
-// Pixels [N, ...] of image files, each read by `load` once however many questions it is asked.
-torch::Tensor read_each_once(const std::vector<fs::path>& images,
-                             const std::function<torch::Tensor(const fs::path&)>& load) {
+// Pixels [N, ...] of the images Model::describe is given, a prompt each: an image is read by `load` once
+// however many questions it is asked.
+torch::Tensor pixels_to_describe(const std::vector<fs::path>& images, const std::vector<std::string>& prompts,
+                                 const std::function<torch::Tensor(const fs::path&)>& load) {
+  check(images.size() == prompts.size(), "describe: ", images.size(), " images but ", prompts.size(),
+        " prompts");
   std::map<fs::path, torch::Tensor> read;
   std::vector<torch::Tensor> pixels;
   for (const auto& image : images) {
@@ -220,8 +223,6 @@ class CaptionerModel : public Model {
                                     const std::vector<std::string>& prompts,
                                     const GenerationOptions& options) override {
     check_generation_options(options);
-    check(images.size() == prompts.size(), "describe: ", images.size(), " images but ", prompts.size(),
-          " prompts");
     for (const auto& prompt : prompts) {
       if (writes() == "caption" && !prompt.empty())
         throw UsageError(
@@ -230,8 +231,9 @@ class CaptionerModel : public Model {
       if (writes() == "vqa" && prompt.find_first_not_of(" \t\n") == std::string::npos)
         throw UsageError("the question is empty: a question answerer needs --question");
     }
-    const auto pixels = read_each_once(
-        images, [&](const fs::path& image) { return load_clip_pixels(m_.clip.model->config, image); });
+    const auto pixels = pixels_to_describe(images, prompts, [&](const fs::path& image) {
+      return load_clip_pixels(m_.clip.model->config, image);
+    });
     return describe_images(m_, pixels, prompts, options);
   }
 
@@ -291,10 +293,8 @@ class BlipModel : public Model {
                                     const std::vector<std::string>& prompts,
                                     const GenerationOptions& options) override {
     check_generation_options(options);
-    check(images.size() == prompts.size(), "describe: ", images.size(), " images but ", prompts.size(),
-          " prompts");
-    const auto pixels =
-        read_each_once(images, [&](const fs::path& image) { return load_blip_pixels(m_, image); });
+    const auto pixels = pixels_to_describe(
+        images, prompts, [&](const fs::path& image) { return load_blip_pixels(m_, image); });
     return blip_describe(m_, pixels, prompts, options);
   }
 

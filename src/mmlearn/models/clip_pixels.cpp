@@ -23,8 +23,13 @@ torch::Tensor load_clip_pixels(const ClipConfig& c, const std::filesystem::path&
     auto u8 = load_image_tensor(image, c.vision.image_size, {.max_pixels = max_pixels});
     return normalize_pixels(c, u8.unsqueeze(0)).squeeze(0);
   }
-  vision::PixelTensor x = vision::preprocess(data::read_image(image, {.max_pixels = max_pixels, .pil = true}),
-                                             clip_image_preprocess(c));
+  return load_reference_pixels(clip_image_preprocess(c), image, max_pixels);
+}
+
+torch::Tensor load_reference_pixels(const vision::ImagePreprocess& preprocess,
+                                    const std::filesystem::path& image, int64_t max_pixels) {
+  vision::PixelTensor x =
+      vision::preprocess(data::read_image(image, {.max_pixels = max_pixels, .pil = true}), preprocess);
   return torch::from_blob(x.chw.data(), {3, x.height, x.width}, torch::kFloat32).clone();
 }
 

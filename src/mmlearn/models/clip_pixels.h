@@ -21,4 +21,9 @@ vision::ImagePreprocess clip_image_preprocess(const ClipConfig& config);
 torch::Tensor load_clip_pixels(const ClipConfig& config, const std::filesystem::path& image,
                                int64_t max_pixels = 1'000'000'000);
 
+// An image file decoded as PIL holds it and prepared by `preprocess` (any reference pipeline: CLIP's,
+// BLIP's): float [3, H, W].
+torch::Tensor load_reference_pixels(const vision::ImagePreprocess& preprocess,
+                                    const std::filesystem::path& image, int64_t max_pixels = 1'000'000'000);
+
 }  // namespace mmlearn
