@@ -34,10 +34,11 @@ const fs::path& data_dir() {
   return dir;
 }
 
-std::string train_args(const std::string& preset, const std::string& data, int64_t steps) {
+std::string train_args(const std::string& preset, const std::string& data, int64_t steps,
+                       const std::string& precision = "fp32") {
   return str_cat(" train --preset ", preset, " --data ", (data_dir() / data).string(), " --steps ", steps,
-                 " --batch-size 8 --seed 5 --lr 1e-4 --precision fp32 --vocab-size 600 --eval-every 1000",
-                 " --eval-samples 2 --out ");
+                 " --batch-size 8 --seed 5 --lr 1e-4 --precision ", precision,
+                 " --vocab-size 600 --eval-every 1000 --eval-samples 2 --out ");
 }
 
 double max_difference(const fs::path& a, const fs::path& b) {
@@ -74,9 +75,10 @@ int64_t lines(const fs::path& path) {
 // (the whole batch's) and gradient norm must agree: AdamW hardly notices a gradient off by a constant factor,
 // the gradient norm does.
 double two_workers_against_one_process(const std::string& preset, const std::string& data,
-                                       double relative_tolerance = 1e-5) {
+                                       double relative_tolerance = 1e-5,
+                                       const std::string& precision = "fp32") {
   const fs::path dir = test::temp_dir(preset);
-  const std::string args = train_args(preset, data, 6);
+  const std::string args = train_args(preset, data, 6, precision);
   const auto one = test::run_cli("--threads 1" + args + (dir / "one").string());
   EXPECT_EQ(one.status, 0) << one.output;
   const auto two = test::run_cli("--threads 1" + args + (dir / "two").string() + " --nproc 2");
@@ -107,13 +109,15 @@ TEST(DataParallel, TwoWorkersTrainFusionClassifierAsOneProcess) {
   EXPECT_LE(two_workers_against_one_process("fusion-tiny", "mood"), 1e-6);
 }
 
-// clip-tiny's ResNet tower normalizes over the whole batch (SyncBatchNorm). It agrees less closely: the two
-// runs' activations differ in the last bits, and a ReLU input that rounds to the other side of zero in one of
-// them changes its channel's gradient (and the layers' below it by ~0.1 %) and moves the channel's first
-// AdamW step by up to 2 x lr (here 1e-4); over six steps the gradient norms drift apart by up to 0.3 % —
-// rounding, not method: one process run with --threads 1 and with --threads 2 ends 4.8e-4 apart here too.
+// clip-tiny's ResNet tower normalizes over the whole batch (SyncBatchNorm). In fp32 it agrees less closely:
+// the two runs' activations differ in the last bits, and a ReLU input that rounds to the other side of zero
+// in one of them changes its channel's gradient (and the layers' below it by ~0.1 %) and moves the channel's
+// first AdamW step by up to 2 x lr (here 1e-4); over six steps the gradient norms drift apart by up to 0.3 %
+// — rounding, not method: one process run with --threads 1 and with --threads 2 ends 4.8e-4 apart here too.
+// In fp64 the rounding is 1e-16 and no ReLU input comes that close to zero: the runs agree as the others do.
 // Without SyncBatchNorm (each worker's own statistics) the weights differ by 0.14 at the default lr.
 TEST(DataParallel, TwoWorkersTrainClipResNetWithSyncBatchNormAsOneProcess) {
+  EXPECT_LE(two_workers_against_one_process("clip-tiny", "shapes", 1e-9, "fp64"), 1e-6);
   EXPECT_LE(two_workers_against_one_process("clip-tiny", "shapes", 1e-2), 1e-3);
 }
 

@@ -12,6 +12,7 @@
 #include "../test_util.h"
 #include "mmlearn/core/atomic_file.h"
 #include "mmlearn/core/progress.h"
+#include "mmlearn/core/safetensors.h"
 #include "mmlearn/data/mood.h"
 #include "mmlearn/data/shapes.h"
 #include "mmlearn/models/registry.h"
@@ -297,6 +298,40 @@ TEST(Trainer, ResumeRefusesWhatCannotChangeAndHonoursALongerRun) {
   EXPECT_NE(test::error_of([&] { train(again); }).find("ask for more"), std::string::npos);
   // Without --resume an existing run is not overwritten.
   EXPECT_NE(test::error_of([&] { train(small("clip-tiny", out)); }).find("pass --resume"), std::string::npos);
+}
+
+// fp64 training reaches every family: the run differs from fp32's, its model directory holds fp32 weights as
+// every model does, and a run stopped and resumed ends as the one that never stopped, bit for bit (the
+// checkpoint keeps the exact fp64 weights beside the fp32 model).
+TEST(Trainer, Fp64TrainsEveryFamilyAndResumesExactly) {
+  const fs::path dir = test::temp_dir("fp64");
+  const int threads = torch::get_num_threads();
+  torch::set_num_threads(1);
+  for (const std::string preset : {"clip-tiny", "clap-tiny", "whisper-tiny-shapes", "fusion-tiny", "combiner",
+                                   "captioner-tiny", "vqa-tiny"}) {
+    SCOPED_TRACE(preset);
+    auto run = [&](const std::string& name) {
+      TrainOptions o = small(preset, dir / preset / name);
+      if (preset == "vqa-tiny") o.data = fixtures() / "vqa";
+      o.precision = name == "fp32" ? "fp32" : "fp64";
+      o.checkpoint_every = 1;
+      return o;
+    };
+    const TrainOptions fp32 = run("fp32"), straight = run("straight");
+    TrainOptions stopped = run("stopped");
+    stopped.stop_after = 1;
+    ASSERT_TRUE(train(fp32).finished);
+    ASSERT_TRUE(train(straight).finished);
+    ASSERT_FALSE(train(stopped).finished);
+    EXPECT_TRUE(fs::exists(stopped.out / "checkpoint" / "step-00000001" / "fp64.safetensors"));
+    ASSERT_TRUE(train(TrainOptions{.out = stopped.out, .resume = true}).finished);
+    const auto model = [](const TrainOptions& o) { return read_file(o.out / "model.safetensors"); };
+    EXPECT_TRUE(model(straight) == model(stopped)) << "the resumed run differs";
+    EXPECT_TRUE(model(straight) != model(fp32)) << "fp64 changed nothing";
+    for (const auto& [name, t] : load_safetensors(straight.out / "model.safetensors"))
+      if (t.is_floating_point()) EXPECT_EQ(t.scalar_type(), torch::kFloat) << name;
+  }
+  torch::set_num_threads(threads);
 }
 
 }  // namespace

@@ -5,6 +5,7 @@
 #include <cmath>
 
 #include "mmlearn/core/error.h"
+#include "mmlearn/core/precision.h"
 
 namespace mmlearn {
 
@@ -59,7 +60,7 @@ torch::Tensor WhisperAttentionImpl::forward(const torch::Tensor& x, const torch:
   auto vh = v.view({B, S, heads, hd}).permute({0, 2, 1, 3});
   auto scores = torch::matmul(qh, kh);
   if (mask.defined()) scores = scores + mask;
-  auto weights = torch::softmax(scores.to(torch::kFloat), -1).to(q.scalar_type());
+  auto weights = torch::softmax(full_precision(scores), -1).to(q.scalar_type());
   auto o = torch::matmul(weights, vh).permute({0, 2, 1, 3}).reshape({B, T, D});
   return packed_out(o, out->weight, out->bias);
 }

@@ -20,11 +20,13 @@ bool cpu_has_native_bf16() {
   return has;
 }
 
-Precision parse_precision(const std::string& name) {
+Precision parse_precision(const std::string& name, bool fp64_allowed) {
   if (name == "fp32") return Precision::fp32;
   if (name == "bf16") return Precision::bf16;
   if (name == "auto") return cpu_has_native_bf16() ? Precision::bf16 : Precision::fp32;
-  throw UsageError(str_cat("unknown precision \"", name, "\" (expected fp32, bf16 or auto)"));
+  if (name == "fp64" && fp64_allowed) return Precision::fp64;
+  throw UsageError(str_cat("unknown precision \"", name, "\" (expected fp32, bf16",
+                           fp64_allowed ? ", fp64" : "", " or auto)"));
 }
 
 // libtorch 2.4 replaced the device-specific autocast switches with device-generic ones.

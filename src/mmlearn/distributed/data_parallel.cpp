@@ -48,8 +48,12 @@ auto collective(const char* what, F&& f) {
   }
 }
 
-// The sum over processes of `local`, in `dtype` (Gloo reduces fp32 and fp64; bf16 travels as fp32), returned
-// in local's own type.
+// What `t` travels as: Gloo reduces fp32 and fp64; bf16 (autocast) travels as fp32.
+torch::ScalarType wire_type(const torch::Tensor& t) {
+  return t.scalar_type() == torch::kDouble ? torch::kDouble : torch::kFloat;
+}
+
+// The sum over processes of `local`, in `dtype`, returned in local's own type.
 torch::Tensor all_reduce_sum(c10d::ProcessGroupGloo& gloo, const torch::Tensor& local,
                              torch::ScalarType dtype, const char* what) {
   std::vector<torch::Tensor> t{local.detach().to(dtype).contiguous().clone()};
@@ -215,8 +219,7 @@ struct GatherWithGrad : torch::autograd::Function<GatherWithGrad> {
     ctx->saved_data["group"] = group_address;
     ctx->saved_data["rank"] = rank;
     ctx->saved_data["rows"] = local.size(0);
-    // Gloo reduces fp32 and fp64; bf16 features (autocast) travel as fp32.
-    std::vector<torch::Tensor> input{local.detach().to(torch::kFloat).contiguous()};
+    std::vector<torch::Tensor> input{local.detach().to(wire_type(local)).contiguous()};
     std::vector<std::vector<torch::Tensor>> output(1);
     for (int64_t r = 0; r < world; ++r) output[0].push_back(torch::empty_like(input[0]));
     collective("all-gather", [&] { return gloo->allgather(output, input)->wait(); });
@@ -226,7 +229,8 @@ struct GatherWithGrad : torch::autograd::Function<GatherWithGrad> {
                                                  torch::autograd::variable_list gradients) {
     auto* gloo = reinterpret_cast<c10d::ProcessGroupGloo*>(ctx->saved_data["group"].toInt());
     const int64_t rank = ctx->saved_data["rank"].toInt(), rows = ctx->saved_data["rows"].toInt();
-    const auto g = all_reduce_sum(*gloo, gradients[0], torch::kFloat, "all-reduce of gathered gradients");
+    const auto g =
+        all_reduce_sum(*gloo, gradients[0], wire_type(gradients[0]), "all-reduce of gathered gradients");
     return {g.narrow(0, rank * rows, rows), torch::Tensor(), torch::Tensor(), torch::Tensor()};
   }
 };
@@ -237,12 +241,13 @@ struct SumWithGrad : torch::autograd::Function<SumWithGrad> {
                                int64_t group_address) {
     auto* gloo = reinterpret_cast<c10d::ProcessGroupGloo*>(group_address);
     ctx->saved_data["group"] = group_address;
-    return all_reduce_sum(*gloo, local, torch::kFloat, "all-reduce");
+    return all_reduce_sum(*gloo, local, wire_type(local), "all-reduce");
   }
   static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
                                                  torch::autograd::variable_list gradients) {
     auto* gloo = reinterpret_cast<c10d::ProcessGroupGloo*>(ctx->saved_data["group"].toInt());
-    return {all_reduce_sum(*gloo, gradients[0], torch::kFloat, "all-reduce of gradients"), torch::Tensor()};
+    return {all_reduce_sum(*gloo, gradients[0], wire_type(gradients[0]), "all-reduce of gradients"),
+            torch::Tensor()};
   }
 };
 
@@ -258,7 +263,7 @@ torch::Tensor batch_norm(torch::nn::BatchNorm2dImpl& bn, const torch::Tensor& x)
   // Two passes, as a single process's batch norm: the mean, then the mean squared deviation from it.
   const std::vector<int64_t> dims{0, 2, 3};
   const auto shape = std::vector<int64_t>{1, x.size(1), 1, 1};
-  const auto xf = x.to(torch::kFloat);
+  const auto xf = x.to(wire_type(x));
   const double n =
       static_cast<double>(x.numel() / x.size(1) * group->world());  // every worker: the same share
   const auto mean = group->sum_with_grad(xf.sum(dims)) / n;
@@ -290,13 +295,16 @@ void DataParallel::attach(const std::vector<torch::Tensor>& parameters, int64_t 
   // Backward produces the last layers' gradients first: buckets fill from the end of the parameter list.
   std::vector<std::vector<size_t>> members(1);
   int64_t bytes = 0;
+  const torch::ScalarType type = r.parameters.empty() ? torch::kFloat : r.parameters[0].scalar_type();
   for (size_t k = r.parameters.size(); k-- > 0;) {
     const auto& p = r.parameters[k];
-    check(p.scalar_type() == torch::kFloat, "data-parallel training needs fp32 weights; ", "a parameter is ",
+    check(p.scalar_type() == type && (type == torch::kFloat || type == torch::kDouble),
+          "data-parallel training needs all weights in fp32 or all in fp64; a parameter is ",
           c10::toString(p.scalar_type()));
-    if (bytes > 0 && bytes + p.numel() * 4 > bucket_bytes) members.emplace_back(), bytes = 0;
+    const int64_t size = p.numel() * static_cast<int64_t>(p.element_size());
+    if (bytes > 0 && bytes + size > bucket_bytes) members.emplace_back(), bytes = 0;
     members.back().push_back(k);
-    bytes += p.numel() * 4;
+    bytes += size;
   }
   r.place.resize(r.parameters.size());
   for (const auto& m : members) {
@@ -309,7 +317,7 @@ void DataParallel::attach(const std::vector<torch::Tensor>& parameters, int64_t 
       offset += r.parameters[m[j]].numel();
       r.place[m[j]] = {r.buckets.size(), j};
     }
-    b.flat = torch::zeros({offset + static_cast<int64_t>(m.size())}, torch::kFloat);
+    b.flat = torch::zeros({offset + static_cast<int64_t>(m.size())}, type);
     r.buckets.push_back(std::move(b));
   }
   for (size_t i = 0; i < r.parameters.size(); ++i)

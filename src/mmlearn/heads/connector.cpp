@@ -4,6 +4,7 @@
 
 #include "mmlearn/core/error.h"
 #include "mmlearn/core/json_fields.h"
+#include "mmlearn/core/precision.h"
 
 namespace mmlearn {
 
@@ -94,7 +95,7 @@ int64_t ConnectorImpl::prefix_length(int64_t encoder_tokens) const {
 
 Conditioning ConnectorImpl::forward(const torch::Tensor& tokens, const torch::Tensor& mask) {
   // An encoder's tokens may arrive in bf16 (autocast convolutions); LayerNorm takes them in fp32.
-  auto x = proj(ln(tokens.to(torch::kFloat)));
+  auto x = proj(ln(full_precision(tokens)));
   switch (config.kind) {
     case ConnectorKind::cross_attention:
       return {.memory = x, .memory_mask = mask};

@@ -12,6 +12,8 @@
 
 #include <vector>
 
+#include "mmlearn/core/precision.h"
+
 namespace mmlearn {
 
 struct CtcHeadImpl : torch::nn::Module {
@@ -24,7 +26,7 @@ struct CtcHeadImpl : torch::nn::Module {
       flat.insert(flat.end(), t.begin(), t.end());
       lengths.push_back(static_cast<int64_t>(t.size()));
     }
-    auto log_probs = proj(states).to(torch::kFloat).log_softmax(-1).transpose(0, 1);  // [T, B, C]
+    auto log_probs = full_precision(proj(states)).log_softmax(-1).transpose(0, 1);  // [T, B, C]
     return torch::nn::functional::ctc_loss(
         log_probs, torch::tensor(flat).to(states.device()),
         torch::full({states.size(0)}, states.size(1), torch::kLong), torch::tensor(lengths),

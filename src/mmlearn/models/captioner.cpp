@@ -8,6 +8,7 @@
 #include "mmlearn/core/checkpoint.h"
 #include "mmlearn/core/error.h"
 #include "mmlearn/core/json_fields.h"
+#include "mmlearn/core/precision.h"
 #include "mmlearn/core/safetensors.h"
 #include "mmlearn/models/weight_files.h"
 #include "mmlearn/text/clean_up.h"
@@ -163,7 +164,7 @@ std::pair<torch::Tensor, torch::Tensor> captioner_loss(CaptionerBundle& m, const
   const auto logits = m.model->decoder->forward(input.to(rows.device()), conditioning);
   const auto flat = label.reshape({-1}).to(logits.device());
   const auto sum = torch::nn::functional::cross_entropy(
-      logits.reshape({-1, logits.size(-1)}).to(torch::kFloat), flat,
+      full_precision(logits.reshape({-1, logits.size(-1)})), flat,
       torch::nn::functional::CrossEntropyFuncOptions().ignore_index(kIgnore).reduction(torch::kSum));
   return {sum, (flat != kIgnore).sum().to(torch::kFloat)};
 }

@@ -151,7 +151,7 @@ class CaptionerTask : public TrainTask {
   StepLoss loss(std::any& batch, const StepContext& step) override {
     auto& b = std::any_cast<Batch&>(batch);
     AutocastGuard autocast(step.precision);
-    const auto pixels = m_.clip.model->normalize_pixels(b.images.to(step.device));
+    const auto pixels = m_.clip.model->normalize_pixels(step.place(b.images));
     const Conditioning conditioning = condition_on_images(m_, pixels);
     const auto [sum, count] = captioner_loss(m_, conditioning, b.prompts, b.targets);
     auto loss = step.group_mean(sum, count);

@@ -9,6 +9,7 @@
 #include "mmlearn/core/checkpoint.h"
 #include "mmlearn/core/error.h"
 #include "mmlearn/core/json_fields.h"
+#include "mmlearn/core/precision.h"
 #include "mmlearn/models/clip.h"
 #include "mmlearn/models/weight_files.h"
 
@@ -107,12 +108,12 @@ torch::Tensor ClapImpl::encode_audio(const torch::Tensor& mel, const torch::Tens
                   .unsqueeze(-1);
   auto pooled = (features * mask).sum(1) / positions.unsqueeze(1).to(features.scalar_type());
   // In fp32 even under bf16 autocast: the similarities built from these need the precision.
-  return torch::nn::functional::normalize(torch::matmul(pooled, audio_projection).to(torch::kFloat),
+  return torch::nn::functional::normalize(full_precision(torch::matmul(pooled, audio_projection)),
                                           torch::nn::functional::NormalizeFuncOptions().dim(-1));
 }
 
 torch::Tensor ClapImpl::encode_text(const torch::Tensor& ids) {
-  return torch::nn::functional::normalize(text(ids).pooled.to(torch::kFloat),
+  return torch::nn::functional::normalize(full_precision(text(ids).pooled),
                                           torch::nn::functional::NormalizeFuncOptions().dim(-1));
 }
 

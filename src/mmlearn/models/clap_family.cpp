@@ -65,8 +65,8 @@ class ClapTask : public TrainTask {
     torch::Tensor audio, text;
     {
       AutocastGuard autocast(step.precision);
-      audio = clap_.model->encode_audio(b.mel.to(step.device), b.samples.to(step.device));
-      text = clap_.model->encode_text(b.ids.to(step.device));
+      audio = clap_.model->encode_audio(step.place(b.mel), step.place(b.samples));
+      text = clap_.model->encode_text(step.place(b.ids));
     }
     return {clip_loss(audio, text, clap_.model->logit_scale, step.offset, step.parallel), {}};
   }

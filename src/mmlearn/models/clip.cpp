@@ -4,6 +4,7 @@
 
 #include "mmlearn/core/error.h"
 #include "mmlearn/core/json_fields.h"
+#include "mmlearn/core/precision.h"
 
 namespace mmlearn {
 using nlohmann::json;
@@ -210,12 +211,12 @@ ClipImpl::ClipImpl(const ClipConfig& c) : config(c) {
 torch::Tensor ClipImpl::encode_image(const torch::Tensor& pixels) {
   // In fp32 even under bf16 autocast: the similarities built from these need the precision.
   auto pooled = vit ? vit(pixels).pooled : resnet(pixels).pooled;
-  return torch::nn::functional::normalize(pooled.to(torch::kFloat),
+  return torch::nn::functional::normalize(full_precision(pooled),
                                           torch::nn::functional::NormalizeFuncOptions().dim(-1));
 }
 
 torch::Tensor ClipImpl::encode_text(const torch::Tensor& ids) {
-  return torch::nn::functional::normalize(text(ids).pooled.to(torch::kFloat),
+  return torch::nn::functional::normalize(full_precision(text(ids).pooled),
                                           torch::nn::functional::NormalizeFuncOptions().dim(-1));
 }
 
@@ -229,7 +230,8 @@ torch::Tensor normalize_pixels(const ClipConfig& config, const torch::Tensor& im
 }
 
 torch::Tensor ClipImpl::normalize_pixels(const torch::Tensor& images_u8) const {
-  return mmlearn::normalize_pixels(config, images_u8);
+  const auto pixels = mmlearn::normalize_pixels(config, images_u8);
+  return pixels.to(logit_scale.scalar_type());  // fp64 when training in fp64
 }
 
 }  // namespace mmlearn

@@ -101,8 +101,8 @@ class ClipTask : public TrainTask {
     torch::Tensor image_embeds, text_embeds;
     {
       AutocastGuard autocast(step.precision);
-      image_embeds = clip_.model->encode_image(clip_.model->normalize_pixels(pixels.to(step.device)));
-      text_embeds = clip_.model->encode_text(ids.to(step.device));
+      image_embeds = clip_.model->encode_image(clip_.model->normalize_pixels(step.place(pixels)));
+      text_embeds = clip_.model->encode_text(step.place(ids));
     }
     return {clip_loss(image_embeds, text_embeds, clip_.model->logit_scale, step.offset, step.parallel), {}};
   }

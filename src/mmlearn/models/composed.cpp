@@ -8,6 +8,7 @@
 #include "mmlearn/core/checkpoint.h"
 #include "mmlearn/core/error.h"
 #include "mmlearn/core/json_fields.h"
+#include "mmlearn/core/precision.h"
 #include "mmlearn/eval/clip_eval.h"
 #include "mmlearn/models/clip_import.h"
 #include "mmlearn/models/clip_pixels.h"
@@ -63,7 +64,7 @@ torch::Tensor CombinerImpl::forward(const torch::Tensor& image_embeds, const tor
   auto hidden = drop(torch::relu(dynamic_scalar[0]->as<torch::nn::Linear>()->forward(raw)));
   auto lambda = torch::sigmoid(dynamic_scalar[3]->as<torch::nn::Linear>()->forward(hidden));
   auto query = output_layer(combined) + lambda * text_embeds + (1 - lambda) * image_embeds;
-  return torch::nn::functional::normalize(query.to(torch::kFloat),
+  return torch::nn::functional::normalize(full_precision(query),
                                           torch::nn::functional::NormalizeFuncOptions().dim(-1));
 }
 

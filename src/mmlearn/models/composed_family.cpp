@@ -104,11 +104,11 @@ class ComposedTask : public TrainTask {
     torch::Tensor query;
     {
       AutocastGuard autocast(step.precision);
-      query = m_.combiner->forward(b[0].to(step.device), b[1].to(step.device), dropout);
+      query = m_.combiner->forward(step.place(b[0]), step.place(b[1]), dropout);
     }
     // CLIP4Cir's fixed temperature (logits x 100), over every target of the batch.
     const auto logit_scale = torch::full({}, std::log(kMaxLogitScale), query.options());
-    return {clip_loss(query, b[2].to(step.device), logit_scale, step.offset, step.parallel), {}};
+    return {clip_loss(query, step.place(b[2]), logit_scale, step.offset, step.parallel), {}};
   }
 
   json evaluate() override {

@@ -47,8 +47,9 @@ void validate(const FusionClassifierConfig& c, const std::string& where) {
         ": dim ", c.dim, " must be divisible by the text, audio and fusion heads");
 }
 
-torch::Tensor normalize_pixels(const torch::Tensor& pixels_u8) {
-  return (pixels_u8.to(torch::kFloat) / 255.0 - 0.5) / 0.25;
+// In the image tower's own type (fp64 when training in fp64).
+torch::Tensor normalize_pixels(const torch::Tensor& pixels_u8, torch::nn::Module& tower) {
+  return (pixels_u8.to(tower.parameters().front().scalar_type()) / 255.0 - 0.5) / 0.25;
 }
 
 }  // namespace
@@ -125,7 +126,7 @@ ModalityOutputs FusionClassifierImpl::encode(const ClassifierBatch& b) {
           join(config.modalities), "); leave that input out");
     return true;
   };
-  if (given("image", b.pixels)) with_presence("image", image(normalize_pixels(b.pixels)));
+  if (given("image", b.pixels)) with_presence("image", image(normalize_pixels(b.pixels, *image)));
   if (given("text", b.ids)) with_presence("text", text(b.ids));
   if (given("audio", b.mel)) {
     auto features = audio(b.mel);  // [B, n_ctx, dim]

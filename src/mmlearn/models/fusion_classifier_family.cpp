@@ -4,6 +4,7 @@
 // all of them, so the model learns to answer with what it is given); eval and predict open it.
 #include "mmlearn/core/error.h"
 #include "mmlearn/core/log.h"
+#include "mmlearn/core/precision.h"
 #include "mmlearn/data/manifest.h"
 #include "mmlearn/eval/classifier_eval.h"
 #include "mmlearn/heads/unimodal.h"
@@ -93,12 +94,12 @@ class ClassifierTask : public TrainTask {
     auto& [batch, labels] = std::any_cast<std::pair<ClassifierBatch, torch::Tensor>&>(prepared);
     drop_modalities(batch, dropout_, step.generator, step.offset, step.group);  // drawn on the CPU
     for (auto* t : {&batch.pixels, &batch.ids, &batch.mel, &batch.samples})
-      if (t->defined()) *t = t->to(step.device);
-    for (auto& [modality, present] : batch.present) present = present.to(step.device);
-    const auto target = labels.to(step.device);
+      if (t->defined()) *t = step.place(*t);
+    for (auto& [modality, present] : batch.present) present = step.place(present);
+    const auto target = step.place(labels);
     AutocastGuard autocast(step.precision);
     const auto out = bundle_.model->forward(batch);
-    auto loss = torch::nn::functional::cross_entropy(out.logits.to(torch::kFloat), target);
+    auto loss = torch::nn::functional::cross_entropy(full_precision(out.logits), target);
     if (!unimodal_) return {loss, {}};
     auto auxiliary = unimodal_->loss(
         out.encoded, target,

@@ -7,6 +7,7 @@
 
 #include "mmlearn/blocks/transformer.h"
 #include "mmlearn/core/error.h"
+#include "mmlearn/core/precision.h"
 
 namespace mmlearn {
 
@@ -151,7 +152,7 @@ torch::Tensor WhisperDecoderImpl::forward(const torch::Tensor& tokens, const tor
     x = block->as<WhisperBlock>()->forward(x, audio_features, mask, cache, layer++);
   if (cache) cache->length += T;
   x = ln(x);
-  return torch::matmul(x, token_embedding->weight.to(x.scalar_type()).t()).to(torch::kFloat);
+  return full_precision(torch::matmul(x, token_embedding->weight.to(x.scalar_type()).t()));
 }
 
 WhisperImpl::WhisperImpl(const WhisperConfig& c) : config(c) {

@@ -8,6 +8,7 @@
 #include "mmlearn/core/error.h"
 #include "mmlearn/core/json_fields.h"
 #include "mmlearn/core/log.h"
+#include "mmlearn/core/precision.h"
 #include "mmlearn/core/torch_file.h"
 #include "mmlearn/data/audio_text_dataset.h"
 #include "mmlearn/data/manifest.h"
@@ -104,14 +105,14 @@ class WhisperTask : public TrainTask {
 
   StepLoss loss(std::any& batch, const StepContext& step) override {
     const auto& b = std::any_cast<Batch&>(batch);
-    const auto targets = b.targets.to(step.device);
+    const auto targets = step.place(b.targets);
     AutocastGuard autocast(step.precision);
-    auto audio = bundle_.model->encoder->forward(b.mel.to(step.device));
-    auto logits = bundle_.model->decoder->forward(b.inputs.to(step.device), audio);
+    auto audio = bundle_.model->encoder->forward(step.place(b.mel));
+    auto logits = bundle_.model->decoder->forward(step.place(b.inputs), audio);
     // The mean over the micro-batch's predicted tokens, however they fall across processes.
     auto ce = step.group_mean(
         torch::nn::functional::cross_entropy(
-            logits.reshape({-1, logits.size(-1)}).to(torch::kFloat), targets.reshape({-1}),
+            full_precision(logits.reshape({-1, logits.size(-1)})), targets.reshape({-1}),
             torch::nn::functional::CrossEntropyFuncOptions().ignore_index(-100).reduction(torch::kSum)),
         (targets >= 0).sum().to(torch::kFloat));
     if (!ctc_) return {ce, {}};

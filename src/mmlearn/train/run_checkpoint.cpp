@@ -49,8 +49,8 @@ TensorMap training_only(TrainTask& task) {
 }  // namespace
 
 void save_run_checkpoint(const fs::path& checkpoints, int64_t step, TrainTask& task,
-                         torch::optim::Optimizer& optimizer, const TensorMap& rng, const json& state,
-                         int64_t keep) {
+                         torch::optim::Optimizer& optimizer, const TensorMap& rng, const TensorMap& fp64,
+                         const json& state, int64_t keep) {
   fs::create_directories(checkpoints);
   const fs::path final_dir = checkpoints / folder_name(step);
   const fs::path temp = checkpoints / ("." + folder_name(step) + ".tmp-" + std::to_string(::getpid()));
@@ -67,6 +67,7 @@ void save_run_checkpoint(const fs::path& checkpoints, int64_t step, TrainTask& t
     write_file_atomic(temp / "optimizer.pt", bytes.str());
   }
   save_safetensors(temp / "rng.safetensors", rng);
+  if (!fp64.empty()) save_safetensors(temp / "fp64.safetensors", fp64);
   write_file_atomic(temp / "state.json", state.dump(2) + "\n");
   sync_directory(temp);
   fs::remove_all(final_dir);  // a run resumed from an earlier step writes this step again
@@ -119,6 +120,8 @@ TensorMap load_run_checkpoint(const fs::path& checkpoint, TrainTask& task,
       t.copy_(it->second);
     }
   }
+  if (const fs::path path = checkpoint / "fp64.safetensors"; fs::exists(path))
+    load_parameters(task.trained(), load_safetensors(path), path.string());
   const fs::path optimizer_path = checkpoint / "optimizer.pt";
   try {
     std::istringstream bytes(read_file(optimizer_path));

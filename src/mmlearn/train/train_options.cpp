@@ -171,8 +171,9 @@ void validate(const TrainOptions& o) {
           " is not a multiple of --accumulate ", o.accumulate,
           ": each micro-batch holds batch-size / accumulate examples");
   if (o.precision)
-    usage(*o.precision == "fp32" || *o.precision == "bf16" || *o.precision == "auto", "--precision ",
-          *o.precision, ": expected fp32, bf16 or auto");
+    usage(
+        *o.precision == "fp32" || *o.precision == "bf16" || *o.precision == "fp64" || *o.precision == "auto",
+        "--precision ", *o.precision, ": expected fp32, bf16, fp64 or auto");
   usage(o.eval_every >= 0, "--eval-every ", o.eval_every, ": must be >= 0 (0: about five times a run)");
   if (o.eval_samples) usage(*o.eval_samples >= 1, "--eval-samples ", *o.eval_samples, ": must be >= 1");
   usage(o.checkpoint_every >= 0, "--checkpoint-every ", o.checkpoint_every, ": must be >= 0");

@@ -36,7 +36,7 @@ struct TrainOptions {
   int64_t warmup_steps = 0;              // 0: 5 % of the run
   double grad_clip = 1.0;                // global gradient norm; 0: no clipping
   int64_t accumulate = 1;                // micro-batches per step (batch_size / accumulate examples each)
-  std::optional<std::string> precision;  // fp32, bf16 (autocast) or auto
+  std::optional<std::string> precision;  // fp32, bf16 (autocast), fp64 or auto
   uint64_t seed = 0;
   int64_t eval_every = 0;  // steps; 0: about five times a run
   std::optional<int64_t> eval_samples;

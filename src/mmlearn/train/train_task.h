@@ -42,6 +42,12 @@ struct StepContext {
   const DataParallel* parallel = nullptr;  // null: one process
   torch::Device device = torch::kCPU;      // where the model is: a prepared batch moves there in loss()
 
+  // A prepared tensor where the model computes: on its device, and in double when training in fp64.
+  torch::Tensor place(const torch::Tensor& t) const {
+    if (precision == Precision::fp64 && t.is_floating_point()) return t.to(device, torch::kDouble);
+    return t.to(device);
+  }
+
   // sum / count over the whole micro-batch, from this process's sum and count, as the trainer's average over
   // processes makes it.
   torch::Tensor group_mean(const torch::Tensor& sum, const torch::Tensor& count) const {

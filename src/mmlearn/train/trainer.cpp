@@ -12,6 +12,7 @@
 #include <thread>
 
 #include "mmlearn/core/atomic_file.h"
+#include "mmlearn/core/checkpoint.h"
 #include "mmlearn/core/device.h"
 #include "mmlearn/core/error.h"
 #include "mmlearn/core/log.h"
@@ -241,6 +242,40 @@ class OnCpu {
   torch::Device device_;
 };
 
+// The floating-point parameters and buffers of `module` in `type`, in place (Module::to(dtype) would convert
+// BatchNorm's integer step counts too).
+void set_floating_type(torch::nn::Module& module, torch::ScalarType type) {
+  torch::NoGradGuard no_grad;
+  for (auto& p : module.parameters())
+    if (p.is_floating_point()) p.set_data(p.to(type));
+  for (auto& b : module.buffers())
+    if (b.is_floating_point()) b.set_data(b.to(type));
+}
+
+// While it lives, an fp64 run's modules are in fp32, as evaluation and the model directories a run writes
+// expect; the exact fp64 values are kept aside (exact()) and put back after.
+class InFp32 {
+ public:
+  InFp32(torch::nn::Module& module, bool fp64) : module_(module) {
+    if (!fp64) return;
+    for (const auto& [name, t] : parameter_map(module_)) exact_[name] = t.detach().clone();
+    set_floating_type(module_, torch::kFloat);
+  }
+  ~InFp32() {
+    if (exact_.empty()) return;
+    set_floating_type(module_, torch::kDouble);
+    torch::NoGradGuard no_grad;
+    for (auto& [name, t] : parameter_map(module_)) t.copy_(exact_.at(name));
+  }
+  InFp32(const InFp32&) = delete;
+  InFp32& operator=(const InFp32&) = delete;
+  const TensorMap& exact() const { return exact_; }  // empty unless fp64
+
+ private:
+  torch::nn::Module& module_;
+  TensorMap exact_;
+};
+
 RunPlan plan_run(const TrainOptions& requested) {
   validate(requested);
   RunPlan plan;
@@ -304,7 +339,8 @@ TrainResult train(const TrainOptions& requested) {
   // auto on a GPU: bf16 (native from Ampere on; older cards emulate it, slowly: ask for fp32 there).
   const Precision precision = device.is_cuda() && o.precision.value_or("fp32") == "auto"
                                   ? Precision::bf16
-                                  : parse_precision(o.precision.value_or("fp32"));
+                                  : parse_precision(o.precision.value_or("fp32"), /*fp64_allowed=*/true);
+  const bool fp64 = precision == Precision::fp64;
   // Data-parallel training: each of `world` processes takes `share` examples of every micro-batch; rank 0
   // alone logs, evaluates and writes.
   std::unique_ptr<DataParallel> parallel;
@@ -326,6 +362,7 @@ TrainResult train(const TrainOptions& requested) {
                                                            data::open_manifest(o.data, "train"));
   check(task->train_size() >= batch_size, "training data: ", task->train_size(),
         " usable examples, fewer than one batch of ", batch_size, " (lower --batch-size or add data)");
+  if (fp64) set_floating_type(task->trained(), torch::kDouble);
   auto optimizer = make_optimizer(*task, o.learning_rate.value(), o.weight_decay.value());
   torch::Generator step_generator = at::detail::createCPUGenerator(o.seed + 1);
   BatchOrder order(task->train_size(), batch_size, o.seed);
@@ -384,7 +421,9 @@ TrainResult train(const TrainOptions& requested) {
   auto save_checkpoint = [&] {
     if (!writes) return;
     OnCpu on_cpu(*task, *optimizer, device);
+    InFp32 in_fp32(task->trained(), fp64);
     save_run_checkpoint(checkpoints, step, *task, *optimizer, generator_states(step_generator),
+                        in_fp32.exact(),
                         {{"step", step},
                          {"total_steps", total},
                          {"model_type", family.model_type},
@@ -396,6 +435,7 @@ TrainResult train(const TrainOptions& requested) {
     if (!writes) return nullptr;
     json metrics = [&] {
       OnCpu on_cpu(*task, *optimizer, device);
+      InFp32 in_fp32(task->trained(), fp64);
       return task->evaluate();
     }();
     task->train_mode();
@@ -529,6 +569,7 @@ TrainResult train(const TrainOptions& requested) {
   save_checkpoint();
   if (writes) {
     OnCpu on_cpu(*task, *optimizer, device);
+    InFp32 in_fp32(task->trained(), fp64);
     task->save_model(o.out);
   }
   result.steps = step;
