@@ -50,6 +50,19 @@ int64_t latest_step(const fs::path& run) {
   return latest;
 }
 
+// Every tensor of the model a run wrote: model.safetensors, or a generator's parts (vae/, unet/, ...), by
+// file and name.
+TensorMap model_tensors(const fs::path& run) {
+  TensorMap all;
+  for (const auto& e : fs::recursive_directory_iterator(run)) {
+    const fs::path relative = fs::relative(e.path(), run);
+    if (e.path().extension() != ".safetensors" || *relative.begin() == "checkpoint") continue;
+    for (auto& [name, t] : load_safetensors(e.path())) all[relative.string() + ":" + name] = t;
+  }
+  EXPECT_FALSE(all.empty()) << run.string() << " holds no model";
+  return all;
+}
+
 // `family_args`: what the family needs (its vocabulary, or the model it starts from).
 void killed_and_resumed_equals_uninterrupted(const std::string& preset, const std::string& data,
                                              const std::string& family_args) {
@@ -93,8 +106,7 @@ void killed_and_resumed_equals_uninterrupted(const std::string& preset, const st
 
   const auto resumed = test::run_cli("train --resume --threads 1 --out " + killed.string());
   ASSERT_EQ(resumed.status, 0) << resumed.output;
-  const TensorMap a = load_safetensors(dir / "straight" / "model.safetensors"),
-                  b = load_safetensors(killed / "model.safetensors");
+  const TensorMap a = model_tensors(dir / "straight"), b = model_tensors(killed);
   ASSERT_EQ(a.size(), b.size());
   for (const auto& [name, t] : a)
     EXPECT_TRUE(torch::equal(t, b.at(name))) << name << " differs (killed at step " << stopped_at << ")";
@@ -114,6 +126,11 @@ TEST(Resume, KilledClassifierRunEndsAsIfUninterrupted) {
 }
 TEST(Resume, KilledCaptionerRunEndsAsIfUninterrupted) {
   killed_and_resumed_equals_uninterrupted("captioner-tiny", "shapes", "--vocab-size 600");
+}
+// Killed while it trains the autoencoder or the UNet (the run switches at step 3).
+TEST(Resume, KilledGeneratorRunEndsAsIfUninterrupted) {
+  killed_and_resumed_equals_uninterrupted("generator-tiny", "shapes",
+                                          "--vocab-size 600 --autoencoder-steps 3");
 }
 TEST(Resume, KilledCombinerRunEndsAsIfUninterrupted) {
   killed_and_resumed_equals_uninterrupted("combiner", "edit",

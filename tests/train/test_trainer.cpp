@@ -48,21 +48,34 @@ const fs::path& prepared();
 
 TrainOptions small(const std::string& preset, const fs::path& out) {
   const bool combiner = preset == "combiner";  // composes a CLIP: trained first (prepared())
-  return {.preset = preset,
-          .data = fixtures() / (preset == "fusion-tiny" ? "mood"
-                                : combiner              ? "edit"
-                                                        : "shapes"),
-          .out = out,
-          .steps = 3,
-          .batch_size = 4,
-          .precision = "fp32",  // not "auto": the same on every CPU
-          .eval_every = 1000,
-          .eval_samples = 4,
-          // Whisper learns byte ranks; the others byte-level BPE over 512 symbols
-          .vocab_size = combiner                          ? std::nullopt
-                        : preset == "whisper-tiny-shapes" ? std::optional<int64_t>(300)
-                                                          : std::optional<int64_t>(600),
-          .init_from = combiner ? prepared() / "clip-tiny-2" : fs::path()};
+  TrainOptions o{.preset = preset,
+                 .data = fixtures() / (preset == "fusion-tiny" ? "mood"
+                                       : combiner              ? "edit"
+                                                               : "shapes"),
+                 .out = out,
+                 .steps = 3,
+                 .batch_size = 4,
+                 .precision = "fp32",  // not "auto": the same on every CPU
+                 .eval_every = 1000,
+                 .eval_samples = 4,
+                 // Whisper learns byte ranks; the others byte-level BPE over 512 symbols
+                 .vocab_size = combiner                          ? std::nullopt
+                               : preset == "whisper-tiny-shapes" ? std::optional<int64_t>(300)
+                                                                 : std::optional<int64_t>(600),
+                 .init_from = combiner ? prepared() / "clip-tiny-2" : fs::path()};
+  // A generator trains its UNet from the second step, so that what conditions it shows.
+  if (preset == "generator-tiny") o.autoencoder_steps = 1;
+  return o;
+}
+
+// The weight files of the model a run wrote: model.safetensors, or a generator's parts.
+const std::vector<fs::path> kModelFiles = {"model.safetensors", "vae/diffusion_pytorch_model.safetensors",
+                                           "unet/diffusion_pytorch_model.safetensors"};
+std::string model_bytes(const fs::path& run) {
+  std::string out;
+  for (const fs::path& file : kModelFiles)
+    if (fs::exists(run / file)) out += read_file(run / file);
+  return out;
 }
 
 // What a run leaves behind, to tell two runs apart: its weights, its metrics (less the wall clock), its
@@ -75,7 +88,7 @@ std::string fingerprint(const TrainOptions& o) {
   } catch (const Error& e) {
     return str_cat("error: ", e.what());
   }
-  if (fs::exists(o.out / "model.safetensors")) out += read_file(o.out / "model.safetensors");
+  out += model_bytes(o.out);
   std::ifstream metrics(o.out / "metrics.jsonl");
   for (std::string line; std::getline(metrics, line);) {
     json j = json::parse(line);
@@ -137,6 +150,7 @@ std::vector<FlagCase> flag_cases(const fs::path& work) {
       {"connector", [](TrainOptions& o) { o.connector = "prefix"; }},
       {"blind", [](TrainOptions& o) { o.blind = true; }},
       {"caption-weight", [](TrainOptions& o) { o.caption_weight = 0.0; }},
+      {"autoencoder-steps", [](TrainOptions& o) { o.autoencoder_steps = 2; }},
   };
 }
 
@@ -199,7 +213,7 @@ TEST(Trainer, FlagsCoverEveryOption) {
   all.vocab_size = 1, all.ctc_weight = 1, all.modalities = {"text"}, all.fusion = "x",
   all.modality_dropout = 0;
   all.unimodal_loss = 0, all.label_field = "x", all.dim = 1, all.connector = "x", all.blind = true;
-  all.caption_weight = 1;
+  all.caption_weight = 1, all.autoencoder_steps = 1;
   std::set<std::string> covered = kStructural;
   for (const auto& c : flag_cases({})) covered.insert(c.flag);
   const json options = to_json(all);
@@ -219,6 +233,9 @@ TEST(Trainer, EveryFlagChangesACombinerRunOrIsRefused) {
 }
 TEST(Trainer, EveryFlagChangesACaptionerRunOrIsRefused) {
   every_flag_changes_the_run_or_is_refused("captioner-tiny");
+}
+TEST(Trainer, EveryFlagChangesAGeneratorRunOrIsRefused) {
+  every_flag_changes_the_run_or_is_refused("generator-tiny");
 }
 
 // A question answerer learns its records' captions too, unless --caption-weight 0 (the captioner refuses the
@@ -308,7 +325,7 @@ TEST(Trainer, Fp64TrainsEveryFamilyAndResumesExactly) {
   const int threads = torch::get_num_threads();
   torch::set_num_threads(1);
   for (const std::string preset : {"clip-tiny", "clap-tiny", "whisper-tiny-shapes", "fusion-tiny", "combiner",
-                                   "captioner-tiny", "vqa-tiny"}) {
+                                   "captioner-tiny", "vqa-tiny", "generator-tiny"}) {
     SCOPED_TRACE(preset);
     auto run = [&](const std::string& name) {
       TrainOptions o = small(preset, dir / preset / name);
@@ -325,11 +342,13 @@ TEST(Trainer, Fp64TrainsEveryFamilyAndResumesExactly) {
     ASSERT_FALSE(train(stopped).finished);
     EXPECT_TRUE(fs::exists(stopped.out / "checkpoint" / "step-00000001" / "fp64.safetensors"));
     ASSERT_TRUE(train(TrainOptions{.out = stopped.out, .resume = true}).finished);
-    const auto model = [](const TrainOptions& o) { return read_file(o.out / "model.safetensors"); };
-    EXPECT_TRUE(model(straight) == model(stopped)) << "the resumed run differs";
-    EXPECT_TRUE(model(straight) != model(fp32)) << "fp64 changed nothing";
-    for (const auto& [name, t] : load_safetensors(straight.out / "model.safetensors"))
-      if (t.is_floating_point()) EXPECT_EQ(t.scalar_type(), torch::kFloat) << name;
+    EXPECT_FALSE(model_bytes(straight.out).empty());
+    EXPECT_TRUE(model_bytes(straight.out) == model_bytes(stopped.out)) << "the resumed run differs";
+    EXPECT_TRUE(model_bytes(straight.out) != model_bytes(fp32.out)) << "fp64 changed nothing";
+    for (const fs::path& file : kModelFiles)
+      if (fs::exists(straight.out / file))
+        for (const auto& [name, t] : load_safetensors(straight.out / file))
+          if (t.is_floating_point()) EXPECT_EQ(t.scalar_type(), torch::kFloat) << name;
   }
   torch::set_num_threads(threads);
 }

@@ -33,5 +33,6 @@ void add_bench(CLI::App& app);
 void add_index(CLI::App& app);
 void add_search(CLI::App& app);
 void add_serve(CLI::App& app);
+void add_generate(CLI::App& app);
 
 }  // namespace mmlearn::cli

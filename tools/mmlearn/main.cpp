@@ -37,6 +37,7 @@ int main(int argc, char** argv) {
   mmlearn::cli::add_index(app);
   mmlearn::cli::add_search(app);
   mmlearn::cli::add_serve(app);
+  mmlearn::cli::add_generate(app);
   mmlearn::cli::add_zero_shot(app);
   mmlearn::cli::add_transcribe(app);
   mmlearn::cli::add_caption(app);

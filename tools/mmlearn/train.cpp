@@ -110,6 +110,8 @@ void add_train(CLI::App& app) {
   add_optional(cmd, "--caption-weight", o->caption_weight,
                "vqa: weight of also learning each record's caption (its \"text\", where it has one) from the "
                "same image (0: answers only; default 1)");
+  add_optional(cmd, "--autoencoder-steps", o->autoencoder_steps,
+               "generate: steps that train the autoencoder before the UNet trains (default 1500)");
   add_optional(cmd, "--dim", o->dim,
                "classify: width of the encoders and the fusion (default 64); composed: the combiner's "
                "projection width "

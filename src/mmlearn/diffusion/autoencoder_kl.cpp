@@ -69,7 +69,9 @@ struct VaeOut {
                              torch::nn::GroupNorm(torch::nn::GroupNormOptions(groups, in).eps(kEps)));
     conv = m.register_module("conv_out", conv3(in, out));
   }
-  torch::Tensor operator()(const torch::Tensor& x) { return conv(torch::nn::functional::silu(norm(x))); }
+  torch::Tensor operator()(const torch::Tensor& x) {
+    return conv(torch::nn::functional::silu(norm_fp32(norm, x)));
+  }
 };
 
 }  // namespace

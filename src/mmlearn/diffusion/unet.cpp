@@ -258,7 +258,7 @@ torch::Tensor UNetImpl::forward(const torch::Tensor& latents, const torch::Tenso
     // To the size of the skip connection next in line: twice, unless halving it rounded up (odd sides).
     if (level.up) x = level.up->forward(x, std::vector<int64_t>{skips.back().size(2), skips.back().size(3)});
   }
-  return conv_out(F::silu(conv_norm_out(x)));
+  return conv_out(F::silu(norm_fp32(conv_norm_out, x)));
 }
 
 UNet load_unet(const std::filesystem::path& dir) {

@@ -54,9 +54,9 @@ ResnetBlock2DImpl::ResnetBlock2DImpl(int64_t in, int64_t out, int64_t time_chann
 }
 
 torch::Tensor ResnetBlock2DImpl::forward(const torch::Tensor& x, const torch::Tensor& time_embedding) {
-  auto h = conv1(F::silu(norm1(x)));
+  auto h = conv1(F::silu(norm_fp32(norm1, x)));
   if (time_emb_proj) h = h + time_emb_proj(F::silu(time_embedding)).unsqueeze(-1).unsqueeze(-1);
-  h = conv2(F::silu(norm2(h)));
+  h = conv2(F::silu(norm_fp32(norm2, h)));
   return (conv_shortcut ? conv_shortcut(x) : x) + h;
 }
 
@@ -91,7 +91,7 @@ VaeAttentionImpl::VaeAttentionImpl(int64_t channels, int64_t groups, double eps)
 }
 
 torch::Tensor VaeAttentionImpl::forward(const torch::Tensor& x) {
-  const auto h = to_tokens(group_norm(x));
+  const auto h = to_tokens(norm_fp32(group_norm, x));
   const auto out = to_out[0]->as<torch::nn::Linear>()->forward(attend(to_q(h), to_k(h), to_v(h), 1));
   return to_map(out, x) + x;
 }
@@ -135,10 +135,10 @@ BasicTransformerBlockImpl::BasicTransformerBlockImpl(int64_t dim, int64_t contex
 }
 
 torch::Tensor BasicTransformerBlockImpl::forward(torch::Tensor x, const torch::Tensor& context) {
-  auto h = norm1(x);
+  auto h = norm_fp32(norm1, x);
   x = attn1(h, h) + x;
-  x = attn2(norm2(x), context) + x;
-  return ff_out(ff_in(norm3(x))) + x;
+  x = attn2(norm_fp32(norm2, x), context) + x;
+  return ff_out(ff_in(norm_fp32(norm3, x))) + x;
 }
 
 Transformer2DImpl::Transformer2DImpl(int64_t channels, int64_t context_dim, int64_t heads, int64_t groups) {
@@ -150,7 +150,7 @@ Transformer2DImpl::Transformer2DImpl(int64_t channels, int64_t context_dim, int6
 }
 
 torch::Tensor Transformer2DImpl::forward(const torch::Tensor& x, const torch::Tensor& context) {
-  const auto h = proj_in(norm(x));
+  const auto h = proj_in(norm_fp32(norm, x));
   return proj_out(to_map(block(to_tokens(h), context), h)) + x;
 }
 

@@ -29,6 +29,14 @@
 
 namespace mmlearn {
 
+// A normalization's input in fp32: under CPU bf16 autocast the norms' weights stay fp32, and libtorch's
+// group and layer norms take no mixed types (a bf16 output goes on to the next matrix product anyway).
+template <class Norm>
+torch::Tensor norm_fp32(Norm& norm, const torch::Tensor& x) {
+  return norm(x.scalar_type() == torch::kBFloat16 || x.scalar_type() == torch::kHalf ? x.to(torch::kFloat)
+                                                                                     : x);
+}
+
 struct ResnetBlock2DImpl : torch::nn::Module {
   // time_channels 0: no timestep embedding (the autoencoder's blocks).
   ResnetBlock2DImpl(int64_t in, int64_t out, int64_t time_channels, int64_t groups, double eps);

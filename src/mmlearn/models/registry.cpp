@@ -10,7 +10,7 @@ namespace fs = std::filesystem;
 const std::vector<ModelFamily>& model_families() {
   static const std::vector<ModelFamily> families = {
       clip_family(),     clap_family(),      whisper_family(), fusion_classifier_family(),
-      composed_family(), captioner_family(), vqa_family()};
+      composed_family(), captioner_family(), vqa_family(),     generator_family()};
   return families;
 }
 

@@ -143,5 +143,6 @@ ModelFamily fusion_classifier_family();
 ModelFamily composed_family();
 ModelFamily captioner_family();
 ModelFamily vqa_family();
+ModelFamily generator_family();
 
 }  // namespace mmlearn

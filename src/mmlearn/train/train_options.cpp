@@ -49,6 +49,7 @@ void visit(TrainOptions& o, Visitor&& v) {
   v("connector", o.connector);
   v("blind", o.blind);
   v("caption-weight", o.caption_weight);
+  v("autoencoder-steps", o.autoencoder_steps);
 }
 
 template <class T>
@@ -125,9 +126,9 @@ std::set<std::string> given_flags(const TrainOptions& o) {
 
 const std::set<std::string>& family_flags() {
   static const std::set<std::string> flags = {
-      "tokenizer",  "vocab-size", "init-from", "init-audio-from",  "freeze-towers", "max-image-pixels",
-      "ctc-weight", "modalities", "fusion",    "modality-dropout", "unimodal-loss", "label-field",
-      "dim",        "connector",  "blind",     "caption-weight"};
+      "tokenizer",  "vocab-size", "init-from", "init-audio-from",  "freeze-towers",    "max-image-pixels",
+      "ctc-weight", "modalities", "fusion",    "modality-dropout", "unimodal-loss",    "label-field",
+      "dim",        "connector",  "blind",     "caption-weight",   "autoencoder-steps"};
   return flags;
 }
 
@@ -204,6 +205,9 @@ void validate(const TrainOptions& o) {
   if (o.caption_weight)
     usage(finite(*o.caption_weight) && *o.caption_weight >= 0 && *o.caption_weight <= 100,
           "--caption-weight ", *o.caption_weight, ": must be in [0, 100]");
+  if (o.autoencoder_steps)
+    usage(*o.autoencoder_steps >= 1 && *o.autoencoder_steps <= 100'000'000, "--autoencoder-steps ",
+          *o.autoencoder_steps, ": must be between 1 and 10^8");
 }
 
 void validate_workers(const TrainOptions& o, int64_t workers, const std::string& workers_flag) {

@@ -62,6 +62,8 @@ struct TrainOptions {
   bool blind = false;                    // a captioner that never sees the image: the language-prior baseline
   // A question answerer also learns each record's caption (its "text", where it has one), with this weight.
   std::optional<double> caption_weight;
+  // A generator trains its autoencoder for this many steps, then its UNet.
+  std::optional<int64_t> autoencoder_steps;
 
   // Threads preparing the coming batches while a step trains (train/batch_loader.h); 0: none, on the
   // training thread; -1: chosen from the cores. Results do not depend on it.

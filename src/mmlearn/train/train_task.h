@@ -41,6 +41,7 @@ struct StepContext {
   int64_t offset = 0, group = 0;
   const DataParallel* parallel = nullptr;  // null: one process
   torch::Device device = torch::kCPU;      // where the model is: a prepared batch moves there in loss()
+  int64_t step = 0;                        // the optimizer step this loss is for (0: the first)
 
   // A prepared tensor where the model computes: on its device, and in double when training in fp64.
   torch::Tensor place(const torch::Tensor& t) const {

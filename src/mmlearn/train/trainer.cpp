@@ -486,7 +486,7 @@ TrainResult train(const TrainOptions& requested) {
     double loss_value = 0, allreduce_seconds = 0;
     json parts = json::object();
     for (int64_t m = 0; m < o.accumulate; ++m) {
-      const StepContext context{step_generator, precision, rank * share, micro, parallel.get(), device};
+      const StepContext context{step_generator, precision, rank * share, micro, parallel.get(), device, step};
       StepLoss l = task->loss(batches[static_cast<size_t>(m)], context);
       const double value = l.loss.item<double>();
       check(std::isfinite(value), "training diverged at step ", step, " (loss ", value,

@@ -1,0 +1,85 @@
+// Text-to-image generation by latent diffusion, in Stable Diffusion's structure: a CLIP text tower turns the
+// prompt into tokens, the UNet (diffusion/unet.h) removes noise from a latent step by step while attending
+// to them, and the autoencoder (diffusion/autoencoder_kl.h) turns the latent into pixels. Classifier-free
+// guidance mixes the UNet's prediction with the prompt and without it (the empty prompt, which training
+// shows it as often as --caption-dropout says).
+//
+// A generator's directory is laid out as a diffusers pipeline's, with mmlearn's CLIP as the text encoder:
+//   config.json                 model_type "generator", the image size and the sampling defaults
+//   scheduler/scheduler_config.json   the noise schedule (diffusers' DDPMScheduler fields)
+//   text_encoder/               a CLIP model directory (its text tower conditions the UNet)
+//   vae/  unet/                 diffusers folders (config.json, diffusion_pytorch_model.safetensors)
+//
+//   auto g = mmlearn::load_generator("run");
+//   torch::Tensor images = mmlearn::generate(g, {"a red circle"}, {.steps = 25, .guidance = 5, .seed = 1});
+#pragma once
+
+#include <filesystem>
+#include <functional>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "mmlearn/diffusion/autoencoder_kl.h"
+#include "mmlearn/diffusion/sampler.h"
+#include "mmlearn/diffusion/unet.h"
+#include "mmlearn/models/clip_pretrained.h"
+
+namespace mmlearn {
+
+struct GeneratorConfig {
+  int64_t image_size = 64;
+  ScheduleOptions schedule;  // training's noise schedule (SD's scaled-linear over 1000 steps by default)
+  Prediction prediction = Prediction::epsilon;
+  // Sampling defaults (generate's flags override them).
+  Sampler sampler = Sampler::dpmpp_2m;
+  int64_t sampling_steps = 25;
+  double guidance = 5.0;
+};
+nlohmann::json to_json(const GeneratorConfig& config);
+GeneratorConfig generator_config_from_json(const nlohmann::json& json, const std::string& where);
+
+struct GeneratorBundle {
+  GeneratorConfig config;
+  ClipBundle text;  // the text tower and its tokenizer (the image tower is kept, unused, so that the
+                    // directory is a CLIP model users can open)
+  AutoencoderKL vae{nullptr};
+  UNet unet{nullptr};
+};
+
+// The sizes of a preset ("generator-tiny") over a text tower `text_width` wide, for `image_size` images.
+struct GeneratorSizes {
+  AutoencoderKLConfig vae;
+  UNetConfig unet;
+};
+GeneratorSizes generator_preset(const std::string& preset, int64_t text_width, int64_t image_size);
+GeneratorBundle make_generator(const std::string& preset, ClipBundle text, int64_t image_size);
+std::vector<std::string> generator_preset_names();
+void save_generator(const std::filesystem::path& dir, GeneratorBundle& g);
+GeneratorBundle load_generator(const std::filesystem::path& dir);
+bool holds_generator(const std::filesystem::path& dir);
+
+// The text tower's token states [B, context, width] for prompts (the empty prompt: the unconditional).
+torch::Tensor encode_prompts(GeneratorBundle& g, const std::vector<std::string>& prompts);
+
+struct GenerateOptions {
+  Sampler sampler = Sampler::dpmpp_2m;
+  int64_t steps = 25;
+  double guidance = 5.0;  // 1: the prompt alone, no guidance
+  uint64_t seed = 0;
+  std::function<void(int64_t step, int64_t steps)> progress;  // after each denoising step
+};
+// Images (uint8 [B, 3, S, S]) for prompts, one each; the same seed and prompts give the same images.
+torch::Tensor generate(GeneratorBundle& g, const std::vector<std::string>& prompts,
+                       const GenerateOptions& options);
+
+// Writes images (uint8 [N, 3, S, S]) as DIR/000.png, 001.png, ... and DIR/sheet.png, a grid of them
+// `columns` wide; returns the image files in order.
+std::vector<std::filesystem::path> write_generated(const std::filesystem::path& dir,
+                                                   const torch::Tensor& images, int64_t columns);
+
+// uint8 images [B, 3, S, S] <-> the autoencoder's [-1, 1].
+torch::Tensor to_unit_range(const torch::Tensor& images_u8);
+torch::Tensor to_pixels(const torch::Tensor& images);
+
+}  // namespace mmlearn
