@@ -72,6 +72,7 @@ class GeneratorTask : public TrainTask {
       const int64_t n = std::min<int64_t>(test_.size(), o.eval_samples.value_or(64));
       test_.images = test_.images.slice(0, 0, n);
       test_.ids = test_.ids.slice(0, 0, n);
+      test_.texts.resize(static_cast<size_t>(n));
     }
     // The image tower conditions nothing; the text tower learns unless it came from a trained CLIP.
     for (auto& p : g_.text.model->named_parameters())
