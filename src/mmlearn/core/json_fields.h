@@ -20,6 +20,13 @@ void read_field(const nlohmann::json& j, const char* key, T& out, const std::str
   }
 }
 
+// An error naming `where` and the field when `value` is outside [lo, hi].
+inline void check_field_range(const std::string& where, const char* field, int64_t value, int64_t lo,
+                              int64_t hi) {
+  check(value >= lo && value <= hi, where, ": ", field, " ", value, " is out of range (", lo, " to ", hi,
+        ")");
+}
+
 // An error naming the first key of object `j` not in `known`: "WHERE: unknown WHAT field "key"".
 inline void check_known_fields(const nlohmann::json& j, const std::set<std::string>& known,
                                const std::string& where, const std::string& what) {

@@ -160,17 +160,14 @@ AutoencoderKLConfig autoencoder_kl_config_from_json(const json& j, const std::st
   }
   const std::string act = j.contains("act_fn") ? string_value(j, "act_fn") : "silu";
   check(act == "silu", where, ": act_fn \"", act, "\" is not supported (silu)");
-  auto in_range = [&](const char* field, int64_t v, int64_t lo, int64_t hi) {
-    check(v >= lo && v <= hi, where, ": ", field, " ", v, " is out of range (", lo, " to ", hi, ")");
-  };
-  in_range("in_channels", c.in_channels, 1, 16);
-  in_range("out_channels", c.out_channels, 1, 16);
-  in_range("latent_channels", c.latent_channels, 1, 64);
-  in_range("layers_per_block", c.layers_per_block, 1, 8);
-  in_range("norm_num_groups", c.norm_num_groups, 1, 1024);
-  in_range("sample_size", c.sample_size, 8, 4096);
+  check_field_range(where, "in_channels", c.in_channels, 1, 16);
+  check_field_range(where, "out_channels", c.out_channels, 1, 16);
+  check_field_range(where, "latent_channels", c.latent_channels, 1, 64);
+  check_field_range(where, "layers_per_block", c.layers_per_block, 1, 8);
+  check_field_range(where, "norm_num_groups", c.norm_num_groups, 1, 1024);
+  check_field_range(where, "sample_size", c.sample_size, 8, 4096);
   for (const int64_t w : c.block_out_channels) {
-    in_range("block_out_channels", w, 1, 4096);
+    check_field_range(where, "block_out_channels", w, 1, 4096);
     check(w % c.norm_num_groups == 0, where, ": block_out_channels ", w,
           " is not divisible by norm_num_groups ", c.norm_num_groups);
   }

@@ -152,19 +152,16 @@ UNetConfig unet_config_from_json(const json& j, const std::string& where) {
         ": transformer_layers_per_block must be 1");
   const std::string act = j.contains("act_fn") ? string_value(j, "act_fn") : "silu";
   check(act == "silu", where, ": act_fn \"", act, "\" is not supported (silu)");
-  auto in_range = [&](const char* field, int64_t v, int64_t lo, int64_t hi) {
-    check(v >= lo && v <= hi, where, ": ", field, " ", v, " is out of range (", lo, " to ", hi, ")");
-  };
-  in_range("in_channels", c.in_channels, 1, 64);
-  in_range("out_channels", c.out_channels, 1, 64);
-  in_range("layers_per_block", c.layers_per_block, 1, 8);
-  in_range("norm_num_groups", c.norm_num_groups, 1, 1024);
-  in_range("cross_attention_dim", c.cross_attention_dim, 1, 8192);
-  in_range("sample_size", c.sample_size, 1, 1024);
+  check_field_range(where, "in_channels", c.in_channels, 1, 64);
+  check_field_range(where, "out_channels", c.out_channels, 1, 64);
+  check_field_range(where, "layers_per_block", c.layers_per_block, 1, 8);
+  check_field_range(where, "norm_num_groups", c.norm_num_groups, 1, 1024);
+  check_field_range(where, "cross_attention_dim", c.cross_attention_dim, 1, 8192);
+  check_field_range(where, "sample_size", c.sample_size, 1, 1024);
   for (size_t i = 0; i < n; ++i) {
     const int64_t w = c.block_out_channels[i];
-    in_range("block_out_channels", w, 1, 8192);
-    in_range("attention_head_dim", c.heads[i], 1, 256);
+    check_field_range(where, "block_out_channels", w, 1, 8192);
+    check_field_range(where, "attention_head_dim", c.heads[i], 1, 256);
     check(w % c.norm_num_groups == 0, where, ": block_out_channels ", w,
           " is not divisible by norm_num_groups ", c.norm_num_groups);
     check(w % c.heads[i] == 0, where, ": block_out_channels ", w, " is not divisible by its ", c.heads[i],
