@@ -26,6 +26,7 @@ using nlohmann::json;
 namespace {
 
 constexpr double kCaptionDropout = 0.1;
+constexpr int64_t kEncodeBatch = 32;  // larger batches encode slower here (memory-bound activations)
 
 // The parts one optimizer trains, registered under the directory's folder names.
 struct GeneratorPartsImpl : torch::nn::Module {
@@ -189,9 +190,9 @@ class GeneratorTask : public TrainTask {
     log_info("autoencoder trained: encoding ", train_.size(), " training images");
     std::vector<torch::Tensor> means, logvars;
     const auto dtype = g_.vae->post_quant_conv->weight.scalar_type();
-    for (int64_t i = 0; i < train_.size(); i += 256) {
+    for (int64_t i = 0; i < train_.size(); i += kEncodeBatch) {
       std::vector<int64_t> rows;
-      for (int64_t j = i; j < std::min(train_.size(), i + 256); ++j) rows.push_back(j);
+      for (int64_t j = i; j < std::min(train_.size(), i + kEncodeBatch); ++j) rows.push_back(j);
       const DiagonalGaussian d = g_.vae->encode(to_unit_range(train_.batch(rows).first).to(dtype));
       means.push_back(d.mean.to(torch::kFloat));
       logvars.push_back(d.logvar.to(torch::kFloat));
