@@ -79,6 +79,7 @@ class GeneratorTask : public TrainTask {
     for (auto& p : g_.text.model->named_parameters())
       if (!p.key().starts_with("text.") || text_frozen_) p.value().requires_grad_(false);
     empty_ids_ = tokenize_batch(g_.text.tokenizer, {""}, g_.text.model->config.text.context_length);
+    alphas_cumprod_ = torch::tensor(NoiseSchedule::make(g_.config.schedule).alphas_cumprod, torch::kDouble);
   }
 
   torch::nn::Module& trained() override { return *parts_; }
@@ -111,12 +112,13 @@ class GeneratorTask : public TrainTask {
     g_.vae->eval();
     g_.unet->eval();
     const auto x = to_unit_range(test_.images);
-    const auto recon = g_.vae->decode(g_.vae->encode(x).mode());
+    const auto latents = g_.vae->encode(x).mode();
+    const auto recon = g_.vae->decode(latents);
     const double mse = (recon - x).square().mean().item<double>();
     json m{{"reconstruction_l1", (recon - x).abs().mean().item<double>()},
            {"psnr", 10 * std::log10(4.0 / std::max(mse, 1e-12))},
            {"n", test_.size()}};
-    if (last_step_ >= autoencoder_steps_) m["denoising_loss"] = held_out_denoising_loss();
+    if (last_step_ >= autoencoder_steps_) m["denoising_loss"] = held_out_denoising_loss(latents);
     return m;
   }
   std::string summarize(const json& m) const override {
@@ -152,10 +154,7 @@ class GeneratorTask : public TrainTask {
     const auto eps = step.place(draw(mean, step));
     const auto drop = torch::rand({step.group}, step.generator).narrow(0, step.offset, B) < kCaptionDropout;
     ids = torch::where(drop.unsqueeze(1), empty_ids_.expand_as(ids), ids);
-    const auto abar = alphas_cumprod_.index_select(0, t).to(z0.scalar_type()).view({B, 1, 1, 1});
-    const auto a = abar.sqrt().to(z0.device()), s = (1 - abar).sqrt().to(z0.device());
-    const auto noisy = a * z0 + s * eps;
-    const auto target = g_.config.prediction == Prediction::epsilon ? eps : a * eps - s * z0;
+    const auto [noisy, target] = noised(z0, eps, t);
     torch::Tensor context;
     {
       std::optional<torch::NoGradGuard> frozen;
@@ -165,6 +164,14 @@ class GeneratorTask : public TrainTask {
     const auto pred = g_.unet->forward(noisy, step.place(t), context);
     const auto per_example = (full_precision(pred) - target).square().mean({1, 2, 3});
     return {step.group_mean(per_example.sum(), torch::tensor(double(B))), {}};
+  }
+
+  // z0 noised to timesteps t ([B]) with eps, and what the UNet is to predict there (eps, or v).
+  std::pair<torch::Tensor, torch::Tensor> noised(const torch::Tensor& z0, const torch::Tensor& eps,
+                                                 const torch::Tensor& t) const {
+    const auto abar = alphas_cumprod_.index_select(0, t).to(z0.scalar_type()).view({t.size(0), 1, 1, 1});
+    const auto a = abar.sqrt().to(z0.device()), s = (1 - abar).sqrt().to(z0.device());
+    return {a * z0 + s * eps, g_.config.prediction == Prediction::epsilon ? eps : a * eps - s * z0};
   }
 
   // Standard normal noise shaped like `like`, drawn for the whole micro-batch and cut to this process's rows,
@@ -202,30 +209,20 @@ class GeneratorTask : public TrainTask {
     const double variance = latents_mean_.var().item<double>() + latents_logvar_.exp().mean().item<double>();
     g_.vae->config.scaling_factor = 1.0 / std::sqrt(std::max(variance, 1e-12));
     log_info("latent scale ", g_.vae->config.scaling_factor, " (unit variance; SD's is 0.18215)");
-    const NoiseSchedule schedule = NoiseSchedule::make(g_.config.schedule);
-    alphas_cumprod_ = torch::tensor(schedule.alphas_cumprod, torch::kDouble);
   }
 
-  // The UNet's loss on held-out images at 8 fixed timesteps with fixed noise: comparable across evaluations.
-  double held_out_denoising_loss() {
-    const auto& images = test_.images;
+  // The UNet's loss on the held-out images (their unscaled latents) at 8 fixed timesteps with fixed noise:
+  // comparable across evaluations.
+  double held_out_denoising_loss(const torch::Tensor& latents) {
     const auto context = g_.text.model->text(test_.ids).tokens;
     at::Generator generator = at::detail::createCPUGenerator(1234);
-    const DiagonalGaussian d = g_.vae->encode(to_unit_range(images));
-    const auto z0 = d.mean * g_.vae->config.scaling_factor;
-    double total = 0;
+    const auto z0 = latents * g_.vae->config.scaling_factor;
     const int64_t T = g_.config.schedule.steps;
-    const NoiseSchedule schedule = NoiseSchedule::make(g_.config.schedule);
+    double total = 0;
     for (int64_t k = 0; k < 8; ++k) {
-      const int64_t t = (2 * k + 1) * T / 16;
-      const auto eps = at::randn(z0.sizes(), generator, z0.options());
-      const double abar = schedule.alphas_cumprod[static_cast<size_t>(t)];
-      const auto noisy = std::sqrt(abar) * z0 + std::sqrt(1 - abar) * eps;
-      const auto target = g_.config.prediction == Prediction::epsilon
-                              ? eps
-                              : std::sqrt(abar) * eps - std::sqrt(1 - abar) * z0;
-      const auto pred = g_.unet->forward(noisy, torch::full({z0.size(0)}, t, torch::kLong), context);
-      total += (pred - target).square().mean().item<double>() / 8;
+      const auto t = torch::full({z0.size(0)}, (2 * k + 1) * T / 16, torch::kLong);
+      const auto [noisy, target] = noised(z0, at::randn(z0.sizes(), generator, z0.options()), t);
+      total += (g_.unet->forward(noisy, t, context) - target).square().mean().item<double>() / 8;
     }
     return total;
   }
