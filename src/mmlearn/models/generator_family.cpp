@@ -16,7 +16,6 @@
 #include "mmlearn/models/clip_import.h"
 #include "mmlearn/models/generator.h"
 #include "mmlearn/models/registry.h"
-#include "mmlearn/models/weight_files.h"
 #include "mmlearn/text/learn_tokenizer.h"
 
 namespace mmlearn {
