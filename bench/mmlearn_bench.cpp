@@ -19,6 +19,7 @@
 #include "mmlearn/models/blip.h"
 #include "mmlearn/models/captioner.h"
 #include "mmlearn/models/clip.h"
+#include "mmlearn/models/generator.h"
 #include "mmlearn/models/whisper.h"
 #include "mmlearn/search/vector_index.h"
 
@@ -185,6 +186,45 @@ json bench_captioner_caption(int steps, int warmup, int64_t tokens, Precision pr
           {"seconds", s}};
 }
 
+// generator-tiny's UNet (bench/unet_peer.py runs the same): 16 x 16 x 4 latents, 32 text tokens of width 128,
+// a batch of 32. "sample": one denoising step of 16 images under classifier-free guidance, inference mode;
+// "train": forward, MSE to the noise, backward, clipping, AdamW. samples_per_s counts latents.
+json bench_unet(bool training, int steps, int warmup, Precision precision) {
+  torch::manual_seed(0);
+  UNet unet(generator_preset("generator-tiny", 128, 64).unet);
+  const int64_t B = 32;
+  const auto x = torch::randn({B, 4, 16, 16}), context = torch::randn({B, 32, 128}),
+             noise = torch::randn_like(x);
+  const auto t = torch::randint(0, 1000, {B}, torch::kLong);
+  torch::optim::AdamW optimizer(unet->parameters(), torch::optim::AdamWOptions(2e-4).weight_decay(0.01));
+  double s = 0;
+  if (training) {
+    unet->train();
+    s = time_steps(warmup, steps, [&] {
+      optimizer.zero_grad();
+      torch::Tensor out;
+      {
+        AutocastGuard autocast(precision);
+        out = unet->forward(x, t, context);
+      }
+      torch::mse_loss(out.to(torch::kFloat), noise).backward();
+      torch::nn::utils::clip_grad_norm_(unet->parameters(), 1.0);
+      optimizer.step();
+    });
+  } else {
+    unet->eval();
+    c10::InferenceMode inference;
+    AutocastGuard autocast(precision);
+    s = time_steps(warmup, steps, [&] { unet->forward(x, t, context); });
+  }
+  return {{"bench", training ? "unet_generator_tiny_train" : "unet_generator_tiny_sample"},
+          {"impl", impl_name(precision)},
+          {"samples_per_s", steps * B / s},
+          {"batch_size", B},
+          {"steps", steps},
+          {"seconds", s}};
+}
+
 json bench_shapes(int64_t records) {
   auto dir = std::filesystem::temp_directory_path() / "mmlearn-bench-shapes";
   std::filesystem::remove_all(dir);
@@ -251,12 +291,12 @@ int main(int argc, char** argv) {
   std::string which = "all";
   int threads = 0, steps = 10, warmup = 2;
   int64_t batch = 0, records = 5000, vectors = 100000, dim = 512, queries = 1000;
-  app.add_option("--bench", which,
-                 "train | embed | shapes | logmel | encoder | caption | search | models (train, embed, "
-                 "logmel, encoder, "
-                 "caption) | all")
+  app.add_option(
+         "--bench", which,
+         "train | embed | shapes | logmel | encoder | caption | unet | search | models (train, embed, "
+         "logmel, encoder, caption, unet) | all")
       ->check(CLI::IsMember(
-          {"train", "embed", "shapes", "logmel", "encoder", "caption", "search", "models", "all"}));
+          {"train", "embed", "shapes", "logmel", "encoder", "caption", "unet", "search", "models", "all"}));
   app.add_option("--threads", threads, "intra-op threads (0: all cores)");
   app.add_option("--steps", steps, "timed steps");
   app.add_option("--warmup", warmup, "untimed steps first");
@@ -290,6 +330,10 @@ int main(int argc, char** argv) {
     if (which == "caption" || models) {
       emit(bench_captioner_caption(steps, warmup, 20, p));
       emit(bench_blip_caption(std::max(steps / 2, 1), 1, 20, p));
+    }
+    if (which == "unet" || models) {
+      emit(bench_unet(false, steps, warmup, p));
+      emit(bench_unet(true, steps, warmup, p));
     }
   }
   return 0;

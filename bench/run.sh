@@ -27,7 +27,7 @@ for r in $(seq "$repeat"); do
   [ "$r" -gt 1 ] && which=models  # the shapes generator has no peer: one run is enough
   "$bench" --bench "$which" --threads "$threads" --steps "$steps" | sed "s/}\$/,\"repeat\":$r}/" |
     tee -a "$out/mmlearn.jsonl" >&2
-  for peer in clip_peer whisper_peer captioner_peer blip_peer; do
+  for peer in clip_peer whisper_peer captioner_peer blip_peer unet_peer; do
     "$python" "bench/$peer.py" --bench all --threads "$threads" --steps "$steps" | sed "s/}\$/, \"repeat\": $r}/" |
       tee -a "$out/peer.jsonl" >&2
   done

@@ -1,10 +1,13 @@
-// Text-to-image through the command line: `train --task generate` writes a generator that `generate` opens;
-// the same seed draws the same images, another seed others; the PNGs and the contact sheet are written;
-// bad prompts, flags and models end with a clear message and exit status 2.
+// Text-to-image through the command line: `train --task generate` writes a generator that `generate` and
+// `edit` open and `eval --task generate` judges; the same seed draws the same images, another seed others;
+// the PNGs and the contact sheet are written; bad prompts, images, flags and models end with a clear message
+// and exit status 2.
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <fstream>
 #include <nlohmann/json.hpp>
+#include <tuple>
 
 #include "../test_util.h"
 #include "mmlearn/core/atomic_file.h"
@@ -17,7 +20,7 @@ using nlohmann::json;
 using test::run_cli;
 
 struct Runs {
-  fs::path dir, scenes, generator, clip;
+  fs::path dir, scenes, generator, clip, edits, editor;
 };
 
 // A generator trained a few steps each way (autoencoder, then UNet): what the verb does with a model, not
@@ -32,11 +35,16 @@ const Runs& runs() {
       const auto run = run_cli(args);
       EXPECT_EQ(run.status, 0) << args << "\n" << run.output;
     };
-    ok("data shapes --out " + x.scenes.string() + " --train 32 --test 4 --seed 5");
+    ok("data shapes --out " + x.scenes.string() + " --train 32 --test 24 --seed 5");
     ok("train --task generate --data " + x.scenes.string() + " --out " + x.generator.string() +
        " --steps 4 --autoencoder-steps 2 --batch-size 8 --vocab-size 600 --eval-every 1000");
     ok("train --preset clip-tiny --data " + x.scenes.string() + " --out " + x.clip.string() +
        " --steps 1 --batch-size 8 --vocab-size 600 --eval-every 1000");
+    // An instruction editor made from the generator, trained a few steps on edit triplets.
+    x.edits = x.dir / "edits", x.editor = x.dir / "editor";
+    ok("data shapes --task edit --out " + x.edits.string() + " --train 32 --test 4 --seed 5");
+    ok("train --preset editor-tiny --init-from " + x.generator.string() + " --data " + x.edits.string() +
+       " --out " + x.editor.string() + " --steps 3 --batch-size 8 --eval-every 2 --eval-samples 2");
     return x;
   }();
   return r;
@@ -98,6 +106,197 @@ TEST(GenerateCli, BadInputsAreUsageErrorsByName) {
   EXPECT_EQ(r.status, 2) << r.output;
   EXPECT_NE(r.output.find("is not empty"), std::string::npos) << r.output;
   EXPECT_EQ(read_file(dir / "full" / "keep.txt"), "mine\n");
+}
+
+// The held-out prompts the judge should be given: records with labels (one object), and records of two
+// distinct (colour, shape) objects whose caption names a relation between them.
+std::pair<int64_t, int64_t> expected_prompts(int64_t limit) {
+  int64_t single = 0, pairs = 0;
+  std::ifstream in(runs().scenes / "test.jsonl");
+  for (std::string line; std::getline(in, line);) {
+    const json r = json::parse(line);
+    if (r.contains("labels")) {
+      single += single < limit;
+      continue;
+    }
+    if (r["objects"].size() != 2) continue;
+    const auto& o = r["objects"];
+    if (o[0]["color"] == o[1]["color"] && o[0]["shape"] == o[1]["shape"]) continue;
+    const std::string text = r["text"];
+    bool relation = false;
+    for (const char* word : {" left of ", " right of ", " above ", " below "})
+      relation = relation || text.find(word) != std::string::npos;
+    pairs += relation && pairs < limit;
+  }
+  return {single, pairs};
+}
+
+// `more` may set --task and --steps (generate and 2 otherwise).
+std::string eval_args(const std::string& more) {
+  return str_cat("eval --model ", runs().generator.string(), " --data ", runs().scenes.string(),
+                 more.find("--task ") == std::string::npos ? " --task generate" : "",
+                 more.find("--steps ") == std::string::npos ? " --steps 2 " : " ", more);
+}
+
+TEST(GenerateCli, EvalJudgesTheDrawnPicturesAndTheRealOnes) {
+  const fs::path dir = test::temp_dir("judge");
+  const auto r = run_cli(eval_args(
+      str_cat("--judge ", runs().clip.string(), " --limit 5 --json --samples ", (dir / "drawn").string())));
+  ASSERT_EQ(r.status, 0) << r.output;
+  const json m = json::parse(r.output);
+  const auto [single, pairs] = expected_prompts(5);
+  ASSERT_GT(single, 0);
+  ASSERT_GT(pairs, 0);
+  for (const json& s : {m, m["judge_on_real"]}) {
+    EXPECT_EQ(s["single"]["n"], single);
+    EXPECT_EQ(s["pairs"]["n"], pairs);
+    for (const char* a : {"color", "shape", "size"}) {
+      EXPECT_GE(s["single"][a].get<double>(), 0);
+      EXPECT_LE(s["single"][a].get<double>(), 1);
+    }
+    EXPECT_LE(s["pairs"]["relation"].get<double>(), s["pairs"]["both_objects"].get<double>());
+    EXPECT_GE(s["clip_score"].get<double>(), 0);
+    EXPECT_LE(s["clip_score"].get<double>(), 100);
+  }
+  EXPECT_GT(m["frechet"].get<double>(), 0);
+  EXPECT_EQ(m["steps"], 2);
+  const json listing = json::parse(read_file(dir / "drawn" / "prompts.json"));
+  ASSERT_EQ(static_cast<int64_t>(listing.size()), single + pairs);
+  EXPECT_EQ(listing[0]["kind"], "single");
+  EXPECT_EQ(listing.back()["kind"], "pair");
+  EXPECT_EQ(data::read_image(dir / "drawn" / listing[0]["file"].get<std::string>()).width, 64);
+}
+
+TEST(GenerateCli, EvalRefusesAMissingOrUnfitJudgeAndBadFlags) {
+  const fs::path dir = test::temp_dir("bad-judge");
+  const std::string judge = " --judge " + runs().clip.string();
+  fs::create_directories(dir / "full");
+  write_file_atomic(dir / "full" / "keep.txt", "mine\n");
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {eval_args(""), "--judge is required"},
+      {eval_args("--judge " + (runs().generator / "text_encoder").string()), "own text encoder"},
+      {eval_args("--judge " + runs().generator.string()), "the judge must be a CLIP"},
+      {eval_args(judge + " --task caption"), "--task caption"},
+      {eval_args(judge + " --steps 0"), "--steps 0"},
+      {eval_args(judge + " --guidance nan"), "--guidance"},
+      {eval_args(judge + " --sampler euler"), "euler"},
+      {eval_args(judge + " --samples " + (dir / "full").string()), "is not empty"},
+      {str_cat("eval --model ", runs().clip.string(), " --data ", runs().scenes.string(), judge),
+       "--judge does not apply to a clip model"},
+  };
+  for (const auto& [args, words] : cases) {
+    const auto r = run_cli(args);
+    EXPECT_EQ(r.status, 2) << args << "\n" << r.output;
+    EXPECT_NE(r.output.find(words), std::string::npos) << args << "\n" << r.output;
+  }
+}
+
+// `more` may set --text and --steps ('a red circle' and 4 otherwise).
+std::string edit_args(const fs::path& out, const std::string& more) {
+  return str_cat("edit --model ", runs().generator.string(), " --image ",
+                 (runs().scenes / "images" / "test" / "000000.png").string(),
+                 more.find("--text ") == std::string::npos ? " --text 'a red circle'" : "",
+                 more.find("--steps ") == std::string::npos ? " --steps 4 " : " ", more, " --out ",
+                 out.string());
+}
+
+TEST(GenerateCli, EditRedrawsAPictureAndTheSameSeedEditsTheSame) {
+  const fs::path dir = test::temp_dir("edit");
+  const auto r = run_cli(edit_args(dir / "a", "--n 2 --seed 3 --strength 0.5 --json"));
+  ASSERT_EQ(r.status, 0) << r.output;
+  const json listing = json::parse(r.output);
+  ASSERT_EQ(listing["files"].size(), 2u);
+  EXPECT_EQ(listing["strength"], 0.5);
+  EXPECT_EQ(data::read_image(listing["files"][0].get<std::string>()).width, 64);
+  ASSERT_EQ(run_cli(edit_args(dir / "b", "--n 1 --seed 3 --strength 0.5")).status, 0);
+  ASSERT_EQ(run_cli(edit_args(dir / "c", "--n 1 --seed 3 --strength 1")).status, 0);
+  EXPECT_EQ(read_file(dir / "a" / "000.png"), read_file(dir / "b" / "000.png"));
+  EXPECT_NE(read_file(dir / "a" / "000.png"), read_file(dir / "c" / "000.png"));
+  EXPECT_NE(read_file(dir / "a" / "000.png"), read_file(dir / "a" / "001.png"));
+}
+
+TEST(GenerateCli, EditRefusesBadImagesAndFlagsByName) {
+  const fs::path dir = test::temp_dir("bad-edit");
+  data::write_png(dir / "small.png", data::Image{32, 32, std::vector<uint8_t>(32 * 32 * 3, 90)});
+  write_file_atomic(dir / "broken.png", "\x89PNG\r\n\x1a\nnot an image");
+  const std::string source = (runs().scenes / "images" / "test" / "000000.png").string();
+  const std::vector<std::tuple<std::string, int, std::string>> cases = {
+      {edit_args(dir / "1", "--text ''"), 2, "--text is empty"},
+      {edit_args(dir / "2", "--strength 0"), 2, "--strength 0"},
+      {edit_args(dir / "3", "--strength 1.5"), 2, "--strength 1.5"},
+      {edit_args(dir / "4", "--steps 0"), 2, "--steps 0"},
+      {edit_args(dir / "5", "--guidance nan"), 2, "--guidance"},
+      {edit_args(dir / "6", "--strength 0.1"), 2, "leaves no step to denoise"},
+      {str_cat("edit --model ", runs().generator.string(), " --image ", (dir / "small.png").string(),
+               " --text 'a red circle' --out ", (dir / "7").string()),
+       2, "is 32x32"},
+      {str_cat("edit --model ", runs().generator.string(), " --image ", (dir / "broken.png").string(),
+               " --text 'a red circle' --out ", (dir / "8").string()),
+       1, "broken.png"},
+      {str_cat("edit --model ", runs().clip.string(), " --image ", source, " --text 'a red circle' --out ",
+               (dir / "9").string()),
+       2, "edit needs a generator"},
+  };
+  for (const auto& [args, status, words] : cases) {
+    const auto r = run_cli(args);
+    EXPECT_EQ(r.status, status) << args << "\n" << r.output;
+    EXPECT_NE(r.output.find(words), std::string::npos) << args << "\n" << r.output;
+  }
+}
+
+std::string instruct_args(const fs::path& out, const std::string& more) {
+  return str_cat("edit --model ", runs().editor.string(), " --image ",
+                 (runs().edits / "images" / "test" / "000000.png").string(),
+                 " --text 'make the circle red' --steps 3 ", more, " --out ", out.string());
+}
+
+TEST(GenerateCli, AnEditorMadeFromTheGeneratorEditsByInstruction) {
+  const fs::path dir = test::temp_dir("instruct");
+  const auto r = run_cli(instruct_args(dir / "a", "--n 2 --seed 4 --json"));
+  ASSERT_EQ(r.status, 0) << r.output;
+  const json listing = json::parse(r.output);
+  EXPECT_EQ(listing["method"], "instruct");
+  EXPECT_FALSE(listing.contains("strength"));
+  ASSERT_EQ(listing["files"].size(), 2u);
+  ASSERT_EQ(run_cli(instruct_args(dir / "b", "--n 1 --seed 4")).status, 0);
+  ASSERT_EQ(run_cli(instruct_args(dir / "c", "--n 1 --seed 4 --image-guidance 3")).status, 0);
+  EXPECT_EQ(read_file(dir / "a" / "000.png"), read_file(dir / "b" / "000.png"));
+  EXPECT_NE(read_file(dir / "a" / "000.png"), read_file(dir / "c" / "000.png"));
+  // Its training drew the sources and their edits at each evaluation, and the report shows them.
+  EXPECT_TRUE(fs::exists(runs().editor / "samples" / "step-00000002" / "sheet.png"));
+  EXPECT_NE(read_file(runs().editor / "report.html").find("samples at step 2"), std::string::npos);
+  // The editor's UNet takes the source latent too; the rest is the generator's layout.
+  const json unet = json::parse(read_file(runs().editor / "unet" / "config.json"));
+  EXPECT_EQ(unet["in_channels"], 8);
+}
+
+TEST(GenerateCli, EditorsAndGeneratorsRefuseWhatTheOtherDoes) {
+  const fs::path dir = test::temp_dir("instruct-bad");
+  const std::string data = " --data " + runs().edits.string();
+  const std::vector<std::tuple<std::string, int, std::string>> cases = {
+      {instruct_args(dir / "1", "--strength 0.5"), 2, "--strength is SDEdit's"},
+      {edit_args(dir / "2", "--image-guidance 2"), 2, "--image-guidance is an instruction editor's"},
+      {instruct_args(dir / "3", "--image-guidance nan"), 2, "--image-guidance"},
+      {str_cat("generate --model ", runs().editor.string(), " --text 'a red circle' --out ",
+               (dir / "4").string()),
+       2, "is an instruction editor"},
+      {str_cat("eval --model ", runs().editor.string(), data, " --judge ", runs().clip.string()), 2,
+       "not built yet"},
+      {str_cat("train --preset generator-tiny --init-from ", runs().editor.string(), data,
+               " --steps 1 --out ", (dir / "5").string()),
+       2, "is an instruction editor"},
+      {str_cat("train --preset editor-tiny --init-from ", runs().generator.string(), data,
+               " --steps 1 --autoencoder-steps 4 --out ", (dir / "6").string()),
+       2, "--autoencoder-steps does not apply"},
+      {str_cat("train --preset editor-tiny --init-from ", runs().generator.string(), " --data ",
+               runs().scenes.string(), " --steps 1 --out ", (dir / "7").string()),
+       1, "no \"target\" picture"},
+  };
+  for (const auto& [args, status, words] : cases) {
+    const auto r = run_cli(args);
+    EXPECT_EQ(r.status, status) << args << "\n" << r.output;
+    EXPECT_NE(r.output.find(words), std::string::npos) << args << "\n" << r.output;
+  }
 }
 
 }  // namespace

@@ -33,6 +33,12 @@ const fs::path& data_dir() {
         test::run_cli(str_cat("train --preset clip-tiny --data ", (d / "shapes").string(),
                               " --steps 1 --batch-size 4 --vocab-size 600 --out ", (d / "clip").string()));
     if (r.status != 0) throw Error("cannot train the CLIP the combiner needs: " + r.output);
+    // The generator an instruction editor starts from.
+    const auto g = test::run_cli(
+        str_cat("train --task generate --data ", (d / "shapes").string(),
+                " --steps 2 --autoencoder-steps 1 --batch-size 4 --vocab-size 600 --eval-every 1000 --out ",
+                (d / "generator").string()));
+    if (g.status != 0) throw Error("cannot train the generator an editor starts from: " + g.output);
     return d;
   }();
   return dir;
@@ -131,6 +137,11 @@ TEST(Resume, KilledCaptionerRunEndsAsIfUninterrupted) {
 TEST(Resume, KilledGeneratorRunEndsAsIfUninterrupted) {
   killed_and_resumed_equals_uninterrupted("generator-tiny", "shapes",
                                           "--vocab-size 600 --autoencoder-steps 3");
+}
+// From a trained generator: no autoencoder part, and the generator's latent scale kept across the resume.
+TEST(Resume, KilledEditorRunEndsAsIfUninterrupted) {
+  killed_and_resumed_equals_uninterrupted("editor-tiny", "edit",
+                                          "--init-from " + (data_dir() / "generator").string());
 }
 TEST(Resume, KilledCombinerRunEndsAsIfUninterrupted) {
   killed_and_resumed_equals_uninterrupted("combiner", "edit",

@@ -68,6 +68,30 @@ TEST(Diffusion, DeterministicSamplersConvergeToTheExactFlowOfGaussianData) {
     }
 }
 
+// Image-to-image (SDEdit) starts part of the way: from the exact marginal at the run's timestep `skip`, the
+// flow still ends at μ + s z; a start the run never reaches is refused.
+TEST(Diffusion, ARunStartedPartOfTheWayFollowsTheExactFlowFromThere) {
+  const auto schedule = NoiseSchedule::make({});
+  for (Sampler sampler : {Sampler::ddim, Sampler::dpmpp_2m}) {
+    const int64_t steps = 400, skip = 150;
+    const int64_t t = sampling_timesteps(schedule.steps(), steps)[skip];
+    const double a = std::sqrt(schedule.alphas_cumprod[static_cast<size_t>(t)]);
+    const auto z = torch::randn({2000, 1}, at::detail::createCPUGenerator(5), torch::kDouble);
+    const auto x_t = a * kMu + std::sqrt(a * a * kS * kS + 1 - a * a) * z;
+    const auto x =
+        sample(schedule, exact_denoiser(schedule, Prediction::epsilon), x_t,
+               {.sampler = sampler, .steps = steps, .skip = skip}, at::detail::createCPUGenerator(1));
+    EXPECT_LT((x - (kMu + kS * z)).abs().max().item<double>(), sampler == Sampler::ddim ? 0.03 : 0.005);
+    // Started there as if from pure noise, the same x_t ends elsewhere.
+    const auto wrong = sample(schedule, exact_denoiser(schedule, Prediction::epsilon), x_t,
+                              {.sampler = sampler, .steps = steps - skip}, at::detail::createCPUGenerator(1));
+    EXPECT_GT((wrong - (kMu + kS * z)).abs().max().item<double>(), 0.1);
+  }
+  EXPECT_THROW(sample(schedule, exact_denoiser(schedule, Prediction::epsilon), torch::zeros({1, 1}),
+                      {.steps = 10, .skip = 10}, at::detail::createCPUGenerator(1)),
+               Error);
+}
+
 TEST(Diffusion, DdpmSamplesTheDataDistribution) {
   for (ScheduleKind kind : {ScheduleKind::scaled_linear, ScheduleKind::cosine}) {
     const Case c = gaussian_case(kind, 20000);

@@ -12,6 +12,7 @@
 #include "mmlearn/core/safetensors.h"
 #include "mmlearn/diffusion/autoencoder_kl.h"
 #include "mmlearn/diffusion/unet.h"
+#include "mmlearn/models/generator.h"
 
 namespace mmlearn {
 namespace {
@@ -147,6 +148,19 @@ TEST_F(StableDiffusionParity, BadConfigsAreRefusedByField) {
   fs::copy_file(sd_fixture() / "unet" / "diffusion_pytorch_model.safetensors",
                 dir / "shape" / "diffusion_pytorch_model.safetensors");
   EXPECT_NE(test::error_of([&] { load_unet(dir / "shape"); }).find("attn2.to_k.weight"), std::string::npos);
+}
+
+// InstructPix2Pix starts its UNet from the text-to-image one: the source latent's channels added at zero, so
+// that whatever the source, the wider UNet predicts what the narrow one did.
+TEST_F(StableDiffusionParity, AnEditorsUNetStartsAsTheGeneratorsUNet) {
+  UNet unet = load_unet(sd_fixture() / "unet");
+  UNet wider = with_source_channels(unet);
+  EXPECT_EQ(wider->config.in_channels, 2 * unet->config.in_channels);
+  torch::NoGradGuard no_grad;
+  const auto x = expected.at("unet_latents"), t = expected.at("timesteps"), ctx = expected.at("context");
+  const auto source = torch::randn_like(x);
+  EXPECT_TRUE(torch::allclose(wider->forward(torch::cat({x, source}, 1), t, ctx), unet->forward(x, t, ctx),
+                              1e-6, 1e-6));
 }
 
 }  // namespace

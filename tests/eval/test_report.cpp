@@ -5,6 +5,7 @@
 
 #include "../test_util.h"
 #include "mmlearn/core/atomic_file.h"
+#include "mmlearn/core/base64.h"
 #include "mmlearn/data/image_io.h"
 #include "mmlearn/eval/report.h"
 
@@ -38,4 +39,29 @@ TEST(Report, HoldsCurvesResultsAndInlineImages) {
   auto points = html.substr(html.find("points='", at) + 8);
   points = points.substr(0, points.find('\''));
   EXPECT_EQ(std::count(points.begin(), points.end(), ','), 5);
+}
+
+// A run of another family: its own held-out numbers in the table, and the samples a generator drew at each
+// evaluation, inline, in step order.
+TEST(Report, ShowsAFamilysNumbersAndTheSamplesOfEachEvaluation) {
+  auto dir = test::temp_dir("report-samples");
+  data::write_png(dir / "s10.png", data::Image{2, 2, std::vector<uint8_t>(12, 10)});
+  data::write_png(dir / "s20.png", data::Image{2, 2, std::vector<uint8_t>(12, 20)});
+  std::ofstream metrics(dir / "metrics.jsonl");
+  metrics << json{{"step", 10}, {"loss", 0.5}}.dump() << "\n"
+          << json{{"step", 10}, {"eval", {{"psnr", 21.5}, {"samples", "s10.png"}}}}.dump() << "\n"
+          << json{{"step", 20}, {"eval", {{"psnr", 23.25}, {"samples", "s20.png"}}}}.dump() << "\n";
+  metrics.close();
+  write_run_report(dir / "report.html", dir / "metrics.jsonl", {{"psnr", 23.25}, {"n", 8}}, {});
+  const std::string html = read_file(dir / "report.html");
+  EXPECT_NE(html.find(">psnr</td><td>23.25"), std::string::npos) << html;
+  const auto first = html.find("samples at step 10"), second = html.find("samples at step 20");
+  ASSERT_NE(first, std::string::npos);
+  ASSERT_NE(second, std::string::npos);
+  EXPECT_LT(first, second);
+  auto inline_png = [&](const std::filesystem::path& file) {
+    return html.find(encode_base64(read_file(file))) != std::string::npos;
+  };
+  EXPECT_TRUE(inline_png(dir / "s10.png"));
+  EXPECT_TRUE(inline_png(dir / "s20.png"));
 }

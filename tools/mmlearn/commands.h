@@ -34,5 +34,6 @@ void add_index(CLI::App& app);
 void add_search(CLI::App& app);
 void add_serve(CLI::App& app);
 void add_generate(CLI::App& app);
+void add_edit(CLI::App& app);
 
 }  // namespace mmlearn::cli

@@ -1,8 +1,10 @@
+#include <cmath>
 #include <iostream>
 #include <nlohmann/json.hpp>
 
 #include "commands.h"
 #include "mmlearn/core/error.h"
+#include "mmlearn/diffusion/sampler.h"
 #include "mmlearn/models/registry.h"
 #include "model_args.h"
 
@@ -12,20 +14,26 @@ void add_eval(CLI::App& app) {
   auto* cmd = app.add_subcommand(
       "eval",
       "evaluate a model on a manifest: retrieval R@K and zero-shot accuracy (CLIP), audio↔text R@K (CLAP), "
-      "WER/CER (Whisper), accuracy and macro-F1 (classifiers)");
+      "WER/CER (Whisper), accuracy and macro-F1 (classifiers), what a generator draws as a judge reads it "
+      "(per-attribute accuracy, attribute binding and relations, CLIP score, Frechet distance)");
   struct Args {
     ModelArgs model;
     std::string data, classes, precision = "fp32";
     bool json = false, strict = false;
     int64_t limit = 0;
     std::vector<std::string> without;
+    std::string task, judge, samples, sampler;
+    int64_t steps = 0;
+    double guidance = 0;
+    uint64_t seed = 0;
   };
   auto a = std::make_shared<Args>();
   add_model_options(cmd, a->model);
   cmd->add_option("--data", a->data, "manifest (.jsonl), or a directory holding test.jsonl")->required();
   cmd->add_option("--classes", a->classes,
                   "CLIP: zero-shot classes file (default: classes.json beside the manifest)");
-  cmd->add_option("--precision", a->precision, "fp32 (exact) or bf16")
+  cmd->add_option("--precision", a->precision,
+                  "fp32 (exact), bf16 or auto (a generator: its UNet and the judge)")
       ->check(CLI::IsMember({"fp32", "bf16", "auto"}))
       ->capture_default_str();
   cmd->add_flag("--strict", a->strict, "fail on a bad record instead of skipping it");
@@ -35,18 +43,44 @@ void add_eval(CLI::App& app) {
   cmd->add_option("--without", a->without,
                   "classifiers: leave these modalities out of every record (comma list)")
       ->delimiter(',');
-  cmd->callback([a, cmd] {
+  cmd->add_option("--task", a->task, "the task the model must have been trained for (e.g. generate)");
+  cmd->add_option("--judge", a->judge,
+                  "generate: a CLIP trained apart from the generator, which reads the drawn pictures");
+  cmd->add_option("--samples", a->samples,
+                  "generate: keep the drawn images and prompts.json here (new folder)");
+  cmd->add_option("--sampler", a->sampler, "generate: ddpm, ddim or dpm++2m (default: the model's)");
+  auto* steps = cmd->add_option("--steps", a->steps, "generate: denoising steps (default: the model's)");
+  auto* guidance =
+      cmd->add_option("--guidance", a->guidance, "generate: guidance scale (default: the model's)");
+  cmd->add_option("--seed", a->seed, "generate: random seed")->capture_default_str();
+  cmd->callback([a, cmd, steps, guidance] {
+    if (steps->count() && (a->steps < 1 || a->steps > 10000))
+      throw UsageError(str_cat("--steps ", a->steps, ": must be between 1 and 10000"));
+    if (guidance->count() && !(std::isfinite(a->guidance) && a->guidance >= 0 && a->guidance <= 100))
+      throw UsageError(str_cat("--guidance ", a->guidance, ": must be a number from 0 to 100"));
+    if (!a->sampler.empty()) parse_sampler(a->sampler);
     auto model = open_model(a->model);
+    if (!a->task.empty() && a->task != model->family().task)
+      throw UsageError(str_cat("--task ", a->task, ": ", a->model.model, " is a ", model->family().model_type,
+                               " model, which does ", model->family().task));
     const auto reads = model->eval_flags();
-    for (const char* flag : {"classes", "limit", "strict", "without"})
+    for (const char* flag : {"classes", "limit", "strict", "without", "judge", "samples", "sampler", "steps",
+                             "guidance", "seed"})
       if (cmd->count(std::string("--") + flag) && !reads.count(flag))
         throw UsageError(str_cat("--", flag, " does not apply to a ", model->family().model_type, " model"));
-    const auto metrics = model->evaluate({.data = a->data,
-                                          .classes = a->classes,
-                                          .limit = a->limit,
-                                          .strict = a->strict,
-                                          .without = a->without,
-                                          .precision = parse_precision(a->precision)});
+    const auto metrics = model->evaluate(
+        {.data = a->data,
+         .classes = a->classes,
+         .limit = a->limit,
+         .strict = a->strict,
+         .without = a->without,
+         .precision = parse_precision(a->precision),
+         .judge = a->judge,
+         .samples = a->samples,
+         .sampler = a->sampler.empty() ? std::nullopt : std::optional<std::string>(a->sampler),
+         .steps = steps->count() ? std::optional<int64_t>(a->steps) : std::nullopt,
+         .guidance = guidance->count() ? std::optional<double>(a->guidance) : std::nullopt,
+         .seed = a->seed});
     if (a->json)
       std::cout << metrics.dump() << "\n";
     else

@@ -16,7 +16,7 @@ void add_generate(CLI::App& app) {
   struct Args {
     ModelArgs model;
     std::vector<std::string> texts;
-    std::string out, sampler;
+    std::string out, sampler, precision = "fp32";
     int64_t n = 4, steps = 0;
     double guidance = 5;
     uint64_t seed = 0;
@@ -30,6 +30,10 @@ void add_generate(CLI::App& app) {
   auto* guidance = cmd->add_option("--guidance", a->guidance,
                                    "classifier-free guidance scale; 1: none (default: the model's, 5)");
   cmd->add_option("--sampler", a->sampler, "ddpm, ddim or dpm++2m (default: the model's, dpm++2m)");
+  cmd->add_option("--precision", a->precision,
+                  "the UNet's: fp32, bf16 (autocast; about 3x faster where the CPU has bf16) or auto")
+      ->check(CLI::IsMember({"fp32", "bf16", "auto"}))
+      ->capture_default_str();
   cmd->add_option("--seed", a->seed, "random seed: the same seed and prompt draw the same images")
       ->capture_default_str();
   cmd->add_option("--out", a->out, "folder for the PNGs and sheet.png (created; must be empty)")->required();
@@ -49,10 +53,13 @@ void add_generate(CLI::App& app) {
     const Sampler sampler = a->sampler.empty() ? Sampler::dpmpp_2m : parse_sampler(a->sampler);
     auto model = open_model(a->model);
     GeneratorBundle& g = need<GeneratorBundle>(*model, "generate", "a generator (train --task generate)");
+    if (edits_by_instruction(g))
+      throw UsageError(str_cat(a->model.model, " is an instruction editor: it changes a picture (use edit)"));
     GenerateOptions options{.sampler = a->sampler.empty() ? g.config.sampler : sampler,
                             .steps = steps->count() ? a->steps : g.config.sampling_steps,
                             .guidance = guidance->count() ? a->guidance : g.config.guidance,
-                            .seed = a->seed};
+                            .seed = a->seed,
+                            .precision = parse_precision(a->precision)};
     nlohmann::json listing = nlohmann::json::array();
     std::vector<torch::Tensor> all;
     for (size_t i = 0; i < a->texts.size(); ++i) {

@@ -38,6 +38,7 @@ int main(int argc, char** argv) {
   mmlearn::cli::add_search(app);
   mmlearn::cli::add_serve(app);
   mmlearn::cli::add_generate(app);
+  mmlearn::cli::add_edit(app);
   mmlearn::cli::add_zero_shot(app);
   mmlearn::cli::add_transcribe(app);
   mmlearn::cli::add_caption(app);

@@ -111,7 +111,15 @@ void add_train(CLI::App& app) {
                "vqa: weight of also learning each record's caption (its \"text\", where it has one) from the "
                "same image (0: answers only; default 1)");
   add_optional(cmd, "--autoencoder-steps", o->autoencoder_steps,
-               "generate: steps that train the autoencoder before the UNet trains (default 1500)");
+               "generate: steps that train the autoencoder before the UNet trains (default 800)");
+  add_optional(cmd, "--noise-schedule", o->noise_schedule,
+               "generate: linear (DDPM's), scaled-linear (Stable Diffusion's; the default) or cosine");
+  add_optional(cmd, "--prediction", o->prediction,
+               "generate: what the UNet predicts: epsilon (default) or v");
+  add_optional(cmd, "--snr-gamma", o->snr_gamma, "generate: Min-SNR-γ loss weighting (0: none; default 5)");
+  add_optional(cmd, "--ema-decay", o->ema_decay,
+               "generate: decay of the UNet's weight average, which the model directory holds (0: the "
+               "last weights; default 0.9999, warmed up as (1 + n) / (10 + n))");
   add_optional(cmd, "--dim", o->dim,
                "classify: width of the encoders and the fusion (default 64); composed: the combiner's "
                "projection width "

@@ -29,6 +29,17 @@ Sampler parse_sampler(const std::string& name) {
   throw UsageError(str_cat("unknown sampler \"", name, "\" (expected ddpm, ddim or dpm++2m)"));
 }
 
+std::string sampler_name(Sampler sampler) {
+  switch (sampler) {
+    case Sampler::ddpm:
+      return "ddpm";
+    case Sampler::ddim:
+      return "ddim";
+    default:
+      return "dpm++2m";
+  }
+}
+
 NoiseSchedule NoiseSchedule::make(const ScheduleOptions& o) {
   check(o.steps >= 2 && o.steps <= 100000, "noise schedule: ", o.steps, " steps (expected 2 to 100000)");
   check(o.kind == ScheduleKind::cosine || (o.beta_start > 0 && o.beta_start <= o.beta_end && o.beta_end < 1),
@@ -78,10 +89,11 @@ std::vector<int64_t> sampling_timesteps(int64_t schedule_steps, int64_t steps) {
 torch::Tensor sample(const NoiseSchedule& schedule, const Denoiser& denoiser, torch::Tensor x,
                      const SampleOptions& o, at::Generator generator) {
   const auto timesteps = sampling_timesteps(schedule.steps(), o.steps);
+  check(o.skip >= 0 && o.skip < o.steps, "sample: skip ", o.skip, " must be below the steps ", o.steps);
   torch::NoGradGuard no_grad;
   torch::Tensor last_x0;  // DPM-Solver++(2M): the data prediction of the step before, and its λ
   double last_lambda = 0;
-  for (size_t i = 0; i < timesteps.size(); ++i) {
+  for (size_t i = static_cast<size_t>(o.skip); i < timesteps.size(); ++i) {
     const int64_t t = timesteps[i], prev = i + 1 < timesteps.size() ? timesteps[i + 1] : -1;
     // The step after the last ends at the clean sample: ᾱ = 1.
     const double abar = schedule.alphas_cumprod[static_cast<size_t>(t)],

@@ -34,6 +34,7 @@ enum class Prediction { epsilon, v };
 Prediction parse_prediction(const std::string& name);  // "epsilon", "v"
 enum class Sampler { ddpm, ddim, dpmpp_2m };
 Sampler parse_sampler(const std::string& name);  // "ddpm", "ddim", "dpm++2m"
+std::string sampler_name(Sampler sampler);
 
 struct ScheduleOptions {
   ScheduleKind kind = ScheduleKind::scaled_linear;
@@ -51,6 +52,9 @@ struct SampleOptions {
   Sampler sampler = Sampler::dpmpp_2m;
   int64_t steps = 25;  // denoising steps, at most T
   Prediction prediction = Prediction::epsilon;
+  // Image-to-image: the first `skip` of the run's timesteps are left out, and x is already noised to
+  // timestep sampling_timesteps(T, steps)[skip] (SDEdit).
+  int64_t skip = 0;
 };
 
 // The timesteps a run of `steps` visits, from T-1 down to 0, evenly spread (rounded).

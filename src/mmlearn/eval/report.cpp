@@ -5,6 +5,7 @@
 #include <sstream>
 
 #include "mmlearn/core/atomic_file.h"
+#include "mmlearn/core/base64.h"
 #include "mmlearn/core/error.h"
 
 namespace mmlearn {
@@ -35,30 +36,20 @@ std::string html_escape(const std::string& s) {
   return out;
 }
 
-std::string base64(const std::string& bytes) {
-  static const char* table = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-  std::string out;
-  size_t i = 0;
-  for (; i + 2 < bytes.size(); i += 3) {
-    uint32_t v = (uint8_t(bytes[i]) << 16) | (uint8_t(bytes[i + 1]) << 8) | uint8_t(bytes[i + 2]);
-    for (int k = 3; k >= 0; --k) out += table[(v >> (6 * k)) & 63];
-  }
-  if (i < bytes.size()) {
-    uint32_t v = uint8_t(bytes[i]) << 16;
-    if (i + 1 < bytes.size()) v |= uint8_t(bytes[i + 1]) << 8;
-    out += table[(v >> 18) & 63];
-    out += table[(v >> 12) & 63];
-    out += i + 1 < bytes.size() ? table[(v >> 6) & 63] : '=';
-    out += '=';
-  }
-  return out;
-}
-
 std::string fmt(double v, int precision = 3) {
   std::ostringstream s;
   s.precision(precision);
   s << v;
   return s.str();
+}
+
+// The retrieval directions an evaluation holds ({"text_to_image": {"R@1": ..}, ...}), whichever they are.
+std::vector<std::pair<std::string, json>> retrieval_of(const json& e) {
+  std::vector<std::pair<std::string, json>> out;
+  if (!e.is_object() || !e.contains("retrieval") || !e["retrieval"].is_object()) return out;
+  for (auto it = e["retrieval"].begin(); it != e["retrieval"].end(); ++it)
+    if (it.value().is_object()) out.emplace_back(it.key(), it.value());
+  return out;
 }
 
 }  // namespace
@@ -108,6 +99,7 @@ void write_run_report(const std::filesystem::path& out, const std::filesystem::p
                       const std::string& title) {
   std::vector<std::pair<double, double>> loss;
   std::map<std::string, std::vector<std::pair<double, double>>> curves;
+  std::vector<std::pair<int64_t, std::string>> samples;  // (step, contact sheet relative to the run)
   double loss_max = 0;
   std::ifstream in(metrics_jsonl);
   std::string line;
@@ -121,13 +113,15 @@ void write_run_report(const std::filesystem::path& out, const std::filesystem::p
     }
     if (j.contains("eval")) {
       const json& e = j["eval"];
-      if (e.contains("retrieval")) {
-        curves["text→image R@10"].emplace_back(step, e["retrieval"]["text_to_image"]["R@10"].get<double>());
-        curves["image→text R@10"].emplace_back(step, e["retrieval"]["image_to_text"]["R@10"].get<double>());
-      }
-      if (e.contains("zero_shot"))
+      for (const auto& [direction, recall] : retrieval_of(e))
+        if (recall.contains("R@10") && recall["R@10"].is_number())
+          curves[direction + " R@10"].emplace_back(step, recall["R@10"].get<double>());
+      if (e.contains("zero_shot") && e["zero_shot"].is_object())
         for (auto it = e["zero_shot"].begin(); it != e["zero_shot"].end(); ++it)
-          curves["zero-shot " + it.key()].emplace_back(step, it.value().get<double>());
+          if (it.value().is_number())
+            curves["zero-shot " + it.key()].emplace_back(step, it.value().get<double>());
+      if (e.contains("samples") && e["samples"].is_string())
+        samples.emplace_back(static_cast<int64_t>(step), e["samples"].get<std::string>());
     }
   }
   std::vector<std::pair<std::string, std::vector<std::pair<double, double>>>> metric_series(curves.begin(),
@@ -139,16 +133,27 @@ void write_run_report(const std::filesystem::path& out, const std::filesystem::p
        "td{text-align:center;vertical-align:top}"
     << ".grid img{width:96px;height:96px;image-rendering:pixelated}.cap{font-size:11px;max-width:110px}"
     << "</style></head><body><h1>" << html_escape(title) << "</h1>";
-  if (!final_eval.is_null()) {
+  if (final_eval.is_object()) {
     h << "<h2>Held-out results</h2><table><tr><th>metric</th><th>value</th></tr>";
-    for (const char* dir : {"image_to_text", "text_to_image"})
+    auto row = [&](const std::string& name, const std::string& value) {
+      h << "<tr><td style='text-align:left'>" << html_escape(name) << "</td><td>" << value << "</td></tr>";
+    };
+    for (const auto& [direction, recall] : retrieval_of(final_eval))
       for (const char* k : {"R@1", "R@5", "R@10"})
-        h << "<tr><td style='text-align:left'>" << dir << " " << k << "</td><td>"
-          << fmt(100 * final_eval["retrieval"][dir][k].get<double>(), 3) << "%</td></tr>";
-    if (final_eval.contains("zero_shot"))
+        if (recall.contains(k) && recall[k].is_number())
+          row(direction + " " + k, fmt(100 * recall[k].get<double>(), 3) + "%");
+    if (final_eval.contains("zero_shot") && final_eval["zero_shot"].is_object())
       for (auto it = final_eval["zero_shot"].begin(); it != final_eval["zero_shot"].end(); ++it)
-        h << "<tr><td style='text-align:left'>zero-shot " << html_escape(it.key()) << "</td><td>"
-          << fmt(100 * it.value().get<double>(), 3) << "%</td></tr>";
+        if (it.value().is_number())
+          row("zero-shot " + it.key(), fmt(100 * it.value().get<double>(), 3) + "%");
+    // Every other number, and those one level down ({"transcription": {"wer": ...}}).
+    for (auto it = final_eval.begin(); it != final_eval.end(); ++it) {
+      if (it.key() == "retrieval" || it.key() == "zero_shot" || it.key() == "zero_shot_n") continue;
+      if (it.value().is_number()) row(it.key(), fmt(it.value().get<double>(), 4));
+      if (it.value().is_object())
+        for (auto sub = it.value().begin(); sub != it.value().end(); ++sub)
+          if (sub.value().is_number()) row(it.key() + " " + sub.key(), fmt(sub.value().get<double>(), 4));
+    }
     h << "</table>";
   }
   h << "<h2>Training</h2>" << svg_line_chart("training loss", {{"loss", loss}}, 0, std::max(loss_max, 1e-3));
@@ -163,10 +168,25 @@ void write_run_report(const std::filesystem::path& out, const std::filesystem::p
           bytes = read_file(hit.image);
         } catch (const Error&) {
         }
-        h << "<td><img alt='" << html_escape(hit.caption) << "' src='data:image/png;base64," << base64(bytes)
-          << "'><div class='cap'>" << html_escape(hit.caption) << "<br>" << fmt(hit.score) << "</div></td>";
+        h << "<td><img alt='" << html_escape(hit.caption) << "' src='data:image/png;base64,"
+          << encode_base64(bytes) << "'><div class='cap'>" << html_escape(hit.caption) << "<br>"
+          << fmt(hit.score) << "</div></td>";
       }
       h << "</tr>";
+    }
+    h << "</table>";
+  }
+  if (!samples.empty()) {
+    h << "<h2>Samples at each evaluation (the same held-out captions and seed)</h2><table class='grid'>";
+    for (const auto& [step, sheet] : samples) {
+      std::string bytes;
+      try {
+        bytes = read_file(metrics_jsonl.parent_path() / sheet);
+      } catch (const Error&) {
+      }
+      h << "<tr><th style='text-align:left'>step " << step << "</th><td><img style='width:auto;height:auto' "
+        << "alt='samples at step " << step << "' src='data:image/png;base64," << encode_base64(bytes)
+        << "'></td></tr>";
     }
     h << "</table>";
   }

@@ -76,7 +76,8 @@ json to_json(const GeneratorConfig& c) {
           {"image_size", c.image_size},
           {"sampler", name_of(kSamplerNames, c.sampler)},
           {"sampling_steps", c.sampling_steps},
-          {"guidance", c.guidance}};
+          {"guidance", c.guidance},
+          {"image_guidance", c.image_guidance}};
 }
 
 GeneratorConfig generator_config_from_json(const json& j, const std::string& where) {
@@ -86,6 +87,7 @@ GeneratorConfig generator_config_from_json(const json& j, const std::string& whe
   read_field(j, "image_size", c.image_size, where);
   read_field(j, "sampling_steps", c.sampling_steps, where);
   read_field(j, "guidance", c.guidance, where);
+  read_field(j, "image_guidance", c.image_guidance, where);
   c.sampler = value_of(kSamplerNames, j, "sampler", c.sampler, where);
   check(c.image_size >= 8 && c.image_size <= 2048, where, ": image_size ", c.image_size,
         " is out of range (8 to 2048)");
@@ -93,18 +95,21 @@ GeneratorConfig generator_config_from_json(const json& j, const std::string& whe
         " is out of range (1 to 10000)");
   check(std::isfinite(c.guidance) && c.guidance >= 0 && c.guidance <= 100, where, ": guidance ", c.guidance,
         " is out of range (0 to 100)");
+  check(std::isfinite(c.image_guidance) && c.image_guidance >= 0 && c.image_guidance <= 100, where,
+        ": image_guidance ", c.image_guidance, " is out of range (0 to 100)");
   return c;
 }
 
-std::vector<std::string> generator_preset_names() { return {"generator-tiny"}; }
+std::vector<std::string> generator_preset_names() { return {"generator-tiny", "editor-tiny"}; }
 
 GeneratorSizes generator_preset(const std::string& preset, int64_t text_width, int64_t image_size) {
-  check(preset == "generator-tiny", "unknown generator preset \"", preset, "\" (expected generator-tiny)");
+  check(preset == "generator-tiny" || preset == "editor-tiny", "unknown generator preset \"", preset,
+        "\" (expected generator-tiny or editor-tiny)");
   AutoencoderKLConfig vae{.block_out_channels = {32, 64, 64}, .layers_per_block = 1, .norm_num_groups = 16};
   vae.sample_size = image_size;
   check(image_size % vae.downsampling() == 0, "image size ", image_size, " must be a multiple of ",
         vae.downsampling(), " (the autoencoder's downsampling)");
-  UNetConfig unet{.in_channels = vae.latent_channels,
+  UNetConfig unet{.in_channels = (preset == "editor-tiny" ? 2 : 1) * vae.latent_channels,
                   .out_channels = vae.latent_channels,
                   .block_out_channels = {64, 128, 128},
                   .cross_attention = {true, true, false},
@@ -132,6 +137,27 @@ void save_generator(const fs::path& dir, GeneratorBundle& g) {
   write_file_atomic(dir / "config.json", to_json(g.config).dump(2) + "\n");  // last: the directory is whole
 }
 
+bool edits_by_instruction(const GeneratorBundle& g) {
+  return g.unet->config.in_channels == 2 * g.vae->config.latent_channels;
+}
+
+UNet with_source_channels(const UNet& unet) {
+  UNetConfig config = unet->config;
+  config.in_channels = 2 * unet->config.out_channels;
+  UNet wider(config);
+  torch::NoGradGuard no_grad;
+  const auto from = unet->named_parameters();
+  for (auto& p : wider->named_parameters()) {
+    if (p.key() == "conv_in.weight") {
+      p.value().zero_();
+      p.value().narrow(1, 0, unet->config.in_channels).copy_(from[p.key()]);
+    } else {
+      p.value().copy_(from[p.key()]);
+    }
+  }
+  return wider;
+}
+
 bool holds_generator(const fs::path& dir) { return config_model_type(dir) == "generator"; }
 
 GeneratorBundle load_generator(const fs::path& dir) {
@@ -144,9 +170,10 @@ GeneratorBundle load_generator(const fs::path& dir) {
   const auto& u = g.unet->config;
   check(u.cross_attention_dim == g.text.model->config.text.width, dir.string(), ": the UNet attends to ",
         u.cross_attention_dim, "-wide tokens, but the text encoder's are ", g.text.model->config.text.width);
-  check(u.in_channels == g.vae->config.latent_channels && u.out_channels == g.vae->config.latent_channels,
-        dir.string(), ": the UNet takes ", u.in_channels, " channels and the autoencoder's latents have ",
-        g.vae->config.latent_channels);
+  const int64_t latent = g.vae->config.latent_channels;
+  check((u.in_channels == latent || u.in_channels == 2 * latent) && u.out_channels == latent, dir.string(),
+        ": the UNet takes ", u.in_channels, " channels and gives ", u.out_channels,
+        "; the autoencoder's latents have ", latent, " (an editor's UNet takes twice that)");
   check(g.config.image_size % g.vae->config.downsampling() == 0, where, ": image_size ", g.config.image_size,
         " is not a multiple of the autoencoder's downsampling ", g.vae->config.downsampling());
   g.text.model->eval();
@@ -168,36 +195,135 @@ torch::Tensor to_pixels(const torch::Tensor& images) {
   return ((images.to(torch::kFloat) + 1.0) * 127.5).round().clamp(0, 255).to(torch::kUInt8);
 }
 
-torch::Tensor generate(GeneratorBundle& g, const std::vector<std::string>& prompts,
-                       const GenerateOptions& o) {
+namespace {
+
+void check_drawing(const GeneratorBundle& g, const std::vector<std::string>& prompts,
+                   const GenerateOptions& o) {
   check(!prompts.empty(), "generate: no prompts");
   for (const auto& p : prompts) check(!p.empty(), "generate: an empty prompt (say what to draw)");
   check(o.steps >= 1 && o.steps <= g.config.schedule.steps, "--steps ", o.steps, " must be between 1 and ",
         g.config.schedule.steps);
   check(std::isfinite(o.guidance) && o.guidance >= 0, "--guidance ", o.guidance, " must be finite and >= 0");
-  torch::NoGradGuard no_grad;
-  const int64_t B = static_cast<int64_t>(prompts.size());
-  const bool guided = o.guidance != 1.0;
-  auto context = encode_prompts(g, prompts);
-  if (guided)
-    context = torch::cat({context, encode_prompts(g, std::vector<std::string>(prompts.size(), ""))});
-  const int64_t side = g.config.image_size / g.vae->config.downsampling();
-  at::Generator generator = at::detail::createCPUGenerator(o.seed);
-  const auto noise = at::randn({B, g.vae->config.latent_channels, side, side}, generator, torch::kFloat);
-  const NoiseSchedule schedule = NoiseSchedule::make(g.config.schedule);
-  int64_t done = 0;
-  const Denoiser denoiser = [&](const torch::Tensor& x, int64_t t) {
+}
+
+// The UNet's prediction for x at t, mixed over classifier-free guidance's conditions. A text-to-image
+// generator: prompt and empty prompt. An editor (`sources`: the source latents): InstructPix2Pix's three.
+Denoiser guided_denoiser(GeneratorBundle& g, const std::vector<std::string>& prompts,
+                         const torch::Tensor& sources, double guidance, double image_guidance,
+                         const std::function<void()>& stepped) {
+  const auto text = encode_prompts(g, prompts),
+             empty = encode_prompts(g, std::vector<std::string>(prompts.size(), ""));
+  if (sources.defined()) {
+    const auto context = torch::cat({text, empty, empty});
+    const auto images = torch::cat({sources, sources, torch::zeros_like(sources)});
+    return [&g, context, images, guidance, image_guidance, stepped](const torch::Tensor& x, int64_t t) {
+      const auto input = torch::cat({torch::cat({x, x, x}), images}, 1);
+      const auto out = g.unet->forward(input, torch::full({input.size(0)}, t, torch::kLong), context)
+                           .to(torch::kFloat)
+                           .chunk(3);
+      if (stepped) stepped();
+      return out[2] + guidance * (out[0] - out[1]) + image_guidance * (out[1] - out[2]);
+    };
+  }
+  const bool guided = guidance != 1.0;
+  const auto context = guided ? torch::cat({text, empty}) : text;
+  return [&g, context, guided, guidance, stepped](const torch::Tensor& x, int64_t t) {
     const auto input = guided ? torch::cat({x, x}) : x;
-    const auto out = g.unet->forward(input, torch::full({input.size(0)}, t, torch::kLong), context);
-    if (o.progress) o.progress(++done, o.steps);
+    const auto out =
+        g.unet->forward(input, torch::full({input.size(0)}, t, torch::kLong), context).to(torch::kFloat);
+    if (stepped) stepped();
     if (!guided) return out;
     const auto halves = out.chunk(2);
-    return halves[1] + o.guidance * (halves[0] - halves[1]);
+    return halves[1] + guidance * (halves[0] - halves[1]);
   };
-  const auto latents =
-      sample(schedule, denoiser, noise,
-             {.sampler = o.sampler, .steps = o.steps, .prediction = g.config.prediction}, generator);
+}
+
+// From latents x noised to the run's timestep `skip` to clean latents, then pixels.
+torch::Tensor denoise(GeneratorBundle& g, const Denoiser& denoiser, torch::Tensor x, const GenerateOptions& o,
+                      int64_t skip, at::Generator& generator) {
+  torch::Tensor latents;
+  {
+    AutocastGuard autocast(o.precision);
+    latents = sample(
+        NoiseSchedule::make(g.config.schedule), denoiser, x,
+        {.sampler = o.sampler, .steps = o.steps, .prediction = g.config.prediction, .skip = skip}, generator);
+  }
   return to_pixels(g.vae->decode(latents / g.vae->config.scaling_factor));
+}
+
+std::function<void()> counter(const GenerateOptions& o, int64_t steps) {
+  if (!o.progress) return {};
+  auto done = std::make_shared<int64_t>(0);
+  return [progress = o.progress, done, steps] { progress(++*done, steps); };
+}
+
+torch::Tensor noise_for(const GeneratorBundle& g, int64_t n, at::Generator& generator) {
+  const int64_t side = g.config.image_size / g.vae->config.downsampling();
+  return at::randn({n, g.vae->config.latent_channels, side, side}, generator, torch::kFloat);
+}
+
+void check_sources(const GeneratorBundle& g, const torch::Tensor& sources_u8, size_t prompts) {
+  const int64_t S = g.config.image_size;
+  check(sources_u8.dim() == 4 && sources_u8.size(0) == static_cast<int64_t>(prompts) &&
+            sources_u8.size(1) == 3 && sources_u8.size(2) == S && sources_u8.size(3) == S,
+        "edit: expected one ", S, "x", S, " RGB image a prompt");
+}
+
+}  // namespace
+
+torch::Tensor generate(GeneratorBundle& g, const std::vector<std::string>& prompts,
+                       const GenerateOptions& o) {
+  check_drawing(g, prompts, o);
+  check(!edits_by_instruction(g), "this generator edits pictures by instruction: use edit with a picture");
+  torch::NoGradGuard no_grad;
+  at::Generator generator = at::detail::createCPUGenerator(o.seed);
+  const auto noise = noise_for(g, static_cast<int64_t>(prompts.size()), generator);
+  return denoise(g, guided_denoiser(g, prompts, {}, o.guidance, 1, counter(o, o.steps)), noise, o, 0,
+                 generator);
+}
+
+torch::Tensor source_latents(GeneratorBundle& g, const torch::Tensor& sources_u8) {
+  torch::NoGradGuard no_grad;
+  return g.vae->encode(to_unit_range(sources_u8)).mean;
+}
+
+torch::Tensor edit_by_instruction(GeneratorBundle& g, const torch::Tensor& sources_u8,
+                                  const std::vector<std::string>& instructions, const InstructOptions& o) {
+  check_drawing(g, instructions, o.generate);
+  check(edits_by_instruction(g), "this generator draws from text alone: it edits by SDEdit (a --strength)");
+  check_sources(g, sources_u8, instructions.size());
+  check(std::isfinite(o.image_guidance) && o.image_guidance >= 0, "--image-guidance ", o.image_guidance,
+        " must be finite and >= 0");
+  torch::NoGradGuard no_grad;
+  at::Generator generator = at::detail::createCPUGenerator(o.generate.seed);
+  const auto noise = noise_for(g, static_cast<int64_t>(instructions.size()), generator);
+  const auto denoiser = guided_denoiser(g, instructions, source_latents(g, sources_u8), o.generate.guidance,
+                                        o.image_guidance, counter(o.generate, o.generate.steps));
+  return denoise(g, denoiser, noise, o.generate, 0, generator);
+}
+
+torch::Tensor edit(GeneratorBundle& g, const torch::Tensor& sources_u8,
+                   const std::vector<std::string>& prompts, const EditOptions& o) {
+  check_drawing(g, prompts, o.generate);
+  check(!edits_by_instruction(g), "this generator edits by instruction: SDEdit's --strength does not apply");
+  check_sources(g, sources_u8, prompts.size());
+  check(std::isfinite(o.strength) && o.strength > 0 && o.strength <= 1, "--strength ", o.strength,
+        " must be in (0, 1]");
+  const int64_t noised_steps =
+      std::min(o.generate.steps, static_cast<int64_t>(o.strength * o.generate.steps));
+  check(noised_steps >= 1, "--strength ", o.strength, " x --steps ", o.generate.steps,
+        " leaves no step to denoise: raise either");
+  torch::NoGradGuard no_grad;
+  const int64_t skip = o.generate.steps - noised_steps;
+  const int64_t t = sampling_timesteps(g.config.schedule.steps, o.generate.steps)[static_cast<size_t>(skip)];
+  const double abar = NoiseSchedule::make(g.config.schedule).alphas_cumprod[static_cast<size_t>(t)];
+  at::Generator generator = at::detail::createCPUGenerator(o.generate.seed);
+  const auto z0 = g.vae->encode(to_unit_range(sources_u8)).mean * g.vae->config.scaling_factor;
+  const auto noise = at::randn(z0.sizes(), generator, torch::kFloat);
+  const auto denoiser =
+      guided_denoiser(g, prompts, {}, o.generate.guidance, 1, counter(o.generate, o.generate.steps - skip));
+  return denoise(g, denoiser, std::sqrt(abar) * z0 + std::sqrt(1 - abar) * noise, o.generate, skip,
+                 generator);
 }
 
 namespace {

@@ -44,6 +44,13 @@ struct EvalRequest {
   bool strict = false;               // the first bad record is an error
   std::vector<std::string> without;  // modalities left out of every record (classifiers)
   Precision precision = Precision::fp32;
+  // Generators: the independently trained model that judges the pictures, where to keep what was drawn
+  // (empty: nowhere) and how to draw (unset: the model's defaults).
+  std::filesystem::path judge, samples;
+  std::optional<std::string> sampler;
+  std::optional<int64_t> steps;
+  std::optional<double> guidance;
+  uint64_t seed = 0;
 };
 
 // One example to classify: any of an image file, a text and an audio file.

@@ -50,6 +50,10 @@ void visit(TrainOptions& o, Visitor&& v) {
   v("blind", o.blind);
   v("caption-weight", o.caption_weight);
   v("autoencoder-steps", o.autoencoder_steps);
+  v("noise-schedule", o.noise_schedule);
+  v("prediction", o.prediction);
+  v("snr-gamma", o.snr_gamma);
+  v("ema-decay", o.ema_decay);
 }
 
 template <class T>
@@ -126,9 +130,10 @@ std::set<std::string> given_flags(const TrainOptions& o) {
 
 const std::set<std::string>& family_flags() {
   static const std::set<std::string> flags = {
-      "tokenizer",  "vocab-size", "init-from", "init-audio-from",  "freeze-towers",    "max-image-pixels",
-      "ctc-weight", "modalities", "fusion",    "modality-dropout", "unimodal-loss",    "label-field",
-      "dim",        "connector",  "blind",     "caption-weight",   "autoencoder-steps"};
+      "tokenizer",  "vocab-size", "init-from", "init-audio-from",  "freeze-towers",     "max-image-pixels",
+      "ctc-weight", "modalities", "fusion",    "modality-dropout", "unimodal-loss",     "label-field",
+      "dim",        "connector",  "blind",     "caption-weight",   "autoencoder-steps", "noise-schedule",
+      "prediction", "snr-gamma",  "ema-decay"};
   return flags;
 }
 
@@ -208,6 +213,19 @@ void validate(const TrainOptions& o) {
   if (o.autoencoder_steps)
     usage(*o.autoencoder_steps >= 1 && *o.autoencoder_steps <= 100'000'000, "--autoencoder-steps ",
           *o.autoencoder_steps, ": must be between 1 and 10^8");
+  if (o.noise_schedule)
+    usage(*o.noise_schedule == "linear" || *o.noise_schedule == "scaled-linear" ||
+              *o.noise_schedule == "cosine",
+          "--noise-schedule ", *o.noise_schedule, ": expected linear, scaled-linear or cosine");
+  if (o.prediction)
+    usage(*o.prediction == "epsilon" || *o.prediction == "v", "--prediction ", *o.prediction,
+          ": expected epsilon or v");
+  if (o.snr_gamma)
+    usage(finite(*o.snr_gamma) && *o.snr_gamma >= 0 && *o.snr_gamma <= 1000, "--snr-gamma ", *o.snr_gamma,
+          ": must be in [0, 1000] (0: no weighting)");
+  if (o.ema_decay)
+    usage(finite(*o.ema_decay) && *o.ema_decay >= 0 && *o.ema_decay < 1, "--ema-decay ", *o.ema_decay,
+          ": must be in [0, 1) (0: no averaging)");
 }
 
 void validate_workers(const TrainOptions& o, int64_t workers, const std::string& workers_flag) {

@@ -64,6 +64,10 @@ struct TrainOptions {
   std::optional<double> caption_weight;
   // A generator trains its autoencoder for this many steps, then its UNet.
   std::optional<int64_t> autoencoder_steps;
+  // A generator's diffusion: the noise schedule (linear, scaled-linear, cosine), what the UNet predicts
+  // (epsilon, v), Min-SNR-γ loss weighting (0: none) and the decay of the UNet's weight average (EMA).
+  std::optional<std::string> noise_schedule, prediction;
+  std::optional<double> snr_gamma, ema_decay;
 
   // Threads preparing the coming batches while a step trains (train/batch_loader.h); 0: none, on the
   // training thread; -1: chosen from the cores. Results do not depend on it.

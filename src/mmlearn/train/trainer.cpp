@@ -19,6 +19,7 @@
 #include "mmlearn/core/progress.h"
 #include "mmlearn/data/manifest.h"
 #include "mmlearn/distributed/data_parallel.h"
+#include "mmlearn/eval/report.h"
 #include "mmlearn/models/registry.h"
 #include "mmlearn/train/batch_loader.h"
 #include "mmlearn/train/metrics_log.h"
@@ -571,6 +572,12 @@ TrainResult train(const TrainOptions& requested) {
     OnCpu on_cpu(*task, *optimizer, device);
     InFp32 in_fp32(task->trained(), fp64);
     task->save_model(o.out);
+    try {  // a convenience: never what fails a finished run
+      write_run_report(o.out / "report.html", metrics_path, result.final_eval, {},
+                       str_cat(family.model_type, " run: ", o.out.filename().string()));
+    } catch (const std::exception& e) {
+      log_warn("report.html not written: ", e.what());
+    }
   }
   result.steps = step;
   result.total_steps = total;

@@ -1,0 +1,121 @@
+#include <cmath>
+#include <iostream>
+#include <nlohmann/json.hpp>
+
+#include "commands.h"
+#include "mmlearn/core/error.h"
+#include "mmlearn/core/progress.h"
+#include "mmlearn/data/image_io.h"
+#include "mmlearn/models/generator.h"
+#include "model_args.h"
+
+namespace mmlearn::cli {
+
+void add_edit(CLI::App& app) {
+  auto* cmd = app.add_subcommand(
+      "edit",
+      "redraw an image as a text says with a generator: SDEdit (noise it part of the way, then denoise "
+      "with the new prompt)");
+  struct Args {
+    ModelArgs model;
+    std::string image, text, out, sampler, precision = "fp32";
+    int64_t n = 4, steps = 0;
+    double guidance = 5, strength = 0.6, image_guidance = 1.5;
+    uint64_t seed = 0;
+    bool json = false;
+  };
+  auto a = std::make_shared<Args>();
+  add_model_options(cmd, a->model);
+  cmd->add_option("--image", a->image, "the picture to edit (PNG or JPEG at the model's size)")->required();
+  cmd->add_option("--text", a->text, "what the result should show, e.g. \"a red circle\"")->required();
+  auto* strength = cmd->add_option("--strength", a->strength,
+                                   "SDEdit: how far the picture is noised before it is redrawn, (0, 1]: low "
+                                   "keeps it, 1 keeps nothing")
+                       ->capture_default_str();
+  auto* image_guidance = cmd->add_option(
+      "--image-guidance", a->image_guidance,
+      "instruction editor: how closely the result keeps to the picture (default: the model's, 1.5)");
+  cmd->add_option("--n", a->n, "results")->capture_default_str();
+  auto* steps = cmd->add_option("--steps", a->steps, "denoising steps of a full run (default: the model's)");
+  auto* guidance =
+      cmd->add_option("--guidance", a->guidance, "classifier-free guidance scale (default: the model's)");
+  cmd->add_option("--sampler", a->sampler, "ddpm, ddim or dpm++2m (default: the model's)");
+  cmd->add_option("--precision", a->precision,
+                  "the UNet's: fp32, bf16 (autocast; about 3x faster where the CPU has bf16) or auto")
+      ->check(CLI::IsMember({"fp32", "bf16", "auto"}))
+      ->capture_default_str();
+  cmd->add_option("--seed", a->seed, "random seed: result i uses seed + i")->capture_default_str();
+  cmd->add_option("--out", a->out, "folder for the PNGs and sheet.png (created; must be empty)")->required();
+  cmd->add_flag(
+      "--json", a->json,
+      "JSON on stdout: {\"text\", \"image\", \"method\" (instruct or sdedit), [\"strength\"], \"files\"}");
+  cmd->callback([a, steps, guidance, strength, image_guidance] {
+    if (a->text.find_first_not_of(" \t\n") == std::string::npos)
+      throw UsageError("--text is empty: say what the edited picture should show");
+    if (image_guidance->count() &&
+        !(std::isfinite(a->image_guidance) && a->image_guidance >= 0 && a->image_guidance <= 100))
+      throw UsageError(str_cat("--image-guidance ", a->image_guidance, ": must be a number from 0 to 100"));
+    if (!(std::isfinite(a->strength) && a->strength > 0 && a->strength <= 1))
+      throw UsageError(str_cat("--strength ", a->strength, ": must be in (0, 1]"));
+    if (a->n < 1 || a->n > 256) throw UsageError(str_cat("--n ", a->n, ": must be between 1 and 256"));
+    if (steps->count() && (a->steps < 1 || a->steps > 10000))
+      throw UsageError(str_cat("--steps ", a->steps, ": must be between 1 and 10000"));
+    if (guidance->count() && !(std::isfinite(a->guidance) && a->guidance >= 0 && a->guidance <= 100))
+      throw UsageError(str_cat("--guidance ", a->guidance, ": must be a number from 0 to 100"));
+    const Sampler sampler = a->sampler.empty() ? Sampler::dpmpp_2m : parse_sampler(a->sampler);
+    const std::filesystem::path out = a->out;
+    if (std::filesystem::exists(out) && !std::filesystem::is_empty(out))
+      throw UsageError(str_cat("--out ", out.string(), " is not empty: choose a new folder"));
+    auto model = open_model(a->model);
+    GeneratorBundle& g = need<GeneratorBundle>(*model, "edit", "a generator (train --task generate)");
+    const bool instruct = edits_by_instruction(g);
+    if (instruct && strength->count())
+      throw UsageError("--strength is SDEdit's; this model edits by instruction (leave --strength out)");
+    if (!instruct && image_guidance->count())
+      throw UsageError(
+          "--image-guidance is an instruction editor's; this generator edits by SDEdit (--strength)");
+    const data::Image image = data::read_image(a->image, {.max_pixels = 4096 * 4096});
+    if (image.width != g.config.image_size || image.height != g.config.image_size)
+      throw UsageError(str_cat("--image ", a->image, " is ", image.width, "x", image.height,
+                               "; this generator edits ", g.config.image_size, "x", g.config.image_size,
+                               " pictures: resize it first"));
+    const auto source = torch::from_blob(const_cast<uint8_t*>(image.rgb.data()),
+                                         {image.height, image.width, 3}, torch::kUInt8)
+                            .permute({2, 0, 1})
+                            .unsqueeze(0)
+                            .contiguous();
+    EditOptions options{.generate = {.sampler = a->sampler.empty() ? g.config.sampler : sampler,
+                                     .steps = steps->count() ? a->steps : g.config.sampling_steps,
+                                     .guidance = guidance->count() ? a->guidance : g.config.guidance,
+                                     .precision = parse_precision(a->precision)},
+                        .strength = a->strength};
+    if (!instruct && static_cast<int64_t>(a->strength * static_cast<double>(options.generate.steps)) < 1)
+      throw UsageError(str_cat("--strength ", a->strength, " x ", options.generate.steps,
+                               " steps leaves no step to denoise: raise --strength or --steps"));
+    std::vector<torch::Tensor> all;
+    Progress bar("edit", a->n, "img");
+    for (int64_t i = 0; i < a->n; ++i) {
+      options.generate.seed = a->seed + static_cast<uint64_t>(i);
+      all.push_back(instruct ? edit_by_instruction(
+                                   g, source, {a->text},
+                                   {options.generate,
+                                    image_guidance->count() ? a->image_guidance : g.config.image_guidance})
+                             : edit(g, source, {a->text}, options));
+      bar.update(i + 1);
+    }
+    bar.finish();
+    const auto files = write_generated(out, torch::cat(all), a->n);
+    nlohmann::json listing{
+        {"text", a->text}, {"image", a->image}, {"method", instruct ? "instruct" : "sdedit"}};
+    if (!instruct) listing["strength"] = a->strength;
+    listing["files"] = nlohmann::json::array();
+    for (const auto& f : files) listing["files"].push_back(f.string());
+    if (a->json)
+      std::cout << listing.dump() << "\n";
+    else
+      std::cout << a->text << ": " << files.size() << " edits in " << out.string()
+                << "\ncontact sheet: " << (out / "sheet.png").string() << "\n";
+  });
+}
+
+}  // namespace mmlearn::cli
