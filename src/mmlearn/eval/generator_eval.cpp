@@ -104,13 +104,36 @@ class Judge {
     return embed_images(clip_.model, pixels, precision_);
   }
 
-  Verdicts judge(const torch::Tensor& embeds, const std::vector<Prompt>& single,
-                 const std::vector<Prompt>& pairs) {
-    Verdicts v;
+  // The text side of judging the prompts, embedded once for every set of pictures judged against them: the
+  // prompts themselves, every pair of distinct objects in both orders, and each pair prompt in every
+  // relation.
+  struct PromptTexts {
+    torch::Tensor prompts, pairs, relations;  // [P, E], [objects^2, E], [pairs, relations, E]
+  };
+  PromptTexts embed_prompts(const std::vector<Prompt>& single, const std::vector<Prompt>& pairs) const {
+    PromptTexts t;
     std::vector<std::string> prompt_texts;
     for (const auto* set : {&single, &pairs})
       for (const Prompt& p : *set) prompt_texts.push_back(p.text);
-    v.clip_score = 100 * (embeds * texts(prompt_texts)).sum(1).clamp_min(0).mean().item<double>();
+    t.prompts = texts(prompt_texts);
+    if (pairs.empty()) return t;
+    std::vector<std::string> captions, relations;
+    for (const Object& a : objects_)
+      for (const Object& b : objects_)
+        captions.push_back(with_article(a.name()) + " and " + with_article(b.name()));
+    t.pairs = texts(captions);
+    for (const Prompt& p : pairs)
+      for (const auto& r : kRelations)
+        relations.push_back(with_article(p.first.name()) + " " + r + " " + with_article(p.second.name()));
+    t.relations = texts(relations).view(
+        {static_cast<int64_t>(pairs.size()), static_cast<int64_t>(kRelations.size()), -1});
+    return t;
+  }
+
+  Verdicts judge(const torch::Tensor& embeds, const std::vector<Prompt>& single,
+                 const std::vector<Prompt>& pairs, const PromptTexts& t) const {
+    Verdicts v;
+    v.clip_score = 100 * (embeds * t.prompts).sum(1).clamp_min(0).mean().item<double>();
 
     const auto single_embeds = embeds.narrow(0, 0, static_cast<int64_t>(single.size()));
     if (!single.empty()) {
@@ -130,14 +153,7 @@ class Judge {
         embeds.narrow(0, static_cast<int64_t>(single.size()), static_cast<int64_t>(pairs.size()));
     // Every ordered pair of distinct objects; an unordered pair scores the mean of its two orders.
     const int64_t n = static_cast<int64_t>(objects_.size());
-    if (!pair_texts_.defined()) {
-      std::vector<std::string> captions;
-      for (const Object& a : objects_)
-        for (const Object& b : objects_)
-          captions.push_back(with_article(a.name()) + " and " + with_article(b.name()));
-      pair_texts_ = texts(captions);
-    }
-    const auto ordered = torch::matmul(pair_embeds, pair_texts_.t()).view({-1, n, n});
+    const auto ordered = torch::matmul(pair_embeds, t.pairs.t()).view({-1, n, n});
     auto unordered = (ordered + ordered.transpose(1, 2)) / 2;
     unordered = unordered - 1e9 * torch::eye(n).unsqueeze(0);  // an object paired with itself is no pair
     const auto best = unordered.flatten(1).argmax(1);
@@ -146,11 +162,8 @@ class Judge {
       const int64_t b = best[static_cast<int64_t>(i)].item<int64_t>();
       const Object &x = objects_[static_cast<size_t>(b / n)], &y = objects_[static_cast<size_t>(b % n)];
       const bool both = (x == p.first && y == p.second) || (x == p.second && y == p.first);
-      std::vector<std::string> relations;
-      for (const auto& r : kRelations)
-        relations.push_back(with_article(p.first.name()) + " " + r + " " + with_article(p.second.name()));
-      const int64_t relation =
-          torch::matmul(texts(relations), pair_embeds[static_cast<int64_t>(i)]).argmax().item<int64_t>();
+      const auto row = static_cast<int64_t>(i);
+      const int64_t relation = torch::matmul(t.relations[row], pair_embeds[row]).argmax().item<int64_t>();
       v.both_objects.push_back(both);
       v.relation.push_back(both && relation == p.relation);
     }
@@ -163,7 +176,6 @@ class Judge {
   Precision precision_;
   std::vector<std::string> colors_, shapes_;
   std::vector<Object> objects_;
-  torch::Tensor pair_texts_;
 };
 
 double share(const std::vector<bool>& v) {
@@ -262,10 +274,12 @@ json evaluate_generator(GeneratorBundle& g, ClipBundle& judge, const fs::path& m
   for (const Prompt* p : all) rows.push_back(p->row);
   const auto generated = judging.images(images);
   const auto real = judging.images(ds.images.index_select(0, torch::tensor(rows)));
-  json metrics = summary(judging.judge(generated, single, pairs), classes, single.size(), pairs.size());
+  const auto prompt_texts = judging.embed_prompts(single, pairs);
+  json metrics =
+      summary(judging.judge(generated, single, pairs, prompt_texts), classes, single.size(), pairs.size());
   metrics["frechet"] = total >= 2 ? json(frechet_distance(generated, real)) : json();
   metrics["judge_on_real"] =
-      summary(judging.judge(real, single, pairs), classes, single.size(), pairs.size());
+      summary(judging.judge(real, single, pairs, prompt_texts), classes, single.size(), pairs.size());
   metrics["sampler"] = sampler_name(o.generate.sampler);
   metrics["steps"] = o.generate.steps;
   metrics["guidance"] = o.generate.guidance;
