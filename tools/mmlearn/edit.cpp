@@ -52,16 +52,12 @@ void add_edit(CLI::App& app) {
   cmd->callback([a, steps, guidance, strength, image_guidance] {
     if (a->text.find_first_not_of(" \t\n") == std::string::npos)
       throw UsageError("--text is empty: say what the edited picture should show");
-    if (image_guidance->count() &&
-        !(std::isfinite(a->image_guidance) && a->image_guidance >= 0 && a->image_guidance <= 100))
-      throw UsageError(str_cat("--image-guidance ", a->image_guidance, ": must be a number from 0 to 100"));
+    check_guidance(image_guidance, "--image-guidance", a->image_guidance);
     if (!(std::isfinite(a->strength) && a->strength > 0 && a->strength <= 1))
       throw UsageError(str_cat("--strength ", a->strength, ": must be in (0, 1]"));
     if (a->n < 1 || a->n > 256) throw UsageError(str_cat("--n ", a->n, ": must be between 1 and 256"));
-    if (steps->count() && (a->steps < 1 || a->steps > 10000))
-      throw UsageError(str_cat("--steps ", a->steps, ": must be between 1 and 10000"));
-    if (guidance->count() && !(std::isfinite(a->guidance) && a->guidance >= 0 && a->guidance <= 100))
-      throw UsageError(str_cat("--guidance ", a->guidance, ": must be a number from 0 to 100"));
+    check_steps(steps, a->steps);
+    check_guidance(guidance, "--guidance", a->guidance);
     const Sampler sampler = a->sampler.empty() ? Sampler::dpmpp_2m : parse_sampler(a->sampler);
     const std::filesystem::path out = a->out;
     if (std::filesystem::exists(out) && !std::filesystem::is_empty(out))

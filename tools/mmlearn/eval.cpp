@@ -1,4 +1,3 @@
-#include <cmath>
 #include <iostream>
 #include <nlohmann/json.hpp>
 
@@ -54,10 +53,8 @@ void add_eval(CLI::App& app) {
       cmd->add_option("--guidance", a->guidance, "generate: guidance scale (default: the model's)");
   cmd->add_option("--seed", a->seed, "generate: random seed")->capture_default_str();
   cmd->callback([a, cmd, steps, guidance] {
-    if (steps->count() && (a->steps < 1 || a->steps > 10000))
-      throw UsageError(str_cat("--steps ", a->steps, ": must be between 1 and 10000"));
-    if (guidance->count() && !(std::isfinite(a->guidance) && a->guidance >= 0 && a->guidance <= 100))
-      throw UsageError(str_cat("--guidance ", a->guidance, ": must be a number from 0 to 100"));
+    check_steps(steps, a->steps);
+    check_guidance(guidance, "--guidance", a->guidance);
     if (!a->sampler.empty()) parse_sampler(a->sampler);
     auto model = open_model(a->model);
     if (!a->task.empty() && a->task != model->family().task)

@@ -1,4 +1,3 @@
-#include <cmath>
 #include <iostream>
 #include <nlohmann/json.hpp>
 
@@ -43,10 +42,8 @@ void add_generate(CLI::App& app) {
       if (t.find_first_not_of(" \t\n") == std::string::npos)
         throw UsageError("--text is empty: say what to draw");
     if (a->n < 1 || a->n > 256) throw UsageError(str_cat("--n ", a->n, ": must be between 1 and 256"));
-    if (steps->count() && (a->steps < 1 || a->steps > 10000))
-      throw UsageError(str_cat("--steps ", a->steps, ": must be between 1 and 10000"));
-    if (guidance->count() && !(std::isfinite(a->guidance) && a->guidance >= 0 && a->guidance <= 100))
-      throw UsageError(str_cat("--guidance ", a->guidance, ": must be a number from 0 to 100"));
+    check_steps(steps, a->steps);
+    check_guidance(guidance, "--guidance", a->guidance);
     const std::filesystem::path out = a->out;
     if (std::filesystem::exists(out) && !std::filesystem::is_empty(out))
       throw UsageError(str_cat("--out ", out.string(), " is not empty: choose a new folder"));

@@ -1,5 +1,7 @@
 #include "model_args.h"
 
+#include <cmath>
+
 namespace mmlearn::cli {
 
 void add_model_options(CLI::App* cmd, ModelArgs& a) {
@@ -32,6 +34,16 @@ void add_generation_options(CLI::App* cmd, GenerationOptions& o) {
   cmd->add_option("--no-repeat-ngram", o.no_repeat_ngram,
                   "never write an n-gram of this length twice (0: off)");
   cmd->add_option("--seed", o.seed, "sampling's random seed")->capture_default_str();
+}
+
+void check_steps(const CLI::Option* option, int64_t steps) {
+  if (option->count() && (steps < 1 || steps > 10000))
+    throw UsageError(str_cat("--steps ", steps, ": must be between 1 and 10000"));
+}
+
+void check_guidance(const CLI::Option* option, const std::string& flag, double scale) {
+  if (option->count() && !(std::isfinite(scale) && scale >= 0 && scale <= 100))
+    throw UsageError(str_cat(flag, " ", scale, ": must be a number from 0 to 100"));
 }
 
 void need_writer(const Model& model, const std::string& verb, const std::string& what) {

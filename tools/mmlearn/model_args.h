@@ -24,6 +24,11 @@ std::unique_ptr<Model> open_model(const ModelArgs& args);
 // --beam, --max-tokens, --length-penalty, --temperature, --top-k, --top-p, --no-repeat-ngram, --seed.
 void add_generation_options(CLI::App* cmd, GenerationOptions& options);
 
+// The checks of the verbs that draw (generate, edit, eval of a generator), for the options given: --steps
+// from 1 to 10000, a guidance scale (`flag`) from 0 to 100; usage errors naming the flag.
+void check_steps(const CLI::Option* option, int64_t steps);
+void check_guidance(const CLI::Option* option, const std::string& flag, double scale);
+
 // Whether the model writes `what` ("caption", "vqa"), or a usage error that says what it is and what
 // `verb` needs.
 void need_writer(const Model& model, const std::string& verb, const std::string& what);
