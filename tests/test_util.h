@@ -3,6 +3,7 @@
 
 #include <fcntl.h>
 #include <gtest/gtest.h>
+#include <sys/file.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -122,6 +123,36 @@ inline std::filesystem::path python_fixture(const std::string& script, const std
     }
     fs::remove_all(scratch, ignored);
   }
+  return fs::exists(dir / ".complete") ? dir : fs::path();
+}
+
+// A directory that `make(dir)` fills once for every test process of this build: ctest runs each test in its
+// own process, two at a time, and training the same fixture runs in each would cost minutes. The first
+// process to take the lock makes it; the others wait on the lock and use it. A rebuilt test binary or CLI
+// makes it afresh. Returns the directory, or an empty path when `make` returned false.
+inline std::filesystem::path shared_fixture(const std::string& name,
+                                            const std::function<bool(const std::filesystem::path&)>& make) {
+  namespace fs = std::filesystem;
+  auto stamp = [](const fs::path& file) {
+    return std::to_string(fs::last_write_time(file).time_since_epoch().count());
+  };
+  const fs::path dir = fs::temp_directory_path() / "mmlearn-tests" /
+                       (name + "." + stamp(fs::read_symlink("/proc/self/exe")) + "." + stamp(MMLEARN_CLI));
+  fs::create_directories(dir.parent_path());
+  const int lock = ::open((dir.string() + ".lock").c_str(), O_CREAT | O_RDWR | O_CLOEXEC, 0644);
+  if (lock < 0 || ::flock(lock, LOCK_EX) != 0) return {};
+  if (!fs::exists(dir / ".complete")) {
+    fs::remove_all(dir);
+    fs::create_directories(dir);
+    bool made = false;
+    try {
+      made = make(dir);
+    } catch (const std::exception& e) {
+      ADD_FAILURE() << name << ": " << e.what();
+    }
+    if (made) std::ofstream(dir / ".complete") << "\n";
+  }
+  ::close(lock);  // (releases the lock)
   return fs::exists(dir / ".complete") ? dir : fs::path();
 }
 

@@ -26,27 +26,35 @@ struct Case {
 
 // The files the cases use: data, a trained CLIP and a trained recognizer, and broken copies of them.
 struct Fixture {
-  fs::path dir, shapes, speech, clip, whisper;
+  fs::path dir;  // where a case writes
+  fs::path shapes, speech, clip, whisper;
 };
 
 const Fixture& fixture() {
   static const Fixture f = [] {
-    Fixture x;
-    x.dir = fs::temp_directory_path() / "mmlearn-tests" / ("bad-input-" + std::to_string(::getpid()));
-    fs::remove_all(x.dir);
-    x.shapes = x.dir / "shapes", x.speech = x.dir / "speech", x.clip = x.dir / "clip",
-    x.whisper = x.dir / "whisper";
-    auto ok = [](const std::string& args) {
-      const auto r = test::run_cli(args);
-      EXPECT_EQ(r.status, 0) << args << "\n" << r.output;
-    };
-    ok("data shapes --out " + x.shapes.string() + " --train 64 --test 8 --seed 2");
-    ok("data shapes --audio --out " + x.speech.string() + " --train 8 --test 2 --seed 2 --image-size 32");
-    ok("train --preset clip-tiny --data " + x.shapes.string() + " --out " + x.clip.string() +
-       " --steps 2 --batch-size 8 --vocab-size 600 --eval-every 1000");
-    ok("train --preset whisper-tiny-shapes --data " + x.speech.string() + " --out " + x.whisper.string() +
-       " --steps 1 --batch-size 4 --vocab-size 280 --eval-samples 1");
-    return x;
+    const fs::path dir = test::shared_fixture("bad-input", [](const fs::path& d) {
+      bool all_ok = true;
+      auto ok = [&](const std::string& args) {
+        const auto r = test::run_cli(args);
+        EXPECT_EQ(r.status, 0) << args << "\n" << r.output;
+        all_ok = all_ok && r.status == 0;
+      };
+      ok("data shapes --out " + (d / "shapes").string() + " --train 64 --test 8 --seed 2");
+      ok("data shapes --audio --out " + (d / "speech").string() +
+         " --train 8 --test 2 --seed 2 --image-size 32");
+      ok("train --preset clip-tiny --data " + (d / "shapes").string() + " --out " + (d / "clip").string() +
+         " --steps 2 --batch-size 8 --vocab-size 600 --eval-every 1000");
+      ok("train --preset whisper-tiny-shapes --data " + (d / "speech").string() + " --out " +
+         (d / "whisper").string() + " --steps 1 --batch-size 4 --vocab-size 280 --eval-samples 1");
+      return all_ok;
+    });
+    if (dir.empty()) ADD_FAILURE() << "the files the cases share could not be made";
+    // What the cases write goes to a folder of this process's own: the shared one is only read.
+    const fs::path scratch =
+        fs::temp_directory_path() / "mmlearn-tests" / ("bad-input-" + std::to_string(::getpid()));
+    fs::remove_all(scratch);
+    fs::create_directories(scratch);
+    return Fixture{scratch, dir / "shapes", dir / "speech", dir / "clip", dir / "whisper"};
   }();
   return f;
 }

@@ -22,13 +22,16 @@ namespace {
 // A tiny trained model shared by the tests here.
 const fs::path& model_dir() {
   static const fs::path dir = [] {
-    fs::path d = fs::temp_directory_path() / "mmlearn-tests" / ("cli-model-" + std::to_string(::getpid()));
-    fs::remove_all(d);
-    CliRun data = run_cli("data shapes --out " + (d / "shapes").string() + " --train 256 --test 64 --seed 1");
-    EXPECT_EQ(data.status, 0) << data.output;
-    CliRun train = run_cli("train --data " + (d / "shapes").string() + " --out " + (d / "run").string() +
-                           " --steps 3 --batch-size 32");
-    EXPECT_EQ(train.status, 0) << train.output;
+    const fs::path d = mmlearn::test::shared_fixture("cli-model", [](const fs::path& d) {
+      CliRun data =
+          run_cli("data shapes --out " + (d / "shapes").string() + " --train 256 --test 64 --seed 1");
+      EXPECT_EQ(data.status, 0) << data.output;
+      CliRun train = run_cli("train --data " + (d / "shapes").string() + " --out " + (d / "run").string() +
+                             " --steps 3 --batch-size 32");
+      EXPECT_EQ(train.status, 0) << train.output;
+      return data.status == 0 && train.status == 0;
+    });
+    if (d.empty()) ADD_FAILURE() << "the model the tests share could not be made";
     return d;
   }();
   return dir;

@@ -3,7 +3,6 @@
 // the PNGs and the contact sheet are written; bad prompts, images, flags and models end with a clear message
 // and exit status 2.
 #include <gtest/gtest.h>
-#include <unistd.h>
 
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -24,28 +23,30 @@ struct Runs {
 };
 
 // A generator trained a few steps each way (autoencoder, then UNet): what the verb does with a model, not
-// how well it learned.
+// how well it learned. Made once for all the tests of this file (they only read it).
 const Runs& runs() {
   static const Runs r = [] {
-    Runs x;
-    x.dir = fs::temp_directory_path() / "mmlearn-tests" / ("generate-cli-" + std::to_string(::getpid()));
-    fs::remove_all(x.dir);
-    x.scenes = x.dir / "scenes", x.generator = x.dir / "generator", x.clip = x.dir / "clip";
-    auto ok = [](const std::string& args) {
-      const auto run = run_cli(args);
-      EXPECT_EQ(run.status, 0) << args << "\n" << run.output;
-    };
-    ok("data shapes --out " + x.scenes.string() + " --train 32 --test 24 --seed 5");
-    ok("train --task generate --data " + x.scenes.string() + " --out " + x.generator.string() +
-       " --steps 4 --autoencoder-steps 2 --batch-size 8 --vocab-size 600 --eval-every 1000");
-    ok("train --preset clip-tiny --data " + x.scenes.string() + " --out " + x.clip.string() +
-       " --steps 1 --batch-size 8 --vocab-size 600 --eval-every 1000");
-    // An instruction editor made from the generator, trained a few steps on edit triplets.
-    x.edits = x.dir / "edits", x.editor = x.dir / "editor";
-    ok("data shapes --task edit --out " + x.edits.string() + " --train 32 --test 4 --seed 5");
-    ok("train --preset editor-tiny --init-from " + x.generator.string() + " --data " + x.edits.string() +
-       " --out " + x.editor.string() + " --steps 3 --batch-size 8 --eval-every 2 --eval-samples 2");
-    return x;
+    const fs::path dir = test::shared_fixture("generate-cli", [](const fs::path& d) {
+      bool all_ok = true;
+      auto ok = [&](const std::string& args) {
+        const auto run = run_cli(args);
+        EXPECT_EQ(run.status, 0) << args << "\n" << run.output;
+        all_ok = all_ok && run.status == 0;
+      };
+      const std::string scenes = (d / "scenes").string(), edits = (d / "edits").string();
+      ok("data shapes --out " + scenes + " --train 32 --test 24 --seed 5");
+      ok("train --task generate --data " + scenes + " --out " + (d / "generator").string() +
+         " --steps 4 --autoencoder-steps 2 --batch-size 8 --vocab-size 600 --eval-every 1000");
+      ok("train --preset clip-tiny --data " + scenes + " --out " + (d / "clip").string() +
+         " --steps 1 --batch-size 8 --vocab-size 600 --eval-every 1000");
+      // An instruction editor made from the generator, trained a few steps on edit triplets.
+      ok("data shapes --task edit --out " + edits + " --train 32 --test 4 --seed 5");
+      ok("train --preset editor-tiny --init-from " + (d / "generator").string() + " --data " + edits +
+         " --out " + (d / "editor").string() + " --steps 3 --batch-size 8 --eval-every 2 --eval-samples 2");
+      return all_ok;
+    });
+    if (dir.empty()) ADD_FAILURE() << "the generator runs the tests share could not be made";
+    return Runs{dir, dir / "scenes", dir / "generator", dir / "clip", dir / "edits", dir / "editor"};
   }();
   return r;
 }
@@ -147,14 +148,15 @@ TEST(GenerateCli, EvalJudgesTheDrawnPicturesAndTheRealOnes) {
   const auto [single, pairs] = expected_prompts(5);
   ASSERT_GT(single, 0);
   ASSERT_GT(pairs, 0);
-  for (const json& s : {m, m["judge_on_real"]}) {
+  for (const json& s : {m, m["judge_on_real"], m["judge_on_autoencoded"]}) {
     EXPECT_EQ(s["single"]["n"], single);
     EXPECT_EQ(s["pairs"]["n"], pairs);
-    for (const char* a : {"color", "shape", "size"}) {
+    for (const char* a : {"color", "shape", "size", "one_object"}) {
       EXPECT_GE(s["single"][a].get<double>(), 0);
       EXPECT_LE(s["single"][a].get<double>(), 1);
     }
     EXPECT_LE(s["pairs"]["relation"].get<double>(), s["pairs"]["both_objects"].get<double>());
+    EXPECT_GE(s["pairs"]["two_objects"].get<double>(), 0);
     EXPECT_GE(s["clip_score"].get<double>(), 0);
     EXPECT_LE(s["clip_score"].get<double>(), 100);
   }
@@ -270,6 +272,38 @@ TEST(GenerateCli, AnEditorMadeFromTheGeneratorEditsByInstruction) {
   EXPECT_EQ(unet["in_channels"], 8);
 }
 
+// On edit triplets eval judges edits: an editor's by instruction, a generator's by SDEdit, each triplet once,
+// counted by kind, beside the judge's reading of the targets and of the unchanged sources.
+TEST(GenerateCli, EvalJudgesEditsByInstructionAndBySDEdit) {
+  const fs::path dir = test::temp_dir("edit-judge");
+  for (const auto& [model, method] :
+       {std::pair{runs().editor, "instruct"}, std::pair{runs().generator, "sdedit"}}) {
+    const fs::path samples = dir / method;
+    const auto r =
+        run_cli(str_cat("eval --model ", model.string(), " --data ", runs().edits.string(), " --judge ",
+                        runs().clip.string(), " --steps 3 --json --samples ", samples.string()));
+    ASSERT_EQ(r.status, 0) << r.output;
+    const json m = json::parse(r.output);
+    ASSERT_TRUE(m["edit"].contains(method)) << m.dump();
+    EXPECT_EQ(m["edit"].size(), 1u);
+    EXPECT_EQ(m["n"], 4);
+    int64_t counted = 0;
+    for (const auto& [kind, v] : m["by_kind"].items()) counted += v["n"].get<int64_t>();
+    EXPECT_EQ(counted, 4);
+    for (const double share :
+         {m["edit"][method].get<double>(), m["judge_on_real"].get<double>(), m["unchanged"].get<double>()}) {
+      EXPECT_GE(share, 0);
+      EXPECT_LE(share, 1);
+    }
+    EXPECT_EQ(m.contains("strength"), std::string(method) == "sdedit");
+    const json listing = json::parse(read_file(samples / "edits.json"));
+    ASSERT_EQ(listing.size(), 4u);
+    EXPECT_EQ(data::read_image(samples / listing[0]["file"].get<std::string>()).width, 64);
+    if (std::string(method) == "sdedit")  // SDEdit is told what the target holds, not what to change
+      EXPECT_EQ(listing[0]["text"].get<std::string>().rfind("a", 0), 0u) << listing[0]["text"];
+  }
+}
+
 TEST(GenerateCli, EditorsAndGeneratorsRefuseWhatTheOtherDoes) {
   const fs::path dir = test::temp_dir("instruct-bad");
   const std::string data = " --data " + runs().edits.string();
@@ -280,8 +314,21 @@ TEST(GenerateCli, EditorsAndGeneratorsRefuseWhatTheOtherDoes) {
       {str_cat("generate --model ", runs().editor.string(), " --text 'a red circle' --out ",
                (dir / "4").string()),
        2, "is an instruction editor"},
-      {str_cat("eval --model ", runs().editor.string(), data, " --judge ", runs().clip.string()), 2,
-       "not built yet"},
+      {str_cat("eval --model ", runs().editor.string(), " --data ", runs().scenes.string(), " --judge ",
+               runs().clip.string()),
+       2, "is judged on edit triplets"},
+      {str_cat("eval --model ", runs().editor.string(), data, " --judge ", runs().clip.string(),
+               " --strength 0.5"),
+       2, "--strength is SDEdit's"},
+      {str_cat("eval --model ", runs().generator.string(), data, " --judge ", runs().clip.string(),
+               " --image-guidance 2"),
+       2, "--image-guidance is an instruction editor's"},
+      {str_cat("eval --model ", runs().generator.string(), " --data ", runs().scenes.string(), " --judge ",
+               runs().clip.string(), " --strength 0.5"),
+       2, "--strength applies to judging SDEdit edits"},
+      {str_cat("eval --model ", runs().generator.string(), data, " --judge ", runs().clip.string(),
+               " --strength 0.01"),
+       2, "leaves no step to denoise"},
       {str_cat("train --preset generator-tiny --init-from ", runs().editor.string(), data,
                " --steps 1 --out ", (dir / "5").string()),
        2, "is an instruction editor"},

@@ -1,3 +1,4 @@
+#include <cmath>
 #include <iostream>
 #include <nlohmann/json.hpp>
 
@@ -14,7 +15,8 @@ void add_eval(CLI::App& app) {
       "eval",
       "evaluate a model on a manifest: retrieval R@K and zero-shot accuracy (CLIP), audio↔text R@K (CLAP), "
       "WER/CER (Whisper), accuracy and macro-F1 (classifiers), what a generator draws as a judge reads it "
-      "(per-attribute accuracy, attribute binding and relations, CLIP score, Frechet distance)");
+      "(per-attribute accuracy, attribute binding and relations, CLIP score, Frechet distance) or edits "
+      "(on edit triplets: the change made and the rest kept)");
   struct Args {
     ModelArgs model;
     std::string data, classes, precision = "fp32";
@@ -23,7 +25,7 @@ void add_eval(CLI::App& app) {
     std::vector<std::string> without;
     std::string task, judge, samples, sampler;
     int64_t steps = 0;
-    double guidance = 0;
+    double guidance = 0, strength = 0.6, image_guidance = 1.5;
     uint64_t seed = 0;
   };
   auto a = std::make_shared<Args>();
@@ -52,9 +54,16 @@ void add_eval(CLI::App& app) {
   auto* guidance =
       cmd->add_option("--guidance", a->guidance, "generate: guidance scale (default: the model's)");
   cmd->add_option("--seed", a->seed, "generate: random seed")->capture_default_str();
-  cmd->callback([a, cmd, steps, guidance] {
+  auto* strength = cmd->add_option("--strength", a->strength,
+                                   "generate, on edit triplets: SDEdit's strength (default 0.6)");
+  auto* image_guidance = cmd->add_option("--image-guidance", a->image_guidance,
+                                         "an instruction editor: its image guidance (default: the model's)");
+  cmd->callback([a, cmd, steps, guidance, strength, image_guidance] {
     check_steps(steps, a->steps);
     check_guidance(guidance, "--guidance", a->guidance);
+    check_guidance(image_guidance, "--image-guidance", a->image_guidance);
+    if (!(std::isfinite(a->strength) && a->strength > 0 && a->strength <= 1))
+      throw UsageError(str_cat("--strength ", a->strength, ": must be in (0, 1]"));
     if (!a->sampler.empty()) parse_sampler(a->sampler);
     auto model = open_model(a->model);
     if (!a->task.empty() && a->task != model->family().task)
@@ -62,7 +71,7 @@ void add_eval(CLI::App& app) {
                                " model, which does ", model->family().task));
     const auto reads = model->eval_flags();
     for (const char* flag : {"classes", "limit", "strict", "without", "judge", "samples", "sampler", "steps",
-                             "guidance", "seed"})
+                             "guidance", "seed", "strength", "image-guidance"})
       if (cmd->count(std::string("--") + flag) && !reads.count(flag))
         throw UsageError(str_cat("--", flag, " does not apply to a ", model->family().model_type, " model"));
     const auto metrics = model->evaluate(
@@ -77,7 +86,10 @@ void add_eval(CLI::App& app) {
          .sampler = a->sampler.empty() ? std::nullopt : std::optional<std::string>(a->sampler),
          .steps = steps->count() ? std::optional<int64_t>(a->steps) : std::nullopt,
          .guidance = guidance->count() ? std::optional<double>(a->guidance) : std::nullopt,
-         .seed = a->seed});
+         .seed = a->seed,
+         .strength = strength->count() ? std::optional<double>(a->strength) : std::nullopt,
+         .image_guidance =
+             image_guidance->count() ? std::optional<double>(a->image_guidance) : std::nullopt});
     if (a->json)
       std::cout << metrics.dump() << "\n";
     else

@@ -3,6 +3,7 @@
 #include <ATen/Parallel.h>
 
 #include <optional>
+#include <set>
 
 #include "mmlearn/core/error.h"
 #include "mmlearn/core/progress.h"
@@ -97,6 +98,38 @@ ImageTextDataset load_image_text(Manifest manifest, const text::BpeTokenizer& to
   ds.images = keep.size() == static_cast<size_t>(n) ? images : images.index_select(0, index);
   ds.ids = keep.size() == static_cast<size_t>(n) ? ids : ids.index_select(0, index);
   return ds;
+}
+
+torch::Tensor load_targets(ImageTextDataset& sources, const text::BpeTokenizer& tokenizer,
+                           const ImageTextOptions& load) {
+  Manifest targets = sources.manifest;
+  for (auto& r : targets.records) {
+    check(r.json.contains("target") && r.json["target"].is_string(), targets.where(r),
+          ": no \"target\" picture; instruction editors train and edits are judged on edit triplets (mmlearn "
+          "data shapes --task edit writes them)");
+    r.json["image"] = r.json["target"];
+  }
+  const ImageTextDataset read = load_image_text(std::move(targets), tokenizer, load);
+  if (read.size() == sources.size()) return read.images;
+  std::set<int64_t> lines;
+  for (const auto& r : read.manifest.records) lines.insert(r.line);
+  std::vector<int64_t> keep;
+  std::vector<Record> records;
+  std::vector<std::string> texts;
+  for (int64_t i = 0; i < sources.size(); ++i)
+    if (lines.count(sources.manifest.records[static_cast<size_t>(i)].line)) {
+      keep.push_back(i);
+      records.push_back(sources.manifest.records[static_cast<size_t>(i)]);
+      texts.push_back(sources.texts[static_cast<size_t>(i)]);
+    }
+  const auto rows = torch::tensor(keep, torch::kLong);
+  sources.skipped += sources.size() - static_cast<int64_t>(keep.size());
+  sources.skip_reasons.insert(sources.skip_reasons.end(), read.skip_reasons.begin(), read.skip_reasons.end());
+  sources.images = sources.images.index_select(0, rows);
+  sources.ids = sources.ids.index_select(0, rows);
+  sources.texts = std::move(texts);
+  sources.manifest.records = std::move(records);
+  return read.images;
 }
 
 }  // namespace mmlearn::data

@@ -55,4 +55,10 @@ ImageTextDataset load_image_text(Manifest manifest, const text::BpeTokenizer& to
 ImageTextDataset load_image_text(const std::filesystem::path& manifest, const text::BpeTokenizer& tokenizer,
                                  const ImageTextOptions& options);
 
+// The edited pictures ("target") of edit triplets (`sources` loaded from "image", with "text" the
+// instruction), row for row with `sources`; triplets whose target cannot be read leave `sources` too, counted
+// as skipped. A record without "target" is an error.
+torch::Tensor load_targets(ImageTextDataset& sources, const text::BpeTokenizer& tokenizer,
+                           const ImageTextOptions& load);
+
 }  // namespace mmlearn::data

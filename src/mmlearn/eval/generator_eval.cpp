@@ -10,6 +10,7 @@
 #include "mmlearn/core/error.h"
 #include "mmlearn/data/image_text_dataset.h"
 #include "mmlearn/eval/clip_eval.h"
+#include "mmlearn/eval/object_judge.h"
 
 namespace mmlearn {
 namespace fs = std::filesystem;
@@ -33,10 +34,6 @@ struct Prompt {
   Object first, second;         // pairs: in the order the caption names them
   int64_t relation = -1;        // pairs: of first to second, an index into kRelations
 };
-
-std::string with_article(const std::string& phrase) {
-  return (std::string("aeiou").find(phrase[0]) != std::string::npos ? "an " : "a ") + phrase;
-}
 
 // A two-object caption with a relation between them: the objects in the caption's order and the relation,
 // or nothing (another kind of caption, or two objects the caption cannot tell apart).
@@ -62,132 +59,87 @@ std::optional<Prompt> pair_prompt(const json& r, int64_t row) {
   return std::nullopt;
 }
 
-// What the judge makes of images (their embeddings [N, E]) for the prompts they were drawn for.
+// Pictures through the generator's autoencoder and back, at its size: the best its UNet could draw them.
+torch::Tensor autoencoded(GeneratorBundle& g, const torch::Tensor& images_u8) {
+  torch::NoGradGuard no_grad;
+  const auto x = resized(images_u8, g.config.image_size);
+  std::vector<torch::Tensor> out;
+  for (int64_t first = 0; first < x.size(0); first += 64) {
+    const auto batch = x.narrow(0, first, std::min<int64_t>(64, x.size(0) - first));
+    out.push_back(to_pixels(g.vae->decode(g.vae->encode(to_unit_range(batch)).mode())));
+  }
+  return torch::cat(out);
+}
+
+// The relation of the object at a to the one at b, by the data generator's rule: along the axis where their
+// centres differ most (data/shapes.cpp). An index into kRelations.
+int64_t relation_of(const SceneObject& a, const SceneObject& b) {
+  const double dx = a.x - b.x, dy = a.y - b.y;
+  if (std::abs(dx) >= std::abs(dy)) return dx < 0 ? 0 : 1;
+  return dy < 0 ? 2 : 3;
+}
+
+// What the judge makes of the pictures drawn for the prompts.
 struct Verdicts {
-  std::vector<std::vector<bool>> attribute_right;  // single: [attribute][prompt]
-  std::vector<bool> both_objects, relation;        // pairs
+  std::vector<std::vector<bool>> attribute_right;         // single: [attribute][prompt]
+  std::vector<bool> one_object;                           // single: exactly one object found
+  std::vector<bool> both_objects, relation, two_objects;  // pairs
   double clip_score = 0;
 };
 
-class Judge {
- public:
-  Judge(ClipBundle& clip, const ZeroShotClasses& classes, Precision precision)
-      : clip_(clip), classes_(classes), precision_(precision) {
-    for (const auto& [name, values] : classes.attributes) {
-      if (name == "color") colors_ = values;
-      if (name == "shape") shapes_ = values;
-    }
-    for (const auto& c : colors_)
-      for (const auto& s : shapes_) objects_.push_back({c, s});
+// readings: of the pictures, singles first; embeds and prompts: the pictures' and the prompts' embeddings.
+Verdicts verdicts(const ObjectJudge& j, const std::vector<ObjectReading>& readings,
+                  const torch::Tensor& embeds, const torch::Tensor& prompts,
+                  const std::vector<Prompt>& single, const std::vector<Prompt>& pairs) {
+  Verdicts v;
+  v.clip_score = 100 * (embeds * prompts).sum(1).clamp_min(0).mean().item<double>();
+  const size_t attributes = j.classes().attributes.size();
+  v.attribute_right.resize(attributes);
+  // A single object: the largest object found must be the one asked for (none found: every attribute wrong).
+  for (size_t i = 0; i < single.size(); ++i) {
+    const ObjectReading& r = readings[i];
+    for (size_t k = 0; k < attributes; ++k)
+      if (single[i].labels[k] >= 0)
+        v.attribute_right[k].push_back(!r.objects.empty() && r.values[0][k] == single[i].labels[k]);
+    v.one_object.push_back(r.objects.size() == 1);
   }
-  bool judges_pairs() const { return objects_.size() >= 2; }
-  const std::vector<Object>& objects() const { return objects_; }
-
-  torch::Tensor texts(const std::vector<std::string>& texts) const {
-    return embed_texts(clip_.model,
-                       tokenize_batch(clip_.tokenizer, texts, clip_.model->config.text.context_length),
-                       precision_);
+  // Two objects: each asked-for object among those found, two different ones; then their relation.
+  const int64_t color = j.attribute("color"), shape = j.attribute("shape");
+  for (size_t i = 0; i < pairs.size(); ++i) {
+    const Prompt& p = pairs[i];
+    const ObjectReading& r = readings[single.size() + i];
+    auto find = [&](const Object& o, int64_t other) -> int64_t {
+      for (size_t k = 0; k < r.objects.size(); ++k)
+        if (static_cast<int64_t>(k) != other &&
+            r.values[k][static_cast<size_t>(color)] == j.value(color, o.color) &&
+            r.values[k][static_cast<size_t>(shape)] == j.value(shape, o.shape))
+          return static_cast<int64_t>(k);
+      return -1;
+    };
+    const int64_t a = find(p.first, -1), b = a >= 0 ? find(p.second, a) : -1;
+    const bool both = a >= 0 && b >= 0;
+    v.both_objects.push_back(both);
+    v.relation.push_back(both && relation_of(r.objects[static_cast<size_t>(a)],
+                                             r.objects[static_cast<size_t>(b)]) == p.relation);
+    v.two_objects.push_back(r.objects.size() == 2);
   }
-  torch::Tensor images(const torch::Tensor& images_u8) const {
-    const int64_t side = clip_.model->config.vision.image_size;
-    torch::Tensor pixels = images_u8;
-    if (pixels.size(2) != side || pixels.size(3) != side) {
-      namespace F = torch::nn::functional;
-      pixels = F::interpolate(pixels.to(torch::kFloat), F::InterpolateFuncOptions()
-                                                            .size(std::vector<int64_t>{side, side})
-                                                            .mode(torch::kBilinear)
-                                                            .align_corners(false))
-                   .round()
-                   .clamp(0, 255)
-                   .to(torch::kUInt8);
-    }
-    return embed_images(clip_.model, pixels, precision_);
-  }
-
-  // The text side of judging the prompts, embedded once for every set of pictures judged against them: the
-  // prompts themselves, every pair of distinct objects in both orders, and each pair prompt in every
-  // relation.
-  struct PromptTexts {
-    torch::Tensor prompts, pairs, relations;  // [P, E], [objects^2, E], [pairs, relations, E]
-  };
-  PromptTexts embed_prompts(const std::vector<Prompt>& single, const std::vector<Prompt>& pairs) const {
-    PromptTexts t;
-    std::vector<std::string> prompt_texts;
-    for (const auto* set : {&single, &pairs})
-      for (const Prompt& p : *set) prompt_texts.push_back(p.text);
-    t.prompts = texts(prompt_texts);
-    if (pairs.empty()) return t;
-    std::vector<std::string> captions, relations;
-    for (const Object& a : objects_)
-      for (const Object& b : objects_)
-        captions.push_back(with_article(a.name()) + " and " + with_article(b.name()));
-    t.pairs = texts(captions);
-    for (const Prompt& p : pairs)
-      for (const auto& r : kRelations)
-        relations.push_back(with_article(p.first.name()) + " " + r + " " + with_article(p.second.name()));
-    t.relations = texts(relations).view(
-        {static_cast<int64_t>(pairs.size()), static_cast<int64_t>(kRelations.size()), -1});
-    return t;
-  }
-
-  Verdicts judge(const torch::Tensor& embeds, const std::vector<Prompt>& single,
-                 const std::vector<Prompt>& pairs, const PromptTexts& t) const {
-    Verdicts v;
-    v.clip_score = 100 * (embeds * t.prompts).sum(1).clamp_min(0).mean().item<double>();
-
-    const auto single_embeds = embeds.narrow(0, 0, static_cast<int64_t>(single.size()));
-    if (!single.empty()) {
-      const auto probabilities =
-          zero_shot_probabilities(clip_.model, clip_.tokenizer, classes_, single_embeds, precision_);
-      for (size_t k = 0; k < classes_.attributes.size(); ++k) {
-        const auto predicted = probabilities[k].argmax(1);
-        std::vector<bool> right;
-        for (size_t i = 0; i < single.size(); ++i)
-          if (single[i].labels[k] >= 0)
-            right.push_back(predicted[static_cast<int64_t>(i)].item<int64_t>() == single[i].labels[k]);
-        v.attribute_right.push_back(std::move(right));
-      }
-    }
-    if (pairs.empty()) return v;
-    const auto pair_embeds =
-        embeds.narrow(0, static_cast<int64_t>(single.size()), static_cast<int64_t>(pairs.size()));
-    // Every ordered pair of distinct objects; an unordered pair scores the mean of its two orders.
-    const int64_t n = static_cast<int64_t>(objects_.size());
-    const auto ordered = torch::matmul(pair_embeds, t.pairs.t()).view({-1, n, n});
-    auto unordered = (ordered + ordered.transpose(1, 2)) / 2;
-    unordered = unordered - 1e9 * torch::eye(n).unsqueeze(0);  // an object paired with itself is no pair
-    const auto best = unordered.flatten(1).argmax(1);
-    for (size_t i = 0; i < pairs.size(); ++i) {
-      const Prompt& p = pairs[i];
-      const int64_t b = best[static_cast<int64_t>(i)].item<int64_t>();
-      const Object &x = objects_[static_cast<size_t>(b / n)], &y = objects_[static_cast<size_t>(b % n)];
-      const bool both = (x == p.first && y == p.second) || (x == p.second && y == p.first);
-      const auto row = static_cast<int64_t>(i);
-      const int64_t relation = torch::matmul(t.relations[row], pair_embeds[row]).argmax().item<int64_t>();
-      v.both_objects.push_back(both);
-      v.relation.push_back(both && relation == p.relation);
-    }
-    return v;
-  }
-
- private:
-  ClipBundle& clip_;
-  const ZeroShotClasses& classes_;
-  Precision precision_;
-  std::vector<std::string> colors_, shapes_;
-  std::vector<Object> objects_;
-};
+  return v;
+}
 
 double share(const std::vector<bool>& v) {
   return v.empty() ? 0.0 : static_cast<double>(std::count(v.begin(), v.end(), true)) / v.size();
 }
 
 json summary(const Verdicts& v, const ZeroShotClasses& classes, size_t singles, size_t pairs) {
-  json single{{"n", singles}};
+  json single{{"n", singles}, {"one_object", share(v.one_object)}};
   for (size_t k = 0; k < v.attribute_right.size(); ++k)
     single[classes.attributes[k].first] = share(v.attribute_right[k]);
   return {{"single", single},
-          {"pairs", {{"both_objects", share(v.both_objects)}, {"relation", share(v.relation)}, {"n", pairs}}},
+          {"pairs",
+           {{"both_objects", share(v.both_objects)},
+            {"relation", share(v.relation)},
+            {"two_objects", share(v.two_objects)},
+            {"n", pairs}}},
           {"clip_score", v.clip_score}};
 }
 
@@ -221,7 +173,8 @@ json evaluate_generator(GeneratorBundle& g, ClipBundle& judge, const fs::path& m
                                         {.image_size = judge.model->config.vision.image_size,
                                          .context_length = judge.model->config.text.context_length,
                                          .skip_bad_records = true});
-  Judge judging(judge, classes, o.precision);
+  ObjectJudge judging(judge, classes, o.precision);
+  const bool judges_pairs = judging.attribute("color") >= 0 && judging.attribute("shape") >= 0;
 
   std::vector<Prompt> single, pairs;
   for (int64_t i = 0; i < ds.size(); ++i) {
@@ -244,7 +197,7 @@ json evaluate_generator(GeneratorBundle& g, ClipBundle& judge, const fs::path& m
         p.labels.push_back(label);
       }
       if (any) single.push_back(std::move(p));
-    } else if (judging.judges_pairs() && (o.limit == 0 || static_cast<int64_t>(pairs.size()) < o.limit)) {
+    } else if (judges_pairs && (o.limit == 0 || static_cast<int64_t>(pairs.size()) < o.limit)) {
       if (auto p = pair_prompt(r, i)) pairs.push_back(std::move(*p));
     }
   }
@@ -272,14 +225,22 @@ json evaluate_generator(GeneratorBundle& g, ClipBundle& judge, const fs::path& m
 
   std::vector<int64_t> rows;
   for (const Prompt* p : all) rows.push_back(p->row);
-  const auto generated = judging.images(images);
-  const auto real = judging.images(ds.images.index_select(0, torch::tensor(rows)));
-  const auto prompt_texts = judging.embed_prompts(single, pairs);
-  json metrics =
-      summary(judging.judge(generated, single, pairs, prompt_texts), classes, single.size(), pairs.size());
+  std::vector<std::string> texts;
+  for (const Prompt* p : all) texts.push_back(p->text);
+  const auto prompts = judging.texts(texts);
+  const auto real_images = ds.images.index_select(0, torch::tensor(rows));
+  const auto generated = judging.images(images), real = judging.images(real_images);
+  json metrics = summary(verdicts(judging, judging.read(images), generated, prompts, single, pairs), classes,
+                         single.size(), pairs.size());
   metrics["frechet"] = total >= 2 ? json(frechet_distance(generated, real)) : json();
   metrics["judge_on_real"] =
-      summary(judging.judge(real, single, pairs, prompt_texts), classes, single.size(), pairs.size());
+      summary(verdicts(judging, judging.read(real_images), real, prompts, single, pairs), classes,
+              single.size(), pairs.size());
+  // What the autoencoder alone loses, told apart from what the UNet has not learnt.
+  const auto round_trip = autoencoded(g, real_images);
+  metrics["judge_on_autoencoded"] =
+      summary(verdicts(judging, judging.read(round_trip), judging.images(round_trip), prompts, single, pairs),
+              classes, single.size(), pairs.size());
   metrics["sampler"] = sampler_name(o.generate.sampler);
   metrics["steps"] = o.generate.steps;
   metrics["guidance"] = o.generate.guidance;

@@ -1,19 +1,23 @@
 // Judging what a text-to-image generator drew: images are generated for held-out captions and an
-// independently trained image–text model (a CLIP, the "judge") reads them back.
-//   single   prompts of one object (records with "labels"): is the drawn object's colour, shape and size the
-//            one asked for? The judge classifies each image over every "a {size} {color} {shape}" of the
-//            classes file and marginalizes per attribute, as zero-shot evaluation does (eval/clip_eval.h).
-//   pairs    prompts of two objects in a relation ("a red circle left of a blue square"): are both objects
-//            there, each with its own colour (attribute binding), and is their relation the one asked for?
-//            The judge picks the pair among every unordered pair of distinct (colour, shape) objects ("a red
-//            circle and a blue square", both orders averaged), then the relation among left of, right of,
-//            above and below; "relation" counts the prompts where both are right.
-//   clip_score   100 x the mean cosine of an image and its prompt in the judge's space, at least 0
+// independently trained image–text model (a CLIP, the "judge") reads them back, object by object, as GenEval
+// does: the objects of each picture are found (eval/scene_objects.h: saturated objects on the shapes world's
+// dark background) and each is classified alone, zero-shot over every "a {size} {color} {shape}" of the
+// classes file, marginalized per attribute (eval/clip_eval.h).
+//   single   prompts of one object (records with "labels"): is the largest object found the colour, shape and
+//            size asked for? A picture where no object is found is wrong in each. "one_object": the share of
+//            pictures with exactly one object.
+//   pairs    prompts of two objects in a relation ("a red circle left of a blue square"): "both_objects",
+//   both
+//            found, each with its own colour and shape (attribute binding); "relation", both found and the
+//            first where the caption puts it, by the data's own rule (the axis where the centres differ
+//            most); "two_objects", exactly two objects in the picture.
+//   clip_score   100 x the mean cosine of a whole picture and its prompt in the judge's space, at least 0
 //                (CLIPScore as torchmetrics reports it).
 //   frechet  the Fréchet distance between the judge's embeddings of the generated images and of the held-out
 //            images of the same records (FID's formula in the judge's embedding space).
 // The same judging of the real held-out images ("judge_on_real") says how far the judge itself can be
-// trusted.
+// trusted; of those images passed through the generator's autoencoder and back ("judge_on_autoencoded"), how
+// much the autoencoder alone loses.
 //
 //   auto metrics = mmlearn::evaluate_generator(generator, judge, "shapes/test.jsonl", "shapes/classes.json",
 //                                              {.generate = {.steps = 25, .guidance = 5}});

@@ -21,6 +21,7 @@
 #include "mmlearn/core/log.h"
 #include "mmlearn/core/progress.h"
 #include "mmlearn/data/image_text_dataset.h"
+#include "mmlearn/eval/edit_eval.h"
 #include "mmlearn/eval/generator_eval.h"
 #include "mmlearn/models/clip_import.h"
 #include "mmlearn/models/generator.h"
@@ -127,41 +128,6 @@ GeneratorBundle generator_to_train(const TrainOptions& o, const fs::path& resume
   return g;
 }
 
-// The edited pictures ("target") of an editor's triplets, row for row with `sources` (loaded from "image",
-// with "text" the instruction); triplets whose target cannot be read leave `sources` too, counted as skipped.
-torch::Tensor load_targets(data::ImageTextDataset& sources, const text::BpeTokenizer& tokenizer,
-                           const data::ImageTextOptions& load) {
-  data::Manifest targets = sources.manifest;
-  for (auto& r : targets.records) {
-    check(
-        r.json.contains("target") && r.json["target"].is_string(), targets.where(r),
-        ": no \"target\" picture; an instruction editor trains on edit triplets (mmlearn data shapes --task "
-        "edit writes them)");
-    r.json["image"] = r.json["target"];
-  }
-  const data::ImageTextDataset read = data::load_image_text(std::move(targets), tokenizer, load);
-  if (read.size() == sources.size()) return read.images;
-  std::set<int64_t> lines;
-  for (const auto& r : read.manifest.records) lines.insert(r.line);
-  std::vector<int64_t> keep;
-  std::vector<data::Record> records;
-  std::vector<std::string> texts;
-  for (int64_t i = 0; i < sources.size(); ++i)
-    if (lines.count(sources.manifest.records[static_cast<size_t>(i)].line)) {
-      keep.push_back(i);
-      records.push_back(sources.manifest.records[static_cast<size_t>(i)]);
-      texts.push_back(sources.texts[static_cast<size_t>(i)]);
-    }
-  const auto rows = torch::tensor(keep, torch::kLong);
-  sources.skipped += sources.size() - static_cast<int64_t>(keep.size());
-  sources.skip_reasons.insert(sources.skip_reasons.end(), read.skip_reasons.begin(), read.skip_reasons.end());
-  sources.images = sources.images.index_select(0, rows);
-  sources.ids = sources.ids.index_select(0, rows);
-  sources.texts = std::move(texts);
-  sources.manifest.records = std::move(records);
-  return read.images;
-}
-
 class GeneratorTask : public TrainTask {
  public:
   GeneratorTask(const TrainOptions& o, const fs::path& resume_from, data::Manifest train)
@@ -211,6 +177,7 @@ class GeneratorTask : public TrainTask {
     auto& [pixels, ids, indices] =
         std::any_cast<std::tuple<torch::Tensor, torch::Tensor, torch::Tensor>&>(prepared);
     last_step_ = step.step;
+    precision_ = step.precision;
     AutocastGuard autocast(step.precision);
     if (step.step < unet_from()) return autoencoder_loss(pixels, step);
     return diffusion_loss(ids, indices, step);
@@ -226,6 +193,13 @@ class GeneratorTask : public TrainTask {
     auto average = ema_->parameters();
     const auto weights = g_.unet->parameters();
     for (size_t i = 0; i < average.size(); ++i) average[i].mul_(decay).add_(weights[i], 1 - decay);
+  }
+
+  // The autoencoder and then the UNet, each with its own warm-up and decay: the autoencoder ends annealed
+  // (sharper pictures for the UNet to learn), and the UNet, which starts from scratch, warms up.
+  std::pair<int64_t, int64_t> schedule_part(int64_t step, int64_t total) const override {
+    if (step < unet_from()) return {0, total > 0 ? std::min(unet_from(), total) : unet_from()};
+    return {unet_from(), total};
   }
 
   void train_mode() override {
@@ -326,10 +300,13 @@ class GeneratorTask : public TrainTask {
     const int64_t n = std::min<int64_t>(8, test_.size());
     const std::vector<std::string> prompts(test_.texts.begin(), test_.texts.begin() + n);
     GeneratorBundle average{g_.config, g_.text, g_.vae, ema_};
-    const GenerateOptions options{.sampler = g_.config.sampler,
-                                  .steps = g_.config.sampling_steps,
-                                  .guidance = g_.config.guidance,
-                                  .seed = 0};
+    const GenerateOptions options{
+        .sampler = g_.config.sampler,
+        .steps = g_.config.sampling_steps,
+        .guidance = g_.config.guidance,
+        .seed = 0,
+        // bf16 when training is: sampling is several times faster in it
+        .precision = precision_ == Precision::bf16 ? Precision::bf16 : Precision::fp32};
     const auto sources = test_.images.slice(0, 0, n);
     const auto images = instruct_
                             ? torch::cat({sources, edit_by_instruction(average, sources, prompts,
@@ -433,6 +410,7 @@ class GeneratorTask : public TrainTask {
   torch::Tensor train_targets_, test_targets_;  // an editor's targets (uint8), row for row
   torch::Tensor empty_ids_, latents_mean_, latents_logvar_, source_latents_, alphas_cumprod_;
   int64_t last_step_ = 0;
+  Precision precision_ = Precision::fp32;  // the steps' (what the samples are drawn in)
 };
 
 // Whether two CLIPs have the same text tower (a judge must not be the generator's own text encoder).
@@ -451,16 +429,30 @@ class GeneratorModel : public Model {
   GeneratorModel(const ModelFamily& family, GeneratorBundle g) : Model(family), g_(std::move(g)) {}
 
   std::set<std::string> eval_flags() const override {
-    return {"judge", "samples", "sampler", "steps", "guidance", "seed", "limit", "classes"};
+    return {"judge", "samples", "sampler", "steps",    "guidance",
+            "seed",  "limit",   "classes", "strength", "image-guidance"};
   }
+  // Scenes (captions) judge what a generator draws; edit triplets (records with "target") judge its edits:
+  // an instruction editor's, or a text-to-image generator's by SDEdit.
   json evaluate(const EvalRequest& r) override {
-    if (edits_by_instruction(g_))
-      throw UsageError(
-          "judging an instruction editor's edits is not built yet; eval judges text-to-image generators");
+    const bool instruct = edits_by_instruction(g_);
     if (r.judge.empty())
       throw UsageError(
           "--judge is required: a CLIP trained apart from this generator, which reads the pictures");
     const fs::path manifest = data::find_manifest(r.data, "test");
+    const data::Manifest records = data::read_manifest(manifest);
+    const bool triplets = !records.records.empty() && records.records[0].json.contains("target");
+    if (instruct && !triplets)
+      throw UsageError(str_cat("--data ", r.data.string(),
+                               ": an instruction editor is judged on edit triplets (records with \"target\": "
+                               "mmlearn data shapes --task edit)"));
+    if (r.strength && (instruct || !triplets))
+      throw UsageError(instruct
+                           ? "--strength is SDEdit's; this model edits by instruction (leave --strength out)"
+                           : "--strength applies to judging SDEdit edits (--data of edit triplets)");
+    if (r.image_guidance && !instruct)
+      throw UsageError(
+          "--image-guidance is an instruction editor's; this generator edits by SDEdit (--strength)");
     const fs::path classes = r.classes.empty() ? manifest.parent_path() / "classes.json" : r.classes;
     if (!r.samples.empty() && fs::exists(r.samples) && !fs::is_empty(r.samples))
       throw UsageError(str_cat("--samples ", r.samples.string(), " is not empty: choose a new folder"));
@@ -473,39 +465,67 @@ class GeneratorModel : public Model {
       throw UsageError(
           str_cat("--judge ", r.judge.string(),
                   " is this generator's own text encoder: judge with a CLIP trained apart from it"));
-    GeneratorEvalOptions o{.generate = {.sampler = r.sampler ? parse_sampler(*r.sampler) : g_.config.sampler,
-                                        .steps = r.steps.value_or(g_.config.sampling_steps),
-                                        .guidance = r.guidance.value_or(g_.config.guidance),
-                                        .seed = r.seed,
-                                        .precision = r.precision},
-                           .limit = r.limit,
-                           .samples = r.samples,
-                           .precision = r.precision};
+    const GenerateOptions drawing{.sampler = r.sampler ? parse_sampler(*r.sampler) : g_.config.sampler,
+                                  .steps = r.steps.value_or(g_.config.sampling_steps),
+                                  .guidance = r.guidance.value_or(g_.config.guidance),
+                                  .seed = r.seed,
+                                  .precision = r.precision};
+    const double strength = r.strength.value_or(0.6);
+    if (triplets && !instruct && static_cast<int64_t>(strength * static_cast<double>(drawing.steps)) < 1)
+      throw UsageError(str_cat("--strength ", strength, " x ", drawing.steps,
+                               " steps leaves no step to denoise: raise --strength or --steps"));
     std::unique_ptr<Progress> bar;
-    o.progress = [&](int64_t done, int64_t total) {
-      if (!bar) bar = std::make_unique<Progress>("generate", total, "img");
+    auto progress = [&](int64_t done, int64_t total) {
+      if (!bar) bar = std::make_unique<Progress>(triplets ? "edit" : "generate", total, "img");
       bar->update(done);
     };
-    json metrics = evaluate_generator(g_, *clip, manifest, classes, o);
+    json metrics = triplets ? evaluate_edits(g_, *clip, manifest, classes,
+                                             {.generate = drawing,
+                                              .strength = strength,
+                                              .image_guidance = r.image_guidance,
+                                              .limit = r.limit,
+                                              .samples = r.samples,
+                                              .precision = r.precision,
+                                              .progress = progress})
+                            : evaluate_generator(g_, *clip, manifest, classes,
+                                                 {.generate = drawing,
+                                                  .limit = r.limit,
+                                                  .samples = r.samples,
+                                                  .precision = r.precision,
+                                                  .progress = progress});
     if (bar) bar->finish();
     return metrics;
   }
   std::string format_metrics(const json& m) const override {
     auto pct = [](const json& v) { return str_cat(std::round(1000 * v.get<double>()) / 10, "%"); };
+    if (m.contains("edit")) {
+      const std::string method = m["edit"].contains("instruct") ? "instruct" : "sdedit";
+      std::string out =
+          str_cat(method == "instruct" ? "edits by instruction" : "SDEdit edits", " (", m["n"].get<int64_t>(),
+                  " triplets, ", m["sampler"].get<std::string>(), ", ", m["steps"].get<int64_t>(),
+                  " steps): change made and the rest kept ", pct(m["edit"][method]), "\n");
+      for (const auto& [kind, v] : m["by_kind"].items())
+        out += str_cat("  ", kind, " ", pct(v["right"]), " of ", v["n"].get<int64_t>(), "\n");
+      return out + str_cat("the judge on the target pictures: ", pct(m["judge_on_real"]),
+                           "; on the unchanged sources: ", pct(m["unchanged"]), "\n");
+    }
     auto lines = [&](const json& s) {
       std::string out = str_cat("single (", s["single"]["n"].get<int64_t>(), " prompts):");
       for (const char* a : {"color", "shape", "size"})
         if (s["single"].contains(a)) out += str_cat("  ", a, " ", pct(s["single"][a]));
+      out += str_cat("  one object found ", pct(s["single"]["one_object"]));
       out += str_cat("\npairs (", s["pairs"]["n"].get<int64_t>(), " prompts):  both objects ",
                      pct(s["pairs"]["both_objects"]), "  relation ", pct(s["pairs"]["relation"]),
-                     "\nCLIP score ", std::round(100 * s["clip_score"].get<double>()) / 100, "\n");
+                     "  two objects found ", pct(s["pairs"]["two_objects"]), "\nCLIP score ",
+                     std::round(100 * s["clip_score"].get<double>()) / 100, "\n");
       return out;
     };
     return str_cat("generated (", m["sampler"].get<std::string>(), ", ", m["steps"].get<int64_t>(),
                    " steps, guidance ", m["guidance"].get<double>(), "):\n", lines(m),
                    "Frechet distance to the held-out images: ",
                    m["frechet"].is_null() ? std::string("-") : str_cat(m["frechet"].get<double>()),
-                   "\nthe judge on the real held-out images:\n", lines(m["judge_on_real"]));
+                   "\nthe judge on the real held-out images:\n", lines(m["judge_on_real"]),
+                   "the judge on them through the autoencoder and back:\n", lines(m["judge_on_autoencoded"]));
   }
 
  protected:

@@ -51,6 +51,8 @@ struct EvalRequest {
   std::optional<int64_t> steps;
   std::optional<double> guidance;
   uint64_t seed = 0;
+  // Edits: SDEdit's strength (a text-to-image generator) and an instruction editor's image guidance.
+  std::optional<double> strength, image_guidance;
 };
 
 // One example to classify: any of an image file, a text and an audio file.

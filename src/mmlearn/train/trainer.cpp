@@ -4,11 +4,13 @@
 #include <torch/nn/utils/clip_grad.h>
 #include <torch/optim/adamw.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <fstream>
 #include <limits>
 #include <mutex>
+#include <optional>
 #include <thread>
 
 #include "mmlearn/core/atomic_file.h"
@@ -162,7 +164,9 @@ class BatchOrder {
 };
 
 // --minutes: the run's length in steps, from the budget left after loading and the measured step time;
-// re-planned when the step time drifts.
+// re-planned when the step time drifts. A step's time is the median over the last steps, so that one slow
+// step (an evaluation, a checkpoint, a generator encoding its training images) does not swing the plan; what
+// the slow steps cost beyond it is spread over every step, since evaluations recur.
 class TimeBudget {
  public:
   TimeBudget(double minutes, Clock::time_point run_start) : seconds_(minutes * 60), run_start_(run_start) {}
@@ -170,13 +174,21 @@ class TimeBudget {
   // Called after each step; returns the planned total (0 while still timing).
   int64_t plan(int64_t steps_done, int64_t total) {
     const auto now = Clock::now();
-    if (steps_done == first_ + 1) window_start_ = now, window_steps_ = steps_done;  // the first step warms up
-    const int64_t timed = steps_done - window_steps_;
-    if (timed < (total == 0 ? 5 : 50)) return total;
-    const double per_step = std::chrono::duration<double>(now - window_start_).count() / timed;
+    const bool warming_up = steps_done == first_ + 1;  // the first step is not timed
+    if (!warming_up && last_.has_value())
+      durations_.push_back(std::chrono::duration<double>(now - *last_).count());
+    last_ = now;
+    if (static_cast<int64_t>(durations_.size()) < (total == 0 ? 5 : 50)) return total;
+    std::vector<double> sorted = durations_;
+    std::nth_element(sorted.begin(), sorted.begin() + static_cast<std::ptrdiff_t>(sorted.size() / 2),
+                     sorted.end());
+    const double typical = sorted[sorted.size() / 2];
+    for (const double d : durations_) beyond_typical_ += std::max(0.0, d - typical);
+    timed_ += static_cast<int64_t>(durations_.size());
+    durations_.clear();
+    const double per_step = typical + beyond_typical_ / static_cast<double>(timed_);
     const double left = seconds_ - std::chrono::duration<double>(now - run_start_).count();
     const auto fits = static_cast<int64_t>(std::max(0.0, left) / per_step);
-    window_start_ = now, window_steps_ = steps_done;
     if (total == 0) {
       check(fits >= 10, "--minutes ", seconds_ / 60, ": after loading and ", steps_done, " steps, ",
             std::max(0.0, left), " s are left, room for ", fits, " more steps at ", per_step,
@@ -196,8 +208,11 @@ class TimeBudget {
 
  private:
   double seconds_;
-  Clock::time_point run_start_, window_start_;
-  int64_t first_ = 0, window_steps_ = std::numeric_limits<int64_t>::max() / 2;
+  Clock::time_point run_start_;
+  std::optional<Clock::time_point> last_;  // when the previous step ended
+  std::vector<double> durations_;          // of the steps since the last plan
+  double beyond_typical_ = 0;              // seconds the timed steps took beyond each plan's median
+  int64_t first_ = 0, timed_ = 0;
 };
 
 // What a run is, settled before anything is loaded: its options (the family's defaults for what was left
@@ -477,10 +492,12 @@ TrainResult train(const TrainOptions& requested) {
   auto last_checkpoint = Clock::now();
   const auto loop_start = Clock::now();
   while (total == 0 || step < total) {
-    const double lr =
-        cosine_lr(step, std::max<int64_t>(total, 1),
-                  o.warmup_steps > 0 ? o.warmup_steps : std::max<int64_t>(1, (total ? total : 200) / 20),
-                  o.learning_rate.value());
+    const auto [begin, end] = task->schedule_part(step, total);
+    const int64_t length = std::max<int64_t>(end - begin, 1);  // (total is 0 while --minutes times steps)
+    const double lr = cosine_lr(
+        step - begin, length,
+        o.warmup_steps > 0 ? o.warmup_steps : std::max<int64_t>(1, (end > begin ? length : 200) / 20),
+        o.learning_rate.value());
     set_learning_rate(*optimizer, lr);
     std::vector<std::any> batches = loader.take(step);
     optimizer->zero_grad();
