@@ -349,8 +349,8 @@ class GeneratorTask : public TrainTask {
       p.requires_grad_(false);
       p.mutable_grad() = torch::Tensor();  // zero_grad left zeros, and AdamW would still move a zero gradient
     }
-    log_info("autoencoder trained: encoding ", train_.size(),
-             instruct_ ? " training triplets" : " training images");
+    log_info(unet_from() > 0 ? "autoencoder trained" : "autoencoder kept from --init-from", ": encoding ",
+             train_.size(), instruct_ ? " training triplets" : " training images");
     const auto dtype = g_.vae->post_quant_conv->weight.scalar_type();
     // The targets an editor learns to draw (a generator's images), and an editor's sources.
     auto encode = [&](const std::function<torch::Tensor(const std::vector<int64_t>&)>& pixels, bool logvar) {
