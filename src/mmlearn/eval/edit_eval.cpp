@@ -2,8 +2,11 @@
 
 #include <torch/torch.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <map>
+#include <string_view>
 
 #include "mmlearn/core/atomic_file.h"
 #include "mmlearn/core/error.h"
@@ -71,9 +74,8 @@ std::string caption_of(const json& objects) {
     std::string phrase;
     for (const char* a : {"size", "color", "shape"})
       if (o.contains(a) && o[a].is_string()) phrase += (phrase.empty() ? "" : " ") + o[a].get<std::string>();
-    parts.push_back(
-        (std::string("aeiou").find(phrase.empty() ? 'x' : phrase[0]) != std::string::npos ? "an " : "a ") +
-        phrase);
+    const bool vowel = !phrase.empty() && std::string_view("aeiou").find(phrase[0]) != std::string_view::npos;
+    parts.push_back((vowel ? "an " : "a ") + phrase);
   }
   std::string out;
   for (size_t i = 0; i < parts.size(); ++i)

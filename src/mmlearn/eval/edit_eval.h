@@ -6,8 +6,9 @@
 // An edit is right when the objects found are the target's, one for one: the same colour, shape and size,
 // each within a tenth of the picture's side of where the target has it (a move goes a quarter). So the change
 // must be made and everything else kept.
-//   {"edit": {"instruct" | "sdedit": share}, "by_kind": {"color", "shape", "size", "move", "remove", "add"},
-//    "n", "judge_on_real": the share of the target pictures themselves read as right (the judge's accuracy),
+//   {"edit": {"instruct" | "sdedit": share}, "n",
+//    "by_kind": {"color" | "shape" | "size" | "move" | "remove" | "add": {"right", "n"}},
+//    "judge_on_real": the share of the target pictures read as right (the judge's own accuracy),
 //    "unchanged": the share of the sources read as right (what returning the source scores), ...}
 //
 //   auto m = mmlearn::evaluate_edits(editor, judge, "edit/test.jsonl", "edit/classes.json", {});
