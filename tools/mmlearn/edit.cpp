@@ -1,4 +1,3 @@
-#include <cmath>
 #include <iostream>
 #include <nlohmann/json.hpp>
 
@@ -53,8 +52,7 @@ void add_edit(CLI::App& app) {
     if (a->text.find_first_not_of(" \t\n") == std::string::npos)
       throw UsageError("--text is empty: say what the edited picture should show");
     check_guidance(image_guidance, "--image-guidance", a->image_guidance);
-    if (!(std::isfinite(a->strength) && a->strength > 0 && a->strength <= 1))
-      throw UsageError(str_cat("--strength ", a->strength, ": must be in (0, 1]"));
+    check_strength(a->strength);
     if (a->n < 1 || a->n > 256) throw UsageError(str_cat("--n ", a->n, ": must be between 1 and 256"));
     check_steps(steps, a->steps);
     check_guidance(guidance, "--guidance", a->guidance);
@@ -65,11 +63,7 @@ void add_edit(CLI::App& app) {
     auto model = open_model(a->model);
     GeneratorBundle& g = need<GeneratorBundle>(*model, "edit", "a generator (train --task generate)");
     const bool instruct = edits_by_instruction(g);
-    if (instruct && strength->count())
-      throw UsageError("--strength is SDEdit's; this model edits by instruction (leave --strength out)");
-    if (!instruct && image_guidance->count())
-      throw UsageError(
-          "--image-guidance is an instruction editor's; this generator edits by SDEdit (--strength)");
+    check_edit_flags(g, strength->count() > 0, image_guidance->count() > 0);
     const data::Image image = data::read_image(a->image, {.max_pixels = 4096 * 4096});
     if (image.width != g.config.image_size || image.height != g.config.image_size)
       throw UsageError(str_cat("--image ", a->image, " is ", image.width, "x", image.height,
@@ -85,9 +79,7 @@ void add_edit(CLI::App& app) {
                                      .guidance = guidance->count() ? a->guidance : g.config.guidance,
                                      .precision = parse_precision(a->precision)},
                         .strength = a->strength};
-    if (!instruct && static_cast<int64_t>(a->strength * static_cast<double>(options.generate.steps)) < 1)
-      throw UsageError(str_cat("--strength ", a->strength, " x ", options.generate.steps,
-                               " steps leaves no step to denoise: raise --strength or --steps"));
+    if (!instruct) check_strength_leaves_a_step(a->strength, options.generate.steps);
     std::vector<torch::Tensor> all;
     Progress bar("edit", a->n, "img");
     for (int64_t i = 0; i < a->n; ++i) {

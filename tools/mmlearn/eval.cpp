@@ -1,4 +1,3 @@
-#include <cmath>
 #include <iostream>
 #include <nlohmann/json.hpp>
 
@@ -62,8 +61,7 @@ void add_eval(CLI::App& app) {
     check_steps(steps, a->steps);
     check_guidance(guidance, "--guidance", a->guidance);
     check_guidance(image_guidance, "--image-guidance", a->image_guidance);
-    if (!(std::isfinite(a->strength) && a->strength > 0 && a->strength <= 1))
-      throw UsageError(str_cat("--strength ", a->strength, ": must be in (0, 1]"));
+    check_strength(a->strength);
     if (!a->sampler.empty()) parse_sampler(a->sampler);
     auto model = open_model(a->model);
     if (!a->task.empty() && a->task != model->family().task)

@@ -46,6 +46,11 @@ void check_guidance(const CLI::Option* option, const std::string& flag, double s
     throw UsageError(str_cat(flag, " ", scale, ": must be a number from 0 to 100"));
 }
 
+void check_strength(double strength) {
+  if (!(std::isfinite(strength) && strength > 0 && strength <= 1))
+    throw UsageError(str_cat("--strength ", strength, ": must be in (0, 1]"));
+}
+
 void need_writer(const Model& model, const std::string& verb, const std::string& what) {
   if (model.writes() == what) return;
   const std::string is =

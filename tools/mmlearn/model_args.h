@@ -28,6 +28,8 @@ void add_generation_options(CLI::App* cmd, GenerationOptions& options);
 // from 1 to 10000, a guidance scale (`flag`) from 0 to 100; usage errors naming the flag.
 void check_steps(const CLI::Option* option, int64_t steps);
 void check_guidance(const CLI::Option* option, const std::string& flag, double scale);
+// SDEdit's --strength: in (0, 1].
+void check_strength(double strength);
 
 // Whether the model writes `what` ("caption", "vqa"), or a usage error that says what it is and what
 // `verb` needs.

@@ -141,6 +141,21 @@ bool edits_by_instruction(const GeneratorBundle& g) {
   return g.unet->config.in_channels == 2 * g.vae->config.latent_channels;
 }
 
+void check_edit_flags(const GeneratorBundle& g, bool strength_given, bool image_guidance_given) {
+  const bool instruct = edits_by_instruction(g);
+  if (instruct && strength_given)
+    throw UsageError("--strength is SDEdit's; this model edits by instruction (leave --strength out)");
+  if (!instruct && image_guidance_given)
+    throw UsageError(
+        "--image-guidance is an instruction editor's; this generator edits by SDEdit (--strength)");
+}
+
+void check_strength_leaves_a_step(double strength, int64_t steps) {
+  if (static_cast<int64_t>(strength * static_cast<double>(steps)) < 1)
+    throw UsageError(str_cat("--strength ", strength, " x ", steps,
+                             " steps leaves no step to denoise: raise --strength or --steps"));
+}
+
 UNet with_source_channels(const UNet& unet) {
   UNetConfig config = unet->config;
   config.in_channels = 2 * unet->config.out_channels;

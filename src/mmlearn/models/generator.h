@@ -63,6 +63,11 @@ GeneratorSizes generator_preset(const std::string& preset, int64_t text_width, i
 GeneratorBundle make_generator(const std::string& preset, ClipBundle text, int64_t image_size);
 // Whether the generator edits by instruction (its UNet takes the source latent too).
 bool edits_by_instruction(const GeneratorBundle& g);
+// The edit settings a generator takes, as usage errors naming the flag: --strength is SDEdit's (a
+// text-to-image generator), --image-guidance an instruction editor's; SDEdit's strength must leave at least
+// one of `steps` to denoise.
+void check_edit_flags(const GeneratorBundle& g, bool strength_given, bool image_guidance_given);
+void check_strength_leaves_a_step(double strength, int64_t steps);
 // A generator's UNet made an instruction editor's, as InstructPix2Pix starts from Stable Diffusion: the
 // source latent's input channels added with zero weights, so that it draws as before until it learns them.
 UNet with_source_channels(const UNet& unet);

@@ -446,13 +446,9 @@ class GeneratorModel : public Model {
       throw UsageError(str_cat("--data ", r.data.string(),
                                ": an instruction editor is judged on edit triplets (records with \"target\": "
                                "mmlearn data shapes --task edit)"));
-    if (r.strength && (instruct || !triplets))
-      throw UsageError(instruct
-                           ? "--strength is SDEdit's; this model edits by instruction (leave --strength out)"
-                           : "--strength applies to judging SDEdit edits (--data of edit triplets)");
-    if (r.image_guidance && !instruct)
-      throw UsageError(
-          "--image-guidance is an instruction editor's; this generator edits by SDEdit (--strength)");
+    if (r.strength && !instruct && !triplets)
+      throw UsageError("--strength applies to judging SDEdit edits (--data of edit triplets)");
+    check_edit_flags(g_, r.strength.has_value(), r.image_guidance.has_value());
     const fs::path classes = r.classes.empty() ? manifest.parent_path() / "classes.json" : r.classes;
     if (!r.samples.empty() && fs::exists(r.samples) && !fs::is_empty(r.samples))
       throw UsageError(str_cat("--samples ", r.samples.string(), " is not empty: choose a new folder"));
@@ -471,9 +467,7 @@ class GeneratorModel : public Model {
                                   .seed = r.seed,
                                   .precision = r.precision};
     const double strength = r.strength.value_or(0.6);
-    if (triplets && !instruct && static_cast<int64_t>(strength * static_cast<double>(drawing.steps)) < 1)
-      throw UsageError(str_cat("--strength ", strength, " x ", drawing.steps,
-                               " steps leaves no step to denoise: raise --strength or --steps"));
+    if (triplets && !instruct) check_strength_leaves_a_step(strength, drawing.steps);
     std::unique_ptr<Progress> bar;
     auto progress = [&](int64_t done, int64_t total) {
       if (!bar) bar = std::make_unique<Progress>(triplets ? "edit" : "generate", total, "img");
