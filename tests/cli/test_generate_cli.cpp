@@ -304,6 +304,18 @@ TEST(GenerateCli, EvalJudgesEditsByInstructionAndBySDEdit) {
   }
 }
 
+// A run too short to reach the UNet trains the autoencoder alone, and says so before it spends the time.
+TEST(GenerateCli, WarnsWhenTheRunEndsBeforeTheUNet) {
+  const fs::path dir = test::temp_dir("generate-short");
+  const auto run = run_cli(str_cat("train --task generate --data ", runs().scenes.string(), " --out ",
+                                   (dir / "run").string(),
+                                   " --steps 2 --autoencoder-steps 2 --batch-size 8 --vocab-size 600"));
+  EXPECT_EQ(run.status, 0) << run.output;
+  const auto warning = run.output.find("only the autoencoder trains");
+  ASSERT_NE(warning, std::string::npos) << run.output;
+  EXPECT_LT(warning, run.output.find("trained 2 steps")) << run.output;
+}
+
 TEST(GenerateCli, EditorsAndGeneratorsRefuseWhatTheOtherDoes) {
   const fs::path dir = test::temp_dir("instruct-bad");
   const std::string data = " --data " + runs().edits.string();
@@ -335,6 +347,9 @@ TEST(GenerateCli, EditorsAndGeneratorsRefuseWhatTheOtherDoes) {
       {str_cat("train --preset editor-tiny --init-from ", runs().generator.string(), data,
                " --steps 1 --autoencoder-steps 4 --out ", (dir / "6").string()),
        2, "--autoencoder-steps does not apply"},
+      {str_cat("train --preset editor-tiny --init-from ", runs().generator.string(), data,
+               " --steps 1 --autoencoder-lr 1e-4 --out ", (dir / "6b").string()),
+       2, "--autoencoder-lr does not apply"},
       {str_cat("train --preset editor-tiny --init-from ", runs().generator.string(), " --data ",
                runs().scenes.string(), " --steps 1 --out ", (dir / "7").string()),
        1, "no \"target\" picture"},

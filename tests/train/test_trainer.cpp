@@ -152,6 +152,7 @@ std::vector<FlagCase> flag_cases(const fs::path& work) {
       {"blind", [](TrainOptions& o) { o.blind = true; }},
       {"caption-weight", [](TrainOptions& o) { o.caption_weight = 0.0; }},
       {"autoencoder-steps", [](TrainOptions& o) { o.autoencoder_steps = 2; }},
+      {"autoencoder-lr", [](TrainOptions& o) { o.autoencoder_lr = 1e-2; }},
       {"noise-schedule", [](TrainOptions& o) { o.noise_schedule = "cosine"; }},
       {"prediction", [](TrainOptions& o) { o.prediction = "v"; }},
       {"snr-gamma", [](TrainOptions& o) { o.snr_gamma = 0.5; }},  // (below most steps' SNR)
@@ -223,7 +224,8 @@ TEST(Trainer, FlagsCoverEveryOption) {
   all.vocab_size = 1, all.ctc_weight = 1, all.modalities = {"text"}, all.fusion = "x",
   all.modality_dropout = 0;
   all.unimodal_loss = 0, all.label_field = "x", all.dim = 1, all.connector = "x", all.blind = true;
-  all.caption_weight = 1, all.autoencoder_steps = 1, all.noise_schedule = "x", all.prediction = "x";
+  all.caption_weight = 1, all.autoencoder_steps = 1, all.autoencoder_lr = 1, all.noise_schedule = "x",
+  all.prediction = "x";
   all.snr_gamma = 1, all.ema_decay = 0;
   std::set<std::string> covered = kStructural;
   for (const auto& c : flag_cases({})) covered.insert(c.flag);
@@ -311,6 +313,9 @@ TEST(Trainer, OutOfRangeValuesAreUsageErrorsBeforeAnyWork) {
   refused([](TrainOptions& o) { o.preset = "generator-tiny", o.prediction = "x0"; }, "--prediction");
   refused([](TrainOptions& o) { o.preset = "generator-tiny", o.snr_gamma = -1; }, "--snr-gamma");
   refused([](TrainOptions& o) { o.preset = "generator-tiny", o.ema_decay = 1; }, "--ema-decay");
+  refused([](TrainOptions& o) { o.preset = "generator-tiny", o.autoencoder_lr = 0; }, "--autoencoder-lr");
+  refused([](TrainOptions& o) { o.preset = "generator-tiny", o.autoencoder_lr = std::nan(""); },
+          "--autoencoder-lr");
 }
 
 TEST(Trainer, ResumeRefusesWhatCannotChangeAndHonoursALongerRun) {

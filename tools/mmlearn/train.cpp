@@ -112,6 +112,8 @@ void add_train(CLI::App& app) {
                "same image (0: answers only; default 1)");
   add_optional(cmd, "--autoencoder-steps", o->autoencoder_steps,
                "generate: steps that train the autoencoder before the UNet trains (default 800)");
+  add_optional(cmd, "--autoencoder-lr", o->autoencoder_lr,
+               "generate: the autoencoder's peak learning rate (default 1e-3; --lr is the UNet's)");
   add_optional(cmd, "--noise-schedule", o->noise_schedule,
                "generate: linear (DDPM's), scaled-linear (Stable Diffusion's; the default) or cosine");
   add_optional(cmd, "--prediction", o->prediction,

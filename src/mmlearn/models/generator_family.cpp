@@ -93,9 +93,10 @@ bool from_generator(const TrainOptions& o) {
 
 // --init-from's trained generator, to train further or to make an instruction editor of.
 GeneratorBundle generator_to_continue(const TrainOptions& o) {
-  if (o.given.count("autoencoder-steps"))
-    throw UsageError(str_cat("--autoencoder-steps does not apply with --init-from ", o.init_from.string(),
-                             ": a trained generator's autoencoder is kept as it is"));
+  for (const char* flag : {"autoencoder-steps", "autoencoder-lr"})
+    if (o.given.count(flag))
+      throw UsageError(str_cat("--", flag, " does not apply with --init-from ", o.init_from.string(),
+                               ": a trained generator's autoencoder is kept as it is"));
   GeneratorBundle g = load_generator(o.init_from);
   const bool editor = o.preset == "editor-tiny";
   if (edits_by_instruction(g) && !editor)
@@ -135,9 +136,11 @@ class GeneratorTask : public TrainTask {
         parts_(g_, ema_, from_generator(o) ? 0 : o.autoencoder_steps.value()),
         saved_(g_, ema_),
         instruct_(edits_by_instruction(g_)),
+        autoencoder_lr_(o.autoencoder_lr.value()),
         snr_gamma_(o.snr_gamma.value()),
         ema_decay_(o.ema_decay.value()),
         text_frozen_(!o.init_from.empty()),
+        out_(o.out),
         samples_dir_(o.out / "samples") {
     data::ImageTextOptions load;
     load.image_size = g_.config.image_size;
@@ -198,8 +201,21 @@ class GeneratorTask : public TrainTask {
   // The autoencoder and then the UNet, each with its own warm-up and decay: the autoencoder ends annealed
   // (sharper pictures for the UNet to learn), and the UNet, which starts from scratch, warms up.
   std::pair<int64_t, int64_t> schedule_part(int64_t step, int64_t total) const override {
+    if (total > 0 && total <= unet_from() && !warned_short_) {  // (the first plan that falls short)
+      warned_short_ = true;
+      log_warn("the run is planned for ", total, " steps, and the UNet starts after --autoencoder-steps ",
+               unet_from(),
+               ": only the autoencoder trains, and the model will draw noise. Lower "
+               "--autoencoder-steps, or train the UNet on it next: train --task generate --init-from ",
+               out_.string());
+    }
     if (step < unet_from()) return {0, total > 0 ? std::min(unet_from(), total) : unet_from()};
     return {unet_from(), total};
+  }
+  // The autoencoder learns worse at the rates that train the UNet fastest (PSNR after 400 steps: 23.3 dB at
+  // 2e-4, 23.9 at 1e-3, 21.4 at 2e-3), so it has its own.
+  double part_learning_rate(int64_t step, double lr) const override {
+    return step < unet_from() ? autoencoder_lr_ : lr;
   }
 
   void train_mode() override {
@@ -403,13 +419,14 @@ class GeneratorTask : public TrainTask {
   GeneratorParts parts_;
   GeneratorSaved saved_;
   bool instruct_;  // an instruction editor: triplets, and the source latent beside the noisy one
-  double snr_gamma_, ema_decay_;
+  double autoencoder_lr_, snr_gamma_, ema_decay_;
   bool text_frozen_;
-  fs::path samples_dir_;
+  fs::path out_, samples_dir_;
   data::ImageTextDataset train_, test_;         // an editor's: sources and instructions
   torch::Tensor train_targets_, test_targets_;  // an editor's targets (uint8), row for row
   torch::Tensor empty_ids_, latents_mean_, latents_logvar_, source_latents_, alphas_cumprod_;
   int64_t last_step_ = 0;
+  mutable bool warned_short_ = false;
   Precision precision_ = Precision::fp32;  // the steps' (what the samples are drawn in)
 };
 
@@ -562,12 +579,12 @@ ModelFamily generator_family() {
   f.open = [](const fs::path& path, const OpenOptions&) -> std::unique_ptr<Model> {
     return std::make_unique<GeneratorModel>(family_of_type("generator"), load_generator(path));
   };
-  f.train_flags = {"init-from",      "tokenizer",  "vocab-size", "max-image-pixels", "autoencoder-steps",
-                   "noise-schedule", "prediction", "snr-gamma",  "ema-decay"};
+  f.train_flags = {"init-from",      "tokenizer",      "vocab-size", "max-image-pixels", "autoencoder-steps",
+                   "autoencoder-lr", "noise-schedule", "prediction", "snr-gamma",        "ema-decay"};
   f.train_defaults = {
-      {"batch-size", 32},   {"lr", 2e-4},         {"weight-decay", 0.01}, {"precision", "auto"},
-      {"eval-samples", 64}, {"epochs", 10},       {"vocab-size", 1024},   {"autoencoder-steps", 800},
-      {"snr-gamma", 5.0},   {"ema-decay", 0.9999}};
+      {"batch-size", 32},       {"lr", 2e-3},       {"weight-decay", 0.01}, {"precision", "auto"},
+      {"eval-samples", 64},     {"epochs", 10},     {"vocab-size", 1024},   {"autoencoder-steps", 800},
+      {"autoencoder-lr", 1e-3}, {"snr-gamma", 5.0}, {"ema-decay", 0.9999}};
   f.make_train_task = [](const TrainOptions& o, const fs::path& resume_from,
                          data::Manifest train) -> std::unique_ptr<TrainTask> {
     return std::make_unique<GeneratorTask>(o, resume_from, std::move(train));

@@ -50,6 +50,7 @@ void visit(TrainOptions& o, Visitor&& v) {
   v("blind", o.blind);
   v("caption-weight", o.caption_weight);
   v("autoencoder-steps", o.autoencoder_steps);
+  v("autoencoder-lr", o.autoencoder_lr);
   v("noise-schedule", o.noise_schedule);
   v("prediction", o.prediction);
   v("snr-gamma", o.snr_gamma);
@@ -132,8 +133,8 @@ const std::set<std::string>& family_flags() {
   static const std::set<std::string> flags = {
       "tokenizer",  "vocab-size", "init-from", "init-audio-from",  "freeze-towers",     "max-image-pixels",
       "ctc-weight", "modalities", "fusion",    "modality-dropout", "unimodal-loss",     "label-field",
-      "dim",        "connector",  "blind",     "caption-weight",   "autoencoder-steps", "noise-schedule",
-      "prediction", "snr-gamma",  "ema-decay"};
+      "dim",        "connector",  "blind",     "caption-weight",   "autoencoder-steps", "autoencoder-lr",
+      "prediction", "snr-gamma",  "ema-decay", "noise-schedule"};
   return flags;
 }
 
@@ -213,6 +214,9 @@ void validate(const TrainOptions& o) {
   if (o.autoencoder_steps)
     usage(*o.autoencoder_steps >= 1 && *o.autoencoder_steps <= 100'000'000, "--autoencoder-steps ",
           *o.autoencoder_steps, ": must be between 1 and 10^8");
+  if (o.autoencoder_lr)
+    usage(finite(*o.autoencoder_lr) && *o.autoencoder_lr > 0 && *o.autoencoder_lr < 10, "--autoencoder-lr ",
+          *o.autoencoder_lr, ": must be a positive number below 10");
   if (o.noise_schedule)
     usage(*o.noise_schedule == "linear" || *o.noise_schedule == "scaled-linear" ||
               *o.noise_schedule == "cosine",

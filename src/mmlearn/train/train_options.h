@@ -62,8 +62,10 @@ struct TrainOptions {
   bool blind = false;                    // a captioner that never sees the image: the language-prior baseline
   // A question answerer also learns each record's caption (its "text", where it has one), with this weight.
   std::optional<double> caption_weight;
-  // A generator trains its autoencoder for this many steps, then its UNet.
+  // A generator trains its autoencoder for this many steps, at its own peak learning rate, then its UNet
+  // (at --lr).
   std::optional<int64_t> autoencoder_steps;
+  std::optional<double> autoencoder_lr;
   // A generator's diffusion: the noise schedule (linear, scaled-linear, cosine), what the UNet predicts
   // (epsilon, v), Min-SNR-γ loss weighting (0: none) and the decay of the UNet's weight average (EMA).
   std::optional<std::string> noise_schedule, prediction;

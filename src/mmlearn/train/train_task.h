@@ -95,6 +95,8 @@ class TrainTask {
   virtual std::pair<int64_t, int64_t> schedule_part(int64_t /*step*/, int64_t total) const {
     return {0, total};
   }
+  // The peak learning rate of the part `step` belongs to; by default --lr's for all.
+  virtual double part_learning_rate(int64_t /*step*/, double lr) const { return lr; }
   // Training mode (a frozen tower's BatchNorm keeps its statistics).
   virtual void train_mode() { trained().train(); }
   // Whether a parameter is weight-decayed; by default matrices other than embeddings.

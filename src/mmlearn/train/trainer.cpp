@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <deque>
 #include <fstream>
 #include <limits>
 #include <mutex>
@@ -164,9 +165,10 @@ class BatchOrder {
 };
 
 // --minutes: the run's length in steps, from the budget left after loading and the measured step time;
-// re-planned when the step time drifts. A step's time is the median over the last steps, so that one slow
-// step (an evaluation, a checkpoint, a generator encoding its training images) does not swing the plan; what
-// the slow steps cost beyond it is spread over every step, since evaluations recur.
+// re-planned when the step time drifts. A step's time is the median over the last 500 steps, so that one slow
+// step (an evaluation, a checkpoint, a generator encoding its training images) does not swing the plan, nor
+// does a minute or two of a busier machine (50 steps swung a 45-minute plan by ±13 %); what the slow steps
+// cost beyond it is spread over every step, since evaluations recur.
 class TimeBudget {
  public:
   TimeBudget(double minutes, Clock::time_point run_start) : seconds_(minutes * 60), run_start_(run_start) {}
@@ -175,17 +177,21 @@ class TimeBudget {
   int64_t plan(int64_t steps_done, int64_t total) {
     const auto now = Clock::now();
     const bool warming_up = steps_done == first_ + 1;  // the first step is not timed
-    if (!warming_up && last_.has_value())
-      durations_.push_back(std::chrono::duration<double>(now - *last_).count());
+    if (!warming_up && last_.has_value()) {
+      recent_.push_back(std::chrono::duration<double>(now - *last_).count());
+      if (recent_.size() > kWindow) recent_.pop_front();
+      ++unplanned_;
+    }
     last_ = now;
-    if (static_cast<int64_t>(durations_.size()) < (total == 0 ? 5 : 50)) return total;
-    std::vector<double> sorted = durations_;
+    if (unplanned_ < (total == 0 ? 5 : 50)) return total;
+    std::vector<double> sorted(recent_.begin(), recent_.end());
     std::nth_element(sorted.begin(), sorted.begin() + static_cast<std::ptrdiff_t>(sorted.size() / 2),
                      sorted.end());
     const double typical = sorted[sorted.size() / 2];
-    for (const double d : durations_) beyond_typical_ += std::max(0.0, d - typical);
-    timed_ += static_cast<int64_t>(durations_.size());
-    durations_.clear();
+    for (auto d = recent_.end() - unplanned_; d != recent_.end(); ++d)
+      beyond_typical_ += std::max(0.0, *d - typical);
+    timed_ += unplanned_;
+    unplanned_ = 0;
     const double per_step = typical + beyond_typical_ / static_cast<double>(timed_);
     const double left = seconds_ - std::chrono::duration<double>(now - run_start_).count();
     const auto fits = static_cast<int64_t>(std::max(0.0, left) / per_step);
@@ -197,7 +203,7 @@ class TimeBudget {
       return steps_done + fits;
     }
     const int64_t replanned = std::max(steps_done + 1, steps_done + fits);
-    if (std::abs(static_cast<double>(replanned - total)) > 0.1 * static_cast<double>(total)) {
+    if (std::abs(static_cast<double>(replanned - total)) > 0.03 * static_cast<double>(total)) {
       log_info("--minutes: steps now take ", per_step, " s; re-planned from ", total, " to ", replanned,
                " steps");
       return replanned;
@@ -210,8 +216,10 @@ class TimeBudget {
   double seconds_;
   Clock::time_point run_start_;
   std::optional<Clock::time_point> last_;  // when the previous step ended
-  std::vector<double> durations_;          // of the steps since the last plan
-  double beyond_typical_ = 0;              // seconds the timed steps took beyond each plan's median
+  static constexpr size_t kWindow = 500;
+  std::deque<double> recent_;  // the last kWindow steps' durations
+  int64_t unplanned_ = 0;      // of them, those since the last plan
+  double beyond_typical_ = 0;  // seconds the timed steps took beyond each plan's median
   int64_t first_ = 0, timed_ = 0;
 };
 
@@ -489,6 +497,7 @@ TrainResult train(const TrainOptions& requested) {
       loader_threads);
   std::unique_ptr<Progress> bar;
   const int64_t first_step = step;
+  int64_t last_eval = step;
   auto last_checkpoint = Clock::now();
   const auto loop_start = Clock::now();
   while (total == 0 || step < total) {
@@ -497,7 +506,7 @@ TrainResult train(const TrainOptions& requested) {
     const double lr = cosine_lr(
         step - begin, length,
         o.warmup_steps > 0 ? o.warmup_steps : std::max<int64_t>(1, (end > begin ? length : 200) / 20),
-        o.learning_rate.value());
+        task->part_learning_rate(step, o.learning_rate.value()));
     set_learning_rate(*optimizer, lr);
     std::vector<std::any> batches = loader.take(step);
     optimizer->zero_grad();
@@ -565,7 +574,11 @@ TrainResult train(const TrainOptions& requested) {
     if (bar) bar->update(step, {{"loss", loss_value}, {"lr", lr}});
     if (total == 0) continue;
     const int64_t every = o.eval_every > 0 ? o.eval_every : std::max<int64_t>(1, total / 5);
-    if (step % every == 0 && step < total) evaluate();
+    // (a --minutes run's re-plans move `every`: a step past due evaluates too, or none might come)
+    if (step < total && (step % every == 0 || (o.minutes > 0 && step - last_eval >= every))) {
+      evaluate();
+      last_eval = step;
+    }
     const bool stopping = o.stop_after > 0 && step - first_step >= o.stop_after && step < total;
     const bool due =
         o.checkpoint_every > 0 ? step % o.checkpoint_every == 0 : seconds_since(last_checkpoint) > 600;
