@@ -140,7 +140,6 @@ class GeneratorTask : public TrainTask {
         snr_gamma_(o.snr_gamma.value()),
         ema_decay_(o.ema_decay.value()),
         text_frozen_(!o.init_from.empty()),
-        out_(o.out),
         samples_dir_(o.out / "samples") {
     data::ImageTextOptions load;
     load.image_size = g_.config.image_size;
@@ -207,7 +206,7 @@ class GeneratorTask : public TrainTask {
                unet_from(),
                ": only the autoencoder trains, and the model will draw noise. Lower "
                "--autoencoder-steps, or train the UNet on it next: train --task generate --init-from ",
-               out_.string());
+               samples_dir_.parent_path().string());
     }
     if (step < unet_from()) return {0, total > 0 ? std::min(unet_from(), total) : unet_from()};
     return {unet_from(), total};
@@ -421,7 +420,7 @@ class GeneratorTask : public TrainTask {
   bool instruct_;  // an instruction editor: triplets, and the source latent beside the noisy one
   double autoencoder_lr_, snr_gamma_, ema_decay_;
   bool text_frozen_;
-  fs::path out_, samples_dir_;
+  fs::path samples_dir_;                        // (in the run directory)
   data::ImageTextDataset train_, test_;         // an editor's: sources and instructions
   torch::Tensor train_targets_, test_targets_;  // an editor's targets (uint8), row for row
   torch::Tensor empty_ids_, latents_mean_, latents_logvar_, source_latents_, alphas_cumprod_;
