@@ -82,6 +82,17 @@ TEST(GenerateCli, WritesTheImagesAndASheetAndTheSameSeedDrawsTheSame) {
   EXPECT_NE(read_file(dir / "a" / "000.png"), read_file(dir / "a" / "001.png"));  // two draws of one prompt
 }
 
+// The stochastic samplers draw with noise of their own: DDIM at η > 0 leaves the flow, dpm++2m-sde runs.
+TEST(GenerateCli, StochasticSamplersDrawAndDdimEtaAddsNoise) {
+  const fs::path dir = test::temp_dir("eta");
+  ASSERT_EQ(run_cli(generate_args(dir / "flow", "--n 1 --sampler ddim")).status, 0);
+  ASSERT_EQ(run_cli(generate_args(dir / "eta", "--n 1 --sampler ddim --eta 1")).status, 0);
+  EXPECT_NE(read_file(dir / "flow" / "000.png"), read_file(dir / "eta" / "000.png"));
+  const auto sde = run_cli(generate_args(dir / "sde", "--n 1 --sampler dpm++2m-sde"));
+  EXPECT_EQ(sde.status, 0) << sde.output;
+  EXPECT_EQ(data::read_image(dir / "sde" / "000.png").width, 64);
+}
+
 TEST(GenerateCli, BadInputsAreUsageErrorsByName) {
   const fs::path dir = test::temp_dir("bad");
   const std::vector<std::pair<std::string, std::string>> cases = {
@@ -91,6 +102,9 @@ TEST(GenerateCli, BadInputsAreUsageErrorsByName) {
       {generate_args(dir / "4", "--guidance -1"), "--guidance"},
       {generate_args(dir / "5", "--n 0"), "--n 0"},
       {generate_args(dir / "6", "--sampler euler"), "euler"},
+      {generate_args(dir / "8", "--sampler ddim --eta 1.5"), "--eta 1.5"},
+      {generate_args(dir / "9", "--sampler ddim --eta nan"), "--eta nan"},
+      {generate_args(dir / "10", "--sampler dpm++2m --eta 0.5"), "--eta is DDIM's"},
       {str_cat("generate --model ", runs().clip.string(), " --text 'a red circle' --out ",
                (dir / "7").string()),
        "generate needs a generator"},
@@ -182,6 +196,8 @@ TEST(GenerateCli, EvalRefusesAMissingOrUnfitJudgeAndBadFlags) {
       {eval_args(judge + " --steps 0"), "--steps 0"},
       {eval_args(judge + " --guidance nan"), "--guidance"},
       {eval_args(judge + " --sampler euler"), "euler"},
+      {eval_args(judge + " --eta 0.5"), "--eta is DDIM's"},  // the model's own sampler is not DDIM
+      {eval_args(judge + " --sampler ddim --eta -1"), "--eta -1"},
       {eval_args(judge + " --samples " + (dir / "full").string()), "is not empty"},
       {str_cat("eval --model ", runs().clip.string(), " --data ", runs().scenes.string(), judge),
        "--judge does not apply to a clip model"},
@@ -229,6 +245,7 @@ TEST(GenerateCli, EditRefusesBadImagesAndFlagsByName) {
       {edit_args(dir / "4", "--steps 0"), 2, "--steps 0"},
       {edit_args(dir / "5", "--guidance nan"), 2, "--guidance"},
       {edit_args(dir / "6", "--strength 0.1"), 2, "leaves no step to denoise"},
+      {edit_args(dir / "10", "--sampler ddpm --eta 0.5"), 2, "--eta is DDIM's"},
       {str_cat("edit --model ", runs().generator.string(), " --image ", (dir / "small.png").string(),
                " --text 'a red circle' --out ", (dir / "7").string()),
        2, "is 32x32"},

@@ -1,7 +1,7 @@
 // The samplers against a case whose answer is known: Gaussian data x_0 ~ N(μ, s²), for which the exact
 // denoiser is E[x_0 | x_t] = μ + a s² / (a² s² + 1 - a²) · (x_t - a μ), a = sqrt(ᾱ_t). Started from the exact
 // marginal at T, the probability-flow ODE (which DDIM and DPM-Solver++ integrate) carries each x_T to
-// μ + s z, z being x_T standardized; DDPM's samples are distributed as N(μ, s²).
+// μ + s z, z being x_T standardized; the stochastic samplers' samples are distributed as N(μ, s²).
 #include <ATen/CPUGeneratorImpl.h>
 #include <gtest/gtest.h>
 
@@ -92,18 +92,43 @@ TEST(Diffusion, ARunStartedPartOfTheWayFollowsTheExactFlowFromThere) {
                Error);
 }
 
-TEST(Diffusion, DdpmSamplesTheDataDistribution) {
-  for (ScheduleKind kind : {ScheduleKind::scaled_linear, ScheduleKind::cosine}) {
-    const Case c = gaussian_case(kind, 20000);
-    const auto x = sample(c.schedule, exact_denoiser(c.schedule, Prediction::epsilon), c.x_T,
-                          {.sampler = Sampler::ddpm, .steps = 1000}, at::detail::createCPUGenerator(3));
-    // 20,000 samples: the mean's standard error is 0.003, the standard deviation's 0.002. (Over fewer steps
-    // the spread comes out narrower: each step's noise leaves out the uncertainty of its x_0 estimate.)
-    EXPECT_NEAR(x.mean().item<double>(), kMu, 0.01);
-    EXPECT_NEAR(x.std().item<double>(), kS, 0.008);
-    // Stochastic: not the deterministic flow.
-    EXPECT_GT((x - c.exact).abs().mean().item<double>(), 0.05);
-  }
+// DDPM, DDIM at η = 1 and DPM-Solver++(2M) SDE: samples distributed as the data, not the deterministic flow.
+TEST(Diffusion, StochasticSamplersSampleTheDataDistribution) {
+  const std::vector<SampleOptions> samplers = {{.sampler = Sampler::ddpm, .steps = 1000},
+                                               {.sampler = Sampler::ddim, .steps = 1000, .eta = 1},
+                                               {.sampler = Sampler::dpmpp_2m_sde, .steps = 500}};
+  for (ScheduleKind kind : {ScheduleKind::scaled_linear, ScheduleKind::cosine})
+    for (const SampleOptions& options : samplers) {
+      SCOPED_TRACE(sampler_name(options.sampler) + " " + std::to_string(int(kind)));
+      const Case c = gaussian_case(kind, 20000);
+      const auto x = sample(c.schedule, exact_denoiser(c.schedule, Prediction::epsilon), c.x_T, options,
+                            at::detail::createCPUGenerator(3));
+      // 20,000 samples: the mean's standard error is 0.003, the standard deviation's 0.002. (Over fewer
+      // steps DDPM's spread comes out narrower: each step's noise leaves out the uncertainty of its x_0
+      // estimate.)
+      EXPECT_NEAR(x.mean().item<double>(), kMu, 0.01);
+      EXPECT_NEAR(x.std().item<double>(), kS, 0.008);
+      EXPECT_GT((x - c.exact).abs().mean().item<double>(), 0.05);
+    }
+}
+
+// η = 1 is DDPM's step written DDIM's way: the same noise gives the same samples. η between 0 and 1 lies
+// between the flow and DDPM.
+TEST(Diffusion, DdimEtaRunsFromTheFlowToDdpm) {
+  const Case c = gaussian_case(ScheduleKind::scaled_linear, 2000);
+  const auto denoiser = exact_denoiser(c.schedule, Prediction::epsilon);
+  auto run = [&](Sampler sampler, double eta) {
+    return sample(c.schedule, denoiser, c.x_T, {.sampler = sampler, .steps = 25, .eta = eta},
+                  at::detail::createCPUGenerator(4));
+  };
+  const auto ddpm = run(Sampler::ddpm, 0), flow = run(Sampler::ddim, 0), half = run(Sampler::ddim, 0.5);
+  EXPECT_LT((run(Sampler::ddim, 1) - ddpm).abs().max().item<double>(), 1e-9);
+  const double half_off = (half - flow).abs().mean().item<double>(),
+               ddpm_off = (ddpm - flow).abs().mean().item<double>();
+  EXPECT_GT(half_off, 0.01);
+  EXPECT_LT(half_off, ddpm_off);
+  EXPECT_THROW(run(Sampler::ddim, 1.5), Error);
+  EXPECT_THROW(run(Sampler::dpmpp_2m, 0.5), Error);  // η is DDIM's
 }
 
 TEST(Diffusion, SchedulesAndStepsAreChecked) {
@@ -117,6 +142,8 @@ TEST(Diffusion, SchedulesAndStepsAreChecked) {
   EXPECT_THROW(sampling_timesteps(1000, 0), UsageError);
   EXPECT_THROW(sampling_timesteps(1000, 1001), UsageError);
   EXPECT_THROW(parse_sampler("euler"), UsageError);
+  for (Sampler sampler : {Sampler::ddpm, Sampler::ddim, Sampler::dpmpp_2m, Sampler::dpmpp_2m_sde})
+    EXPECT_EQ(parse_sampler(sampler_name(sampler)), sampler);
   EXPECT_THROW(parse_schedule("sigmoid"), UsageError);
   EXPECT_THROW(parse_prediction("x0"), UsageError);
   EXPECT_THROW(NoiseSchedule::make({.kind = ScheduleKind::linear, .beta_start = 0.1, .beta_end = 0.01}),

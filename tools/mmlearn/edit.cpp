@@ -19,7 +19,7 @@ void add_edit(CLI::App& app) {
     ModelArgs model;
     std::string image, text, out, sampler, precision = "fp32";
     int64_t n = 4, steps = 0;
-    double guidance = 5, strength = 0.6, image_guidance = 1.5;
+    double guidance = 3, eta = 0, strength = 0.6, image_guidance = 1.5;
     uint64_t seed = 0;
     bool json = false;
   };
@@ -38,7 +38,8 @@ void add_edit(CLI::App& app) {
   auto* steps = cmd->add_option("--steps", a->steps, "denoising steps of a full run (default: the model's)");
   auto* guidance =
       cmd->add_option("--guidance", a->guidance, "classifier-free guidance scale (default: the model's)");
-  cmd->add_option("--sampler", a->sampler, "ddpm, ddim or dpm++2m (default: the model's)");
+  cmd->add_option("--sampler", a->sampler, "ddpm, ddim, dpm++2m or dpm++2m-sde (default: the model's)");
+  auto* eta = cmd->add_option("--eta", a->eta, "DDIM's η: 0 deterministic (the default) to 1, DDPM's noise");
   cmd->add_option("--precision", a->precision,
                   "the UNet's: fp32, bf16 (autocast; about 3x faster where the CPU has bf16) or auto")
       ->check(CLI::IsMember({"fp32", "bf16", "auto"}))
@@ -48,7 +49,7 @@ void add_edit(CLI::App& app) {
   cmd->add_flag(
       "--json", a->json,
       "JSON on stdout: {\"text\", \"image\", \"method\" (instruct or sdedit), [\"strength\"], \"files\"}");
-  cmd->callback([a, steps, guidance, strength, image_guidance] {
+  cmd->callback([a, steps, guidance, eta, strength, image_guidance] {
     if (a->text.find_first_not_of(" \t\n") == std::string::npos)
       throw UsageError("--text is empty: say what the edited picture should show");
     check_guidance(image_guidance, "--image-guidance", a->image_guidance);
@@ -56,7 +57,8 @@ void add_edit(CLI::App& app) {
     if (a->n < 1 || a->n > 256) throw UsageError(str_cat("--n ", a->n, ": must be between 1 and 256"));
     check_steps(steps, a->steps);
     check_guidance(guidance, "--guidance", a->guidance);
-    const Sampler sampler = a->sampler.empty() ? Sampler::dpmpp_2m : parse_sampler(a->sampler);
+    check_eta(eta, a->eta);
+    const Sampler sampler = a->sampler.empty() ? Sampler::dpmpp_2m_sde : parse_sampler(a->sampler);
     const std::filesystem::path out = a->out;
     if (std::filesystem::exists(out) && !std::filesystem::is_empty(out))
       throw UsageError(str_cat("--out ", out.string(), " is not empty: choose a new folder"));
@@ -77,8 +79,10 @@ void add_edit(CLI::App& app) {
     EditOptions options{.generate = {.sampler = a->sampler.empty() ? g.config.sampler : sampler,
                                      .steps = steps->count() ? a->steps : g.config.sampling_steps,
                                      .guidance = guidance->count() ? a->guidance : g.config.guidance,
+                                     .eta = a->eta,
                                      .precision = parse_precision(a->precision)},
                         .strength = a->strength};
+    if (eta->count()) check_eta_applies(options.generate.sampler);
     if (!instruct) check_strength_leaves_a_step(a->strength, options.generate.steps);
     std::vector<torch::Tensor> all;
     Progress bar("edit", a->n, "img");
@@ -101,8 +105,8 @@ void add_edit(CLI::App& app) {
     if (a->json)
       std::cout << listing.dump() << "\n";
     else
-      std::cout << a->text << ": " << files.size() << " edits in " << out.string()
-                << "\ncontact sheet: " << (out / "sheet.png").string() << "\n";
+      std::cout << a->text << ": " << files.size() << (files.size() == 1 ? " edit in " : " edits in ")
+                << out.string() << "\ncontact sheet: " << (out / "sheet.png").string() << "\n";
   });
 }
 

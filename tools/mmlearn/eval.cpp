@@ -24,7 +24,7 @@ void add_eval(CLI::App& app) {
     std::vector<std::string> without;
     std::string task, judge, samples, sampler;
     int64_t steps = 0;
-    double guidance = 0, strength = 0.6, image_guidance = 1.5;
+    double guidance = 0, eta = 0, strength = 0.6, image_guidance = 1.5;
     uint64_t seed = 0;
   };
   auto a = std::make_shared<Args>();
@@ -48,7 +48,9 @@ void add_eval(CLI::App& app) {
                   "generate: a CLIP trained apart from the generator, which reads the drawn pictures");
   cmd->add_option("--samples", a->samples,
                   "generate: keep the drawn images and prompts.json here (new folder)");
-  cmd->add_option("--sampler", a->sampler, "generate: ddpm, ddim or dpm++2m (default: the model's)");
+  cmd->add_option("--sampler", a->sampler,
+                  "generate: ddpm, ddim, dpm++2m or dpm++2m-sde (default: the model's)");
+  auto* eta = cmd->add_option("--eta", a->eta, "generate: DDIM's η, 0 (deterministic, the default) to 1");
   auto* steps = cmd->add_option("--steps", a->steps, "generate: denoising steps (default: the model's)");
   auto* guidance =
       cmd->add_option("--guidance", a->guidance, "generate: guidance scale (default: the model's)");
@@ -57,10 +59,11 @@ void add_eval(CLI::App& app) {
                                    "generate, on edit triplets: SDEdit's strength (default 0.6)");
   auto* image_guidance = cmd->add_option("--image-guidance", a->image_guidance,
                                          "an instruction editor: its image guidance (default: the model's)");
-  cmd->callback([a, cmd, steps, guidance, strength, image_guidance] {
+  cmd->callback([a, cmd, steps, guidance, eta, strength, image_guidance] {
     check_steps(steps, a->steps);
     check_guidance(guidance, "--guidance", a->guidance);
     check_guidance(image_guidance, "--image-guidance", a->image_guidance);
+    check_eta(eta, a->eta);
     check_strength(a->strength);
     if (!a->sampler.empty()) parse_sampler(a->sampler);
     auto model = open_model(a->model);
@@ -69,7 +72,7 @@ void add_eval(CLI::App& app) {
                                " model, which does ", model->family().task));
     const auto reads = model->eval_flags();
     for (const char* flag : {"classes", "limit", "strict", "without", "judge", "samples", "sampler", "steps",
-                             "guidance", "seed", "strength", "image-guidance"})
+                             "guidance", "eta", "seed", "strength", "image-guidance"})
       if (cmd->count(std::string("--") + flag) && !reads.count(flag))
         throw UsageError(str_cat("--", flag, " does not apply to a ", model->family().model_type, " model"));
     const auto metrics = model->evaluate(
@@ -84,6 +87,7 @@ void add_eval(CLI::App& app) {
          .sampler = a->sampler.empty() ? std::nullopt : std::optional<std::string>(a->sampler),
          .steps = steps->count() ? std::optional<int64_t>(a->steps) : std::nullopt,
          .guidance = guidance->count() ? std::optional<double>(a->guidance) : std::nullopt,
+         .eta = eta->count() ? std::optional<double>(a->eta) : std::nullopt,
          .seed = a->seed,
          .strength = strength->count() ? std::optional<double>(a->strength) : std::nullopt,
          .image_guidance =

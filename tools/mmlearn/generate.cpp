@@ -17,7 +17,7 @@ void add_generate(CLI::App& app) {
     std::vector<std::string> texts;
     std::string out, sampler, precision = "fp32";
     int64_t n = 4, steps = 0;
-    double guidance = 5;
+    double guidance = 3, eta = 0;
     uint64_t seed = 0;
     bool json = false;
   };
@@ -27,8 +27,9 @@ void add_generate(CLI::App& app) {
   cmd->add_option("--n", a->n, "images a prompt")->capture_default_str();
   auto* steps = cmd->add_option("--steps", a->steps, "denoising steps (default: the model's, 25)");
   auto* guidance = cmd->add_option("--guidance", a->guidance,
-                                   "classifier-free guidance scale; 1: none (default: the model's, 5)");
-  cmd->add_option("--sampler", a->sampler, "ddpm, ddim or dpm++2m (default: the model's, dpm++2m)");
+                                   "classifier-free guidance scale; 1: none (default: the model's, 3)");
+  cmd->add_option("--sampler", a->sampler, "ddpm, ddim, dpm++2m or dpm++2m-sde (default: the model's)");
+  auto* eta = cmd->add_option("--eta", a->eta, "DDIM's η: 0 deterministic (the default) to 1, DDPM's noise");
   cmd->add_option("--precision", a->precision,
                   "the UNet's: fp32, bf16 (autocast; about 3x faster where the CPU has bf16) or auto")
       ->check(CLI::IsMember({"fp32", "bf16", "auto"}))
@@ -37,17 +38,18 @@ void add_generate(CLI::App& app) {
       ->capture_default_str();
   cmd->add_option("--out", a->out, "folder for the PNGs and sheet.png (created; must be empty)")->required();
   cmd->add_flag("--json", a->json, "JSON on stdout: [{\"text\", \"seed\", \"files\"}...]");
-  cmd->callback([a, steps, guidance] {
+  cmd->callback([a, steps, guidance, eta] {
     for (const auto& t : a->texts)
       if (t.find_first_not_of(" \t\n") == std::string::npos)
         throw UsageError("--text is empty: say what to draw");
     if (a->n < 1 || a->n > 256) throw UsageError(str_cat("--n ", a->n, ": must be between 1 and 256"));
     check_steps(steps, a->steps);
     check_guidance(guidance, "--guidance", a->guidance);
+    check_eta(eta, a->eta);
     const std::filesystem::path out = a->out;
     if (std::filesystem::exists(out) && !std::filesystem::is_empty(out))
       throw UsageError(str_cat("--out ", out.string(), " is not empty: choose a new folder"));
-    const Sampler sampler = a->sampler.empty() ? Sampler::dpmpp_2m : parse_sampler(a->sampler);
+    const Sampler sampler = a->sampler.empty() ? Sampler::dpmpp_2m_sde : parse_sampler(a->sampler);
     auto model = open_model(a->model);
     GeneratorBundle& g = need<GeneratorBundle>(*model, "generate", "a generator (train --task generate)");
     if (edits_by_instruction(g))
@@ -55,8 +57,10 @@ void add_generate(CLI::App& app) {
     GenerateOptions options{.sampler = a->sampler.empty() ? g.config.sampler : sampler,
                             .steps = steps->count() ? a->steps : g.config.sampling_steps,
                             .guidance = guidance->count() ? a->guidance : g.config.guidance,
+                            .eta = a->eta,
                             .seed = a->seed,
                             .precision = parse_precision(a->precision)};
+    if (eta->count()) check_eta_applies(options.sampler);
     nlohmann::json listing = nlohmann::json::array();
     std::vector<torch::Tensor> all;
     for (size_t i = 0; i < a->texts.size(); ++i) {
@@ -71,7 +75,9 @@ void add_generate(CLI::App& app) {
       std::vector<std::string> mine;
       for (int64_t k = 0; k < a->n; ++k) mine.push_back(files[i * static_cast<size_t>(a->n) + k].string());
       listing.push_back({{"text", a->texts[i]}, {"seed", a->seed + i}, {"files", mine}});
-      if (!a->json) std::cout << a->texts[i] << ": " << mine.size() << " images in " << out.string() << "\n";
+      if (!a->json)
+        std::cout << a->texts[i] << ": " << mine.size() << (mine.size() == 1 ? " image in " : " images in ")
+                  << out.string() << "\n";
     }
     if (a->json)
       std::cout << listing.dump() << "\n";

@@ -46,6 +46,11 @@ void check_guidance(const CLI::Option* option, const std::string& flag, double s
     throw UsageError(str_cat(flag, " ", scale, ": must be a number from 0 to 100"));
 }
 
+void check_eta(const CLI::Option* option, double eta) {
+  if (option->count() && !(eta >= 0 && eta <= 1))
+    throw UsageError(str_cat("--eta ", eta, ": must be from 0 (deterministic DDIM) to 1 (DDPM's noise)"));
+}
+
 void check_strength(double strength) {
   if (!(std::isfinite(strength) && strength > 0 && strength <= 1))
     throw UsageError(str_cat("--strength ", strength, ": must be in (0, 1]"));

@@ -28,6 +28,7 @@ void add_generation_options(CLI::App* cmd, GenerationOptions& options);
 // from 1 to 10000, a guidance scale (`flag`) from 0 to 100; usage errors naming the flag.
 void check_steps(const CLI::Option* option, int64_t steps);
 void check_guidance(const CLI::Option* option, const std::string& flag, double scale);
+void check_eta(const CLI::Option* option, double eta);  // 0 to 1 where given
 // SDEdit's --strength: in (0, 1].
 void check_strength(double strength);
 

@@ -26,7 +26,8 @@ Sampler parse_sampler(const std::string& name) {
   if (name == "ddpm") return Sampler::ddpm;
   if (name == "ddim") return Sampler::ddim;
   if (name == "dpm++2m") return Sampler::dpmpp_2m;
-  throw UsageError(str_cat("unknown sampler \"", name, "\" (expected ddpm, ddim or dpm++2m)"));
+  if (name == "dpm++2m-sde") return Sampler::dpmpp_2m_sde;
+  throw UsageError(str_cat("unknown sampler \"", name, "\" (expected ddpm, ddim, dpm++2m or dpm++2m-sde)"));
 }
 
 std::string sampler_name(Sampler sampler) {
@@ -35,9 +36,17 @@ std::string sampler_name(Sampler sampler) {
       return "ddpm";
     case Sampler::ddim:
       return "ddim";
-    default:
+    case Sampler::dpmpp_2m:
       return "dpm++2m";
+    default:
+      return "dpm++2m-sde";
   }
+}
+
+void check_eta_applies(Sampler sampler) {
+  if (sampler != Sampler::ddim)
+    throw UsageError(str_cat("--eta is DDIM's η; the sampler here is ", sampler_name(sampler),
+                             " (add --sampler ddim, or leave --eta out)"));
 }
 
 NoiseSchedule NoiseSchedule::make(const ScheduleOptions& o) {
@@ -90,6 +99,11 @@ torch::Tensor sample(const NoiseSchedule& schedule, const Denoiser& denoiser, to
                      const SampleOptions& o, at::Generator generator) {
   const auto timesteps = sampling_timesteps(schedule.steps(), o.steps);
   check(o.skip >= 0 && o.skip < o.steps, "sample: skip ", o.skip, " must be below the steps ", o.steps);
+  check(o.eta >= 0 && o.eta <= 1, "sample: η ", o.eta, " (expected 0 to 1)");
+  check(o.eta == 0 || o.sampler == Sampler::ddim, "sample: η is DDIM's");
+  auto noise = [&](const torch::Tensor& like) {
+    return torch::randn(like.sizes(), generator, like.options());
+  };
   torch::NoGradGuard no_grad;
   torch::Tensor last_x0;  // DPM-Solver++(2M): the data prediction of the step before, and its λ
   double last_lambda = 0;
@@ -109,9 +123,14 @@ torch::Tensor sample(const NoiseSchedule& schedule, const Denoiser& denoiser, to
       eps = sigma * x + alpha * out;
     }
     switch (o.sampler) {
-      case Sampler::ddim:
-        x = std::sqrt(abar_prev) * x0 + std::sqrt(1 - abar_prev) * eps;
+      case Sampler::ddim: {
+        // σ² = η² times the posterior's variance (DDPM's); the direction to x_t keeps what is left.
+        const double variance =
+            prev >= 0 ? o.eta * o.eta * (1 - abar_prev) / (1 - abar) * (1 - abar / abar_prev) : 0.0;
+        x = std::sqrt(abar_prev) * x0 + std::sqrt(std::max(1 - abar_prev - variance, 0.0)) * eps;
+        if (variance > 0) x = x + std::sqrt(variance) * noise(x);
         break;
+      }
       case Sampler::ddpm: {
         // The posterior q(x_prev | x_t, x_0) between the two visited steps.
         const double beta_step = 1 - abar / abar_prev;
@@ -120,11 +139,12 @@ torch::Tensor sample(const NoiseSchedule& schedule, const Denoiser& denoiser, to
         x = mean;
         if (prev >= 0) {
           const double variance = std::max((1 - abar_prev) / (1 - abar) * beta_step, 1e-20);
-          x = x + std::sqrt(variance) * torch::randn(x.sizes(), generator, x.options());
+          x = x + std::sqrt(variance) * noise(x);
         }
         break;
       }
-      case Sampler::dpmpp_2m: {
+      case Sampler::dpmpp_2m:
+      case Sampler::dpmpp_2m_sde: {
         const double lambda = std::log(alpha / sigma);
         if (prev < 0) {
           x = x0;  // to σ = 0 (λ = ∞): the data prediction itself
@@ -135,7 +155,12 @@ torch::Tensor sample(const NoiseSchedule& schedule, const Denoiser& denoiser, to
         // D = (1 + 1/(2r)) x0 - 1/(2r) x0_before, r = h_before / h; the first step is first order.
         auto d = x0;
         if (last_x0.defined()) d = x0 + (0.5 * h / (lambda - last_lambda)) * (x0 - last_x0);
-        x = (sigma_prev / sigma) * x - alpha_prev * std::expm1(-h) * d;
+        if (o.sampler == Sampler::dpmpp_2m) {
+          x = (sigma_prev / sigma) * x - alpha_prev * std::expm1(-h) * d;
+        } else {  // the SDE's: x_t's share shrinks by a further e^-h, and fresh noise makes up the variance
+          x = (sigma_prev / sigma * std::exp(-h)) * x - alpha_prev * std::expm1(-2 * h) * d +
+              sigma_prev * std::sqrt(-std::expm1(-2 * h)) * noise(x);
+        }
         last_x0 = x0;
         last_lambda = lambda;
         break;

@@ -4,14 +4,19 @@
 // the cosine schedule (Nichol & Dhariwal, 2021); and three ways back from noise, over a subset of the T
 // steps:
 //   ddpm        ancestral sampling (Ho et al., 2020), the posterior's mean plus its variance's noise;
-//   ddim        the deterministic DDIM update (Song et al., 2021; η = 0);
+//   ddim        the DDIM update (Song et al., 2021): deterministic at η = 0, the default; η = 1 is DDPM's
+//               ancestral step, between them a share of its noise;
 //   dpm++2m     DPM-Solver++(2M) (Lu et al., 2022): second-order multistep on the data prediction, in λ =
-//               log(α / σ).
+//               log(α / σ);
+//   dpm++2m-sde its stochastic form (SDE-DPM-Solver++(2M), as diffusers' "sde-dpmsolver++"): the same
+//               multistep, each step adding fresh noise for part of what the step removes.
+// Stochastic sampling forgives an imperfect denoiser more: each step's noise washes out part of the errors
+// made before it, which the deterministic samplers carry to the end.
 // The denoiser predicts ε or v (v = sqrt(ᾱ) ε - sqrt(1 - ᾱ) x_0, Salimans & Ho, 2022); classifier-free
 // guidance lives in the denoiser the caller passes. A run visits timesteps evenly spread from T-1 to 0, then
 // steps to the clean sample (ᾱ = 1). Tested on Gaussian data, whose exact denoiser is known
 // (tests/diffusion/test_sampler.cpp): DDIM and DPM-Solver++ converge to the exact flow, at first and second
-// order; DDPM over all T steps samples the data's distribution.
+// order; DDPM, DDIM at η = 1 and DPM-Solver++(2M) SDE over many steps sample the data's distribution.
 //
 //   auto schedule = mmlearn::NoiseSchedule::make({.kind = ScheduleKind::scaled_linear});
 //   auto x0 = mmlearn::sample(schedule, denoiser, torch::randn({4, 4, 8, 8}), {.sampler = Sampler::dpmpp_2m,
@@ -32,9 +37,11 @@ enum class ScheduleKind { linear, scaled_linear, cosine };
 ScheduleKind parse_schedule(const std::string& name);  // "linear", "scaled-linear", "cosine"; UsageError
 enum class Prediction { epsilon, v };
 Prediction parse_prediction(const std::string& name);  // "epsilon", "v"
-enum class Sampler { ddpm, ddim, dpmpp_2m };
-Sampler parse_sampler(const std::string& name);  // "ddpm", "ddim", "dpm++2m"
+enum class Sampler { ddpm, ddim, dpmpp_2m, dpmpp_2m_sde };
+Sampler parse_sampler(const std::string& name);  // "ddpm", "ddim", "dpm++2m", "dpm++2m-sde"
 std::string sampler_name(Sampler sampler);
+// --eta given with `sampler`: a usage error unless it is DDIM, whose η it is.
+void check_eta_applies(Sampler sampler);
 
 struct ScheduleOptions {
   ScheduleKind kind = ScheduleKind::scaled_linear;
@@ -52,6 +59,7 @@ struct SampleOptions {
   Sampler sampler = Sampler::dpmpp_2m;
   int64_t steps = 25;  // denoising steps, at most T
   Prediction prediction = Prediction::epsilon;
+  double eta = 0;  // DDIM's η, 0 to 1: each step's noise, as a share of DDPM's (its standard deviation)
   // Image-to-image: the first `skip` of the run's timesteps are left out, and x is already noised to
   // timestep sampling_timesteps(T, steps)[skip] (SDEdit).
   int64_t skip = 0;
@@ -63,7 +71,8 @@ std::vector<int64_t> sampling_timesteps(int64_t schedule_steps, int64_t steps);
 // The denoiser's output (ε or v, as SampleOptions::prediction says) for x_t at timestep t.
 using Denoiser = std::function<torch::Tensor(const torch::Tensor& x, int64_t t)>;
 
-// From x_T (noise, as the caller draws it) to a sample of x_0. `generator` draws DDPM's noise.
+// From x_T (noise, as the caller draws it) to a sample of x_0. `generator` draws the stochastic samplers'
+// noise.
 torch::Tensor sample(const NoiseSchedule& schedule, const Denoiser& denoiser, torch::Tensor x,
                      const SampleOptions& options, at::Generator generator);
 

@@ -160,6 +160,7 @@ json evaluate_edits(GeneratorBundle& g, ClipBundle& clip, const fs::path& manife
                {"steps", o.generate.steps},
                {"guidance", o.generate.guidance},
                {"seed", o.generate.seed}};
+  if (o.generate.sampler == Sampler::ddim) metrics["eta"] = o.generate.eta;
   if (instruct)
     metrics["image_guidance"] = o.image_guidance.value_or(g.config.image_guidance);
   else

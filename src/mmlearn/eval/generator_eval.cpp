@@ -242,6 +242,7 @@ json evaluate_generator(GeneratorBundle& g, ClipBundle& judge, const fs::path& m
       summary(verdicts(judging, judging.read(round_trip), judging.images(round_trip), prompts, single, pairs),
               classes, single.size(), pairs.size());
   metrics["sampler"] = sampler_name(o.generate.sampler);
+  if (o.generate.sampler == Sampler::ddim) metrics["eta"] = o.generate.eta;
   metrics["steps"] = o.generate.steps;
   metrics["guidance"] = o.generate.guidance;
   metrics["seed"] = o.generate.seed;

@@ -20,7 +20,7 @@
 // much the autoencoder alone loses.
 //
 //   auto metrics = mmlearn::evaluate_generator(generator, judge, "shapes/test.jsonl", "shapes/classes.json",
-//                                              {.generate = {.steps = 25, .guidance = 5}});
+//                                              {.generate = {.steps = 25, .guidance = 3}});
 //   metrics["single"]["color"], metrics["pairs"]["relation"], metrics["frechet"]
 #pragma once
 

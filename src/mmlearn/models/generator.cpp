@@ -24,8 +24,10 @@ const std::vector<std::pair<ScheduleKind, std::string>> kScheduleNames = {
     {ScheduleKind::cosine, "squaredcos_cap_v2"}};
 const std::vector<std::pair<Prediction, std::string>> kPredictionNames = {{Prediction::epsilon, "epsilon"},
                                                                           {Prediction::v, "v_prediction"}};
-const std::vector<std::pair<Sampler, std::string>> kSamplerNames = {
-    {Sampler::ddpm, "ddpm"}, {Sampler::ddim, "ddim"}, {Sampler::dpmpp_2m, "dpm++2m"}};
+const std::vector<std::pair<Sampler, std::string>> kSamplerNames = {{Sampler::ddpm, "ddpm"},
+                                                                    {Sampler::ddim, "ddim"},
+                                                                    {Sampler::dpmpp_2m, "dpm++2m"},
+                                                                    {Sampler::dpmpp_2m_sde, "dpm++2m-sde"}};
 
 template <class E>
 std::string name_of(const std::vector<std::pair<E, std::string>>& names, E value) {
@@ -259,9 +261,13 @@ torch::Tensor denoise(GeneratorBundle& g, const Denoiser& denoiser, torch::Tenso
   torch::Tensor latents;
   {
     AutocastGuard autocast(o.precision);
-    latents = sample(
-        NoiseSchedule::make(g.config.schedule), denoiser, x,
-        {.sampler = o.sampler, .steps = o.steps, .prediction = g.config.prediction, .skip = skip}, generator);
+    latents = sample(NoiseSchedule::make(g.config.schedule), denoiser, x,
+                     {.sampler = o.sampler,
+                      .steps = o.steps,
+                      .prediction = g.config.prediction,
+                      .eta = o.eta,
+                      .skip = skip},
+                     generator);
   }
   return to_pixels(g.vae->decode(latents / g.vae->config.scaling_factor));
 }

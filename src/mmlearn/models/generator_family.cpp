@@ -445,7 +445,7 @@ class GeneratorModel : public Model {
   GeneratorModel(const ModelFamily& family, GeneratorBundle g) : Model(family), g_(std::move(g)) {}
 
   std::set<std::string> eval_flags() const override {
-    return {"judge", "samples", "sampler", "steps",    "guidance",
+    return {"judge", "samples", "sampler", "steps",    "guidance",      "eta",
             "seed",  "limit",   "classes", "strength", "image-guidance"};
   }
   // Scenes (captions) judge what a generator draws; edit triplets (records with "target") judge its edits:
@@ -480,8 +480,10 @@ class GeneratorModel : public Model {
     const GenerateOptions drawing{.sampler = r.sampler ? parse_sampler(*r.sampler) : g_.config.sampler,
                                   .steps = r.steps.value_or(g_.config.sampling_steps),
                                   .guidance = r.guidance.value_or(g_.config.guidance),
+                                  .eta = r.eta.value_or(0),
                                   .seed = r.seed,
                                   .precision = r.precision};
+    if (r.eta) check_eta_applies(drawing.sampler);
     const double strength = r.strength.value_or(0.6);
     if (triplets && !instruct) check_strength_leaves_a_step(strength, drawing.steps);
     std::unique_ptr<Progress> bar;

@@ -49,7 +49,7 @@ struct EvalRequest {
   std::filesystem::path judge, samples;
   std::optional<std::string> sampler;
   std::optional<int64_t> steps;
-  std::optional<double> guidance;
+  std::optional<double> guidance, eta;
   uint64_t seed = 0;
   // Edits: SDEdit's strength (a text-to-image generator) and an instruction editor's image guidance.
   std::optional<double> strength, image_guidance;

@@ -7,7 +7,6 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
-#include <deque>
 #include <fstream>
 #include <limits>
 #include <mutex>
@@ -28,6 +27,7 @@
 #include "mmlearn/train/metrics_log.h"
 #include "mmlearn/train/run_checkpoint.h"
 #include "mmlearn/train/schedule.h"
+#include "mmlearn/train/time_budget.h"
 
 namespace mmlearn {
 namespace fs = std::filesystem;
@@ -162,65 +162,6 @@ class BatchOrder {
   uint64_t seed_;
   int64_t epoch_ = -1;
   torch::Tensor order_;
-};
-
-// --minutes: the run's length in steps, from the budget left after loading and the measured step time;
-// re-planned when the step time drifts. A step's time is the median over the last 500 steps, so that one slow
-// step (an evaluation, a checkpoint, a generator encoding its training images) does not swing the plan, nor
-// does a minute or two of a busier machine (50 steps swung a 45-minute plan by ±13 %); what the slow steps
-// cost beyond it is spread over every step, since evaluations recur.
-class TimeBudget {
- public:
-  TimeBudget(double minutes, Clock::time_point run_start) : seconds_(minutes * 60), run_start_(run_start) {}
-
-  // Called after each step; returns the planned total (0 while still timing).
-  int64_t plan(int64_t steps_done, int64_t total) {
-    const auto now = Clock::now();
-    const bool warming_up = steps_done == first_ + 1;  // the first step is not timed
-    if (!warming_up && last_.has_value()) {
-      recent_.push_back(std::chrono::duration<double>(now - *last_).count());
-      if (recent_.size() > kWindow) recent_.pop_front();
-      ++unplanned_;
-    }
-    last_ = now;
-    if (unplanned_ < (total == 0 ? 5 : 50)) return total;
-    std::vector<double> sorted(recent_.begin(), recent_.end());
-    std::nth_element(sorted.begin(), sorted.begin() + static_cast<std::ptrdiff_t>(sorted.size() / 2),
-                     sorted.end());
-    const double typical = sorted[sorted.size() / 2];
-    for (auto d = recent_.end() - unplanned_; d != recent_.end(); ++d)
-      beyond_typical_ += std::max(0.0, *d - typical);
-    timed_ += unplanned_;
-    unplanned_ = 0;
-    const double per_step = typical + beyond_typical_ / static_cast<double>(timed_);
-    const double left = seconds_ - std::chrono::duration<double>(now - run_start_).count();
-    const auto fits = static_cast<int64_t>(std::max(0.0, left) / per_step);
-    if (total == 0) {
-      check(fits >= 10, "--minutes ", seconds_ / 60, ": after loading and ", steps_done, " steps, ",
-            std::max(0.0, left), " s are left, room for ", fits, " more steps at ", per_step,
-            " s each; raise --minutes or give --steps");
-      log_info("--minutes ", seconds_ / 60, ": ", steps_done + fits, " steps at ", per_step, " s/step");
-      return steps_done + fits;
-    }
-    const int64_t replanned = std::max(steps_done + 1, steps_done + fits);
-    if (std::abs(static_cast<double>(replanned - total)) > 0.03 * static_cast<double>(total)) {
-      log_info("--minutes: steps now take ", per_step, " s; re-planned from ", total, " to ", replanned,
-               " steps");
-      return replanned;
-    }
-    return total;
-  }
-  void start_at(int64_t step) { first_ = step; }
-
- private:
-  double seconds_;
-  Clock::time_point run_start_;
-  std::optional<Clock::time_point> last_;  // when the previous step ended
-  static constexpr size_t kWindow = 500;
-  std::deque<double> recent_;  // the last kWindow steps' durations
-  int64_t unplanned_ = 0;      // of them, those since the last plan
-  double beyond_typical_ = 0;  // seconds the timed steps took beyond each plan's median
-  int64_t first_ = 0, timed_ = 0;
 };
 
 // What a run is, settled before anything is loaded: its options (the family's defaults for what was left
@@ -564,7 +505,7 @@ TrainResult train(const TrainOptions& requested) {
     if (parallel) line["allreduce_seconds"] = allreduce_seconds;
     if (writes) append_metrics(metrics_path, line);
     if (o.minutes > 0 && !(checkpoint && !given.count("minutes"))) {
-      int64_t planned = budget.plan(step, total);
+      int64_t planned = budget.plan(step, total, Clock::now());
       if (parallel)  // rank 0's plan, so that every worker stops at the same step
         planned = parallel->sum(torch::tensor(rank == 0 ? planned : 0, torch::kFloat64)).item<int64_t>();
       if (planned != total && bar) bar->set_total(planned);
