@@ -1,15 +1,15 @@
 // Diffusion's noise schedules and samplers, for any denoiser: the forward process
 //   x_t = sqrt(ᾱ_t) x_0 + sqrt(1 - ᾱ_t) ε,   t = 0 .. T-1,
 // with ᾱ_t from a linear schedule of β (DDPM's, or Stable Diffusion's "scaled linear": linear in sqrt β) or
-// the cosine schedule (Nichol & Dhariwal, 2021); and three ways back from noise, over a subset of the T
+// the cosine schedule (Nichol & Dhariwal, 2021); and four ways back from noise, over a subset of the T
 // steps:
 //   ddpm        ancestral sampling (Ho et al., 2020), the posterior's mean plus its variance's noise;
-//   ddim        the DDIM update (Song et al., 2021): deterministic at η = 0, the default; η = 1 is DDPM's
-//               ancestral step, between them a share of its noise;
+//   ddim        the DDIM update (Song et al., 2021): deterministic at η = 0, the default; at η = 1 DDPM's
+//               ancestral step, and between them a share of its noise;
 //   dpm++2m     DPM-Solver++(2M) (Lu et al., 2022): second-order multistep on the data prediction, in λ =
 //               log(α / σ);
 //   dpm++2m-sde its stochastic form (SDE-DPM-Solver++(2M), as diffusers' "sde-dpmsolver++"): the same
-//               multistep, each step adding fresh noise for part of what the step removes.
+//               multistep, each step putting fresh noise in place of part of what it removes.
 // Stochastic sampling forgives an imperfect denoiser more: each step's noise washes out part of the errors
 // made before it, which the deterministic samplers carry to the end.
 // The denoiser predicts ε or v (v = sqrt(ᾱ) ε - sqrt(1 - ᾱ) x_0, Salimans & Ho, 2022); classifier-free

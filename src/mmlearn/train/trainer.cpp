@@ -515,8 +515,9 @@ TrainResult train(const TrainOptions& requested) {
     if (bar) bar->update(step, {{"loss", loss_value}, {"lr", lr}});
     if (total == 0) continue;
     const int64_t every = o.eval_every > 0 ? o.eval_every : std::max<int64_t>(1, total / 5);
-    // (a --minutes run's re-plans move `every`: a step past due evaluates too, or none might come)
-    if (step < total && (step % every == 0 || (o.minutes > 0 && step - last_eval >= every))) {
+    // A --minutes run's re-plans move `every`: it evaluates `every` steps after its last evaluation, as
+    // multiples of a moving `every` could come twice in a few steps, or not at all.
+    if (step < total && (o.minutes > 0 ? step - last_eval >= every : step % every == 0)) {
       evaluate();
       last_eval = step;
     }
