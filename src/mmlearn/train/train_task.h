@@ -89,14 +89,16 @@ class TrainTask {
   virtual StepLoss loss(std::any& batch, const StepContext& step) = 0;
   // After each optimizer update (CLIP clamps its temperature).
   virtual void after_update() {}
-  // The part of a run of `total` steps that `step` belongs to, [begin, end): each part warms its learning
-  // rate up and decays it on its own, as a run in two parts (a generator's autoencoder, then its UNet from
-  // scratch) would be two runs. By default one part.
-  virtual std::pair<int64_t, int64_t> schedule_part(int64_t /*step*/, int64_t total) const {
-    return {0, total};
+  // The part of a run of `total` steps that `step` belongs to, [begin, end), and its peak learning rate: each
+  // part warms its learning rate up and decays it on its own, as a run in two parts (a generator's
+  // autoencoder, then its UNet from scratch) would be two runs. By default one part, at --lr.
+  struct SchedulePart {
+    int64_t begin, end;
+    double peak_lr;
+  };
+  virtual SchedulePart schedule_part(int64_t /*step*/, int64_t total, double lr) const {
+    return {0, total, lr};
   }
-  // The peak learning rate of the part `step` belongs to; by default --lr's for all.
-  virtual double part_learning_rate(int64_t /*step*/, double lr) const { return lr; }
   // Training mode (a frozen tower's BatchNorm keeps its statistics).
   virtual void train_mode() { trained().train(); }
   // Whether a parameter is weight-decayed; by default matrices other than embeddings.

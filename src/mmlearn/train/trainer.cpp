@@ -442,12 +442,12 @@ TrainResult train(const TrainOptions& requested) {
   auto last_checkpoint = Clock::now();
   const auto loop_start = Clock::now();
   while (total == 0 || step < total) {
-    const auto [begin, end] = task->schedule_part(step, total);
+    const auto [begin, end, peak_lr] = task->schedule_part(step, total, o.learning_rate.value());
     const int64_t length = std::max<int64_t>(end - begin, 1);  // (total is 0 while --minutes times steps)
     const double lr = cosine_lr(
         step - begin, length,
         o.warmup_steps > 0 ? o.warmup_steps : std::max<int64_t>(1, (end > begin ? length : 200) / 20),
-        task->part_learning_rate(step, o.learning_rate.value()));
+        peak_lr);
     set_learning_rate(*optimizer, lr);
     std::vector<std::any> batches = loader.take(step);
     optimizer->zero_grad();
