@@ -58,7 +58,8 @@ void add_edit(CLI::App& app) {
     check_steps(steps, a->steps);
     check_guidance(guidance, "--guidance", a->guidance);
     check_eta(eta, a->eta);
-    const Sampler sampler = a->sampler.empty() ? Sampler::dpmpp_2m_sde : parse_sampler(a->sampler);
+    const std::optional<Sampler> sampler =
+        a->sampler.empty() ? std::nullopt : std::optional<Sampler>(parse_sampler(a->sampler));
     const std::filesystem::path out = a->out;
     if (std::filesystem::exists(out) && !std::filesystem::is_empty(out))
       throw UsageError(str_cat("--out ", out.string(), " is not empty: choose a new folder"));
@@ -76,7 +77,7 @@ void add_edit(CLI::App& app) {
                             .permute({2, 0, 1})
                             .unsqueeze(0)
                             .contiguous();
-    EditOptions options{.generate = {.sampler = a->sampler.empty() ? g.config.sampler : sampler,
+    EditOptions options{.generate = {.sampler = sampler.value_or(g.config.sampler),
                                      .steps = steps->count() ? a->steps : g.config.sampling_steps,
                                      .guidance = guidance->count() ? a->guidance : g.config.guidance,
                                      .eta = a->eta,

@@ -49,12 +49,13 @@ void add_generate(CLI::App& app) {
     const std::filesystem::path out = a->out;
     if (std::filesystem::exists(out) && !std::filesystem::is_empty(out))
       throw UsageError(str_cat("--out ", out.string(), " is not empty: choose a new folder"));
-    const Sampler sampler = a->sampler.empty() ? Sampler::dpmpp_2m_sde : parse_sampler(a->sampler);
+    const std::optional<Sampler> sampler =
+        a->sampler.empty() ? std::nullopt : std::optional<Sampler>(parse_sampler(a->sampler));
     auto model = open_model(a->model);
     GeneratorBundle& g = need<GeneratorBundle>(*model, "generate", "a generator (train --task generate)");
     if (edits_by_instruction(g))
       throw UsageError(str_cat(a->model.model, " is an instruction editor: it changes a picture (use edit)"));
-    GenerateOptions options{.sampler = a->sampler.empty() ? g.config.sampler : sampler,
+    GenerateOptions options{.sampler = sampler.value_or(g.config.sampler),
                             .steps = steps->count() ? a->steps : g.config.sampling_steps,
                             .guidance = guidance->count() ? a->guidance : g.config.guidance,
                             .eta = a->eta,
