@@ -289,6 +289,21 @@ TEST(GenerateCli, AnEditorMadeFromTheGeneratorEditsByInstruction) {
   EXPECT_EQ(unet["in_channels"], 8);
 }
 
+// An editor keeps the generator's text tower as it is (InstructPix2Pix keeps CLIP's), unless
+// --train-text-encoder: a tower learned on captions then learns the instructions' words too.
+TEST(GenerateCli, AnEditorKeepsTheTextTowerUnlessTrainTextEncoder) {
+  const auto text = [](const fs::path& model) {
+    return read_file(model / "text_encoder" / "model.safetensors");
+  };
+  EXPECT_EQ(text(runs().generator), text(runs().editor));
+  const fs::path out = test::temp_dir("text-learns") / "editor";
+  const auto r = run_cli(str_cat("train --preset editor-tiny --init-from ", runs().generator.string(),
+                                 " --data ", runs().edits.string(), " --out ", out.string(),
+                                 " --steps 1 --batch-size 8 --eval-samples 2 --train-text-encoder"));
+  ASSERT_EQ(r.status, 0) << r.output;
+  EXPECT_NE(text(runs().generator), text(out));
+}
+
 // On edit triplets eval judges edits: an editor's by instruction, a generator's by SDEdit, each triplet once,
 // counted by kind, beside the judge's reading of the targets and of the unchanged sources.
 TEST(GenerateCli, EvalJudgesEditsByInstructionAndBySDEdit) {
@@ -361,6 +376,9 @@ TEST(GenerateCli, EditorsAndGeneratorsRefuseWhatTheOtherDoes) {
       {str_cat("train --preset generator-tiny --init-from ", runs().editor.string(), data,
                " --steps 1 --out ", (dir / "5").string()),
        2, "is an instruction editor"},
+      {str_cat("train --task generate --data ", runs().scenes.string(),
+               " --steps 1 --train-text-encoder --out ", (dir / "5b").string()),
+       2, "--train-text-encoder needs --init-from"},
       {str_cat("train --preset editor-tiny --init-from ", runs().generator.string(), data,
                " --steps 1 --autoencoder-steps 4 --out ", (dir / "6").string()),
        2, "--autoencoder-steps does not apply"},

@@ -157,6 +157,8 @@ std::vector<FlagCase> flag_cases(const fs::path& work) {
       {"prediction", [](TrainOptions& o) { o.prediction = "v"; }},
       {"snr-gamma", [](TrainOptions& o) { o.snr_gamma = 0.5; }},  // (below most steps' SNR)
       {"ema-decay", [](TrainOptions& o) { o.ema_decay = 0.0; }},
+      {"train-text-encoder", [](TrainOptions& o) { o.train_text_encoder = true; },
+       [work](TrainOptions& o) { o.init_from = work / "clip-tiny"; }},
   };
 }
 

@@ -122,6 +122,9 @@ void add_train(CLI::App& app) {
   add_optional(cmd, "--ema-decay", o->ema_decay,
                "generate: decay of the UNet's weight average, which the model directory holds (0: the "
                "last weights; default 0.9999, warmed up as (1 + n) / (10 + n))");
+  cmd->add_flag("--train-text-encoder", o->train_text_encoder,
+                "generate: with --init-from, the text tower learns with the UNet instead of staying frozen "
+                "(without --init-from it always learns)");
   add_optional(cmd, "--dim", o->dim,
                "classify: width of the encoders and the fusion (default 64); composed: the combiner's "
                "projection width "

@@ -3,8 +3,8 @@
 // (reconstruction L1 and SD's small KL term), then — with the autoencoder frozen, every training image
 // encoded once and the latents scaled to unit variance as SD's 0.18215 does — the UNet to predict the noise
 // added at a random timestep, the caption dropped one time in ten for classifier-free guidance. The text
-// tower is --init-from's CLIP (frozen, as SD keeps its text encoder) or a new clip-tiny text tower learned
-// alongside the UNet.
+// tower is --init-from's CLIP or generator's (frozen, as SD keeps its text encoder, unless
+// --train-text-encoder) or a new clip-tiny text tower learned alongside the UNet.
 //
 // An instruction editor (preset editor-tiny) trains the same way on (source, instruction, target) triplets,
 // as InstructPix2Pix: the UNet denoises the target's latent beside the source's (unscaled mean), the
@@ -76,6 +76,9 @@ UNet copy_of(const UNet& unet) {
 // What a run trains: the checkpoint's generator, or a new one over --init-from's CLIP (or a new clip-tiny
 // with a tokenizer given or learned from the captions).
 GeneratorBundle new_generator(const TrainOptions& o, const data::Manifest& train) {
+  if (o.train_text_encoder && o.init_from.empty())
+    throw UsageError(
+        "--train-text-encoder needs --init-from: without it the text tower is new and learns anyway");
   if (!o.init_from.empty() && !o.tokenizer.empty())
     throw UsageError("--tokenizer cannot be combined with --init-from: the CLIP model's tokenizer is used");
   if (!o.init_from.empty()) return make_generator(o.preset, open_clip(o.init_from), 64);
@@ -139,7 +142,7 @@ class GeneratorTask : public TrainTask {
         autoencoder_lr_(o.autoencoder_lr.value()),
         snr_gamma_(o.snr_gamma.value()),
         ema_decay_(o.ema_decay.value()),
-        text_frozen_(!o.init_from.empty()),
+        text_frozen_(!o.init_from.empty() && !o.train_text_encoder),
         samples_dir_(o.out / "samples") {
     data::ImageTextOptions load;
     load.image_size = g_.config.image_size;
@@ -158,7 +161,7 @@ class GeneratorTask : public TrainTask {
       test_.texts.resize(static_cast<size_t>(n));
       if (instruct_) test_targets_ = test_targets_.slice(0, 0, n);
     }
-    // The image tower conditions nothing; the text tower learns unless it came from a trained CLIP.
+    // The image tower conditions nothing; the text tower learns unless it came trained and is to stay so.
     for (auto& p : g_.text.model->named_parameters())
       if (!p.key().starts_with("text.") || text_frozen_) p.value().requires_grad_(false);
     empty_ids_ = tokenize_batch(g_.text.tokenizer, {""}, g_.text.model->config.text.context_length);
@@ -578,8 +581,9 @@ ModelFamily generator_family() {
   f.open = [](const fs::path& path, const OpenOptions&) -> std::unique_ptr<Model> {
     return std::make_unique<GeneratorModel>(family_of_type("generator"), load_generator(path));
   };
-  f.train_flags = {"init-from",      "tokenizer",      "vocab-size", "max-image-pixels", "autoencoder-steps",
-                   "autoencoder-lr", "noise-schedule", "prediction", "snr-gamma",        "ema-decay"};
+  f.train_flags = {"init-from",         "tokenizer",      "vocab-size",        "max-image-pixels",
+                   "autoencoder-steps", "autoencoder-lr", "noise-schedule",    "prediction",
+                   "snr-gamma",         "ema-decay",      "train-text-encoder"};
   f.train_defaults = {
       {"batch-size", 32},       {"lr", 2e-3},       {"weight-decay", 0.01}, {"precision", "auto"},
       {"eval-samples", 64},     {"epochs", 10},     {"vocab-size", 1024},   {"autoencoder-steps", 800},

@@ -55,6 +55,7 @@ void visit(TrainOptions& o, Visitor&& v) {
   v("prediction", o.prediction);
   v("snr-gamma", o.snr_gamma);
   v("ema-decay", o.ema_decay);
+  v("train-text-encoder", o.train_text_encoder);
 }
 
 template <class T>
@@ -134,7 +135,7 @@ const std::set<std::string>& family_flags() {
       "tokenizer",  "vocab-size", "init-from", "init-audio-from",  "freeze-towers",     "max-image-pixels",
       "ctc-weight", "modalities", "fusion",    "modality-dropout", "unimodal-loss",     "label-field",
       "dim",        "connector",  "blind",     "caption-weight",   "autoencoder-steps", "autoencoder-lr",
-      "prediction", "snr-gamma",  "ema-decay", "noise-schedule"};
+      "prediction", "snr-gamma",  "ema-decay", "noise-schedule",   "train-text-encoder"};
   return flags;
 }
 

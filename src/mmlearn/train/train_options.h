@@ -70,6 +70,8 @@ struct TrainOptions {
   // (epsilon, v), Min-SNR-γ loss weighting (0: none) and the decay of the UNet's weight average (EMA).
   std::optional<std::string> noise_schedule, prediction;
   std::optional<double> snr_gamma, ema_decay;
+  // A generator's text tower learns with its UNet even when it came from --init-from (kept frozen otherwise).
+  bool train_text_encoder = false;
 
   // Threads preparing the coming batches while a step trains (train/batch_loader.h); 0: none, on the
   // training thread; -1: chosen from the cores. Results do not depend on it.
