@@ -58,8 +58,7 @@ void add_edit(CLI::App& app) {
     check_steps(steps, a->steps);
     check_guidance(guidance, "--guidance", a->guidance);
     check_eta(eta, a->eta);
-    const std::optional<Sampler> sampler =
-        a->sampler.empty() ? std::nullopt : std::optional<Sampler>(parse_sampler(a->sampler));
+    const std::optional<Sampler> sampler = sampler_flag(a->sampler);
     const std::filesystem::path out = a->out;
     if (std::filesystem::exists(out) && !std::filesystem::is_empty(out))
       throw UsageError(str_cat("--out ", out.string(), " is not empty: choose a new folder"));

@@ -49,8 +49,7 @@ void add_generate(CLI::App& app) {
     const std::filesystem::path out = a->out;
     if (std::filesystem::exists(out) && !std::filesystem::is_empty(out))
       throw UsageError(str_cat("--out ", out.string(), " is not empty: choose a new folder"));
-    const std::optional<Sampler> sampler =
-        a->sampler.empty() ? std::nullopt : std::optional<Sampler>(parse_sampler(a->sampler));
+    const std::optional<Sampler> sampler = sampler_flag(a->sampler);
     auto model = open_model(a->model);
     GeneratorBundle& g = need<GeneratorBundle>(*model, "generate", "a generator (train --task generate)");
     if (edits_by_instruction(g))

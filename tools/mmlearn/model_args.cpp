@@ -51,6 +51,10 @@ void check_eta(const CLI::Option* option, double eta) {
     throw UsageError(str_cat("--eta ", eta, ": must be from 0 (deterministic DDIM) to 1 (DDPM's noise)"));
 }
 
+std::optional<Sampler> sampler_flag(const std::string& name) {
+  return name.empty() ? std::nullopt : std::optional<Sampler>(parse_sampler(name));
+}
+
 void check_strength(double strength) {
   if (!(std::isfinite(strength) && strength > 0 && strength <= 1))
     throw UsageError(str_cat("--strength ", strength, ": must be in (0, 1]"));

@@ -5,9 +5,11 @@
 
 #include <CLI/CLI.hpp>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "mmlearn/core/error.h"
+#include "mmlearn/diffusion/sampler.h"
 #include "mmlearn/models/clip_import.h"
 #include "mmlearn/models/registry.h"
 #include "mmlearn/models/whisper_import.h"
@@ -29,6 +31,8 @@ void add_generation_options(CLI::App* cmd, GenerationOptions& options);
 void check_steps(const CLI::Option* option, int64_t steps);
 void check_guidance(const CLI::Option* option, const std::string& flag, double scale);
 void check_eta(const CLI::Option* option, double eta);  // 0 to 1 where given
+// The sampler --sampler names (an unknown name is a usage error), or none where the flag is not given.
+std::optional<Sampler> sampler_flag(const std::string& name);
 // SDEdit's --strength: in (0, 1].
 void check_strength(double strength);
 
