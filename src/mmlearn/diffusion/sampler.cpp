@@ -22,25 +22,24 @@ Prediction parse_prediction(const std::string& name) {
   throw UsageError(str_cat("unknown prediction \"", name, "\" (expected epsilon or v)"));
 }
 
+const std::vector<std::pair<Sampler, std::string>>& sampler_names() {
+  static const std::vector<std::pair<Sampler, std::string>> names = {{Sampler::ddpm, "ddpm"},
+                                                                     {Sampler::ddim, "ddim"},
+                                                                     {Sampler::dpmpp_2m, "dpm++2m"},
+                                                                     {Sampler::dpmpp_2m_sde, "dpm++2m-sde"}};
+  return names;
+}
+
 Sampler parse_sampler(const std::string& name) {
-  if (name == "ddpm") return Sampler::ddpm;
-  if (name == "ddim") return Sampler::ddim;
-  if (name == "dpm++2m") return Sampler::dpmpp_2m;
-  if (name == "dpm++2m-sde") return Sampler::dpmpp_2m_sde;
+  for (const auto& [sampler, known] : sampler_names())
+    if (known == name) return sampler;
   throw UsageError(str_cat("unknown sampler \"", name, "\" (expected ddpm, ddim, dpm++2m or dpm++2m-sde)"));
 }
 
 std::string sampler_name(Sampler sampler) {
-  switch (sampler) {
-    case Sampler::ddpm:
-      return "ddpm";
-    case Sampler::ddim:
-      return "ddim";
-    case Sampler::dpmpp_2m:
-      return "dpm++2m";
-    default:
-      return "dpm++2m-sde";
-  }
+  for (const auto& [known, name] : sampler_names())
+    if (known == sampler) return name;
+  throw Error("a sampler without a name");
 }
 
 void check_eta_applies(Sampler sampler) {

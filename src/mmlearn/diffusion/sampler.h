@@ -29,6 +29,7 @@
 #include <cstdint>
 #include <functional>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace mmlearn {
@@ -39,6 +40,7 @@ enum class Prediction { epsilon, v };
 Prediction parse_prediction(const std::string& name);  // "epsilon", "v"
 enum class Sampler { ddpm, ddim, dpmpp_2m, dpmpp_2m_sde };
 Sampler parse_sampler(const std::string& name);  // "ddpm", "ddim", "dpm++2m", "dpm++2m-sde"
+const std::vector<std::pair<Sampler, std::string>>& sampler_names();  // each sampler with its name
 std::string sampler_name(Sampler sampler);
 // --eta given with `sampler`: a usage error unless it is DDIM, whose η it is.
 void check_eta_applies(Sampler sampler);

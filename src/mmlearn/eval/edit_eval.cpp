@@ -83,10 +83,6 @@ std::string caption_of(const json& objects) {
   return out.empty() ? "an empty dark background" : out;
 }
 
-double share(const std::vector<bool>& v) {
-  return v.empty() ? 0.0 : static_cast<double>(std::count(v.begin(), v.end(), true)) / double(v.size());
-}
-
 }  // namespace
 
 json evaluate_edits(GeneratorBundle& g, ClipBundle& clip, const fs::path& manifest,

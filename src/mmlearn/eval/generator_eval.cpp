@@ -126,10 +126,6 @@ Verdicts verdicts(const ObjectJudge& j, const std::vector<ObjectReading>& readin
   return v;
 }
 
-double share(const std::vector<bool>& v) {
-  return v.empty() ? 0.0 : static_cast<double>(std::count(v.begin(), v.end(), true)) / v.size();
-}
-
 json summary(const Verdicts& v, const ZeroShotClasses& classes, size_t singles, size_t pairs) {
   json single{{"n", singles}, {"one_object", share(v.one_object)}};
   for (size_t k = 0; k < v.attribute_right.size(); ++k)

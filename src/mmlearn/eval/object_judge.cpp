@@ -81,4 +81,9 @@ std::vector<ObjectReading> ObjectJudge::read(const torch::Tensor& pictures) cons
   return readings;
 }
 
+double share(const std::vector<bool>& verdicts) {
+  const auto held = std::count(verdicts.begin(), verdicts.end(), true);
+  return verdicts.empty() ? 0.0 : static_cast<double>(held) / static_cast<double>(verdicts.size());
+}
+
 }  // namespace mmlearn

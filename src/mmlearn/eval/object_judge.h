@@ -48,6 +48,9 @@ class ObjectJudge {
   Precision precision_;
 };
 
+// The share of verdicts that hold (0 for none), as the generator and edit judgings report them.
+double share(const std::vector<bool>& verdicts);
+
 // uint8 images [N, 3, H, W] at side x side (bilinear), or as they are.
 torch::Tensor resized(const torch::Tensor& images_u8, int64_t side);
 

@@ -24,10 +24,6 @@ const std::vector<std::pair<ScheduleKind, std::string>> kScheduleNames = {
     {ScheduleKind::cosine, "squaredcos_cap_v2"}};
 const std::vector<std::pair<Prediction, std::string>> kPredictionNames = {{Prediction::epsilon, "epsilon"},
                                                                           {Prediction::v, "v_prediction"}};
-const std::vector<std::pair<Sampler, std::string>> kSamplerNames = {{Sampler::ddpm, "ddpm"},
-                                                                    {Sampler::ddim, "ddim"},
-                                                                    {Sampler::dpmpp_2m, "dpm++2m"},
-                                                                    {Sampler::dpmpp_2m_sde, "dpm++2m-sde"}};
 
 template <class E>
 std::string name_of(const std::vector<std::pair<E, std::string>>& names, E value) {
@@ -76,7 +72,7 @@ void read_scheduler(const json& j, GeneratorConfig& c, const std::string& where)
 json to_json(const GeneratorConfig& c) {
   return {{"model_type", "generator"},
           {"image_size", c.image_size},
-          {"sampler", name_of(kSamplerNames, c.sampler)},
+          {"sampler", sampler_name(c.sampler)},
           {"sampling_steps", c.sampling_steps},
           {"guidance", c.guidance},
           {"image_guidance", c.image_guidance}};
@@ -90,7 +86,7 @@ GeneratorConfig generator_config_from_json(const json& j, const std::string& whe
   read_field(j, "sampling_steps", c.sampling_steps, where);
   read_field(j, "guidance", c.guidance, where);
   read_field(j, "image_guidance", c.image_guidance, where);
-  c.sampler = value_of(kSamplerNames, j, "sampler", c.sampler, where);
+  c.sampler = value_of(sampler_names(), j, "sampler", c.sampler, where);
   check(c.image_size >= 8 && c.image_size <= 2048, where, ": image_size ", c.image_size,
         " is out of range (8 to 2048)");
   check(c.sampling_steps >= 1 && c.sampling_steps <= 10000, where, ": sampling_steps ", c.sampling_steps,
