@@ -145,6 +145,12 @@ TEST(Shards, TrainingGoesThroughCorruptSamplesUpToMaxBad) {
   EXPECT_NE(stopped.output.find("000002.tar"), std::string::npos) << stopped.output;
   EXPECT_NE(stopped.output.find("000001.tar: sample 00000016"), std::string::npos) << stopped.output;
   EXPECT_FALSE(fs::exists(dir / "strict" / "model.safetensors"));
+
+  // NegCLIP's negatives are made from every caption up front, which a streamed set does not hold.
+  const auto negatives = test::run_cli("train" + args + (dir / "negatives").string() + " --hard-negatives");
+  EXPECT_EQ(negatives.status, 2) << negatives.output;
+  EXPECT_NE(negatives.output.find("--hard-negatives needs a manifest"), std::string::npos)
+      << negatives.output;
 }
 
 // Streamed from shards, its batches prepared on loader threads, a run ends with the weights it reaches on

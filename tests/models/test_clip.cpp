@@ -74,6 +74,35 @@ TEST(Clip, LossIsLowForMatchedPairsAndGradientsReachBothTowers) {
   }
 }
 
+// NegCLIP: a hard negative is one more caption each image must rank below its own, and no image's caption.
+TEST(Clip, HardNegativesAreCaptionsNoImageOwns) {
+  namespace F = torch::nn::functional;
+  torch::manual_seed(0);
+  const auto unit = [](const torch::Tensor& x) { return F::normalize(x, F::NormalizeFuncOptions().dim(1)); };
+  const auto images = unit(torch::randn({4, 16}, torch::kDouble)),
+             texts = unit(images + 0.05 * torch::randn({4, 16}, torch::kDouble));
+  const auto scale = torch::tensor(std::log(20.0), torch::kDouble);
+  const double plain = clip_loss(images, texts, scale).item<double>();
+  // Image i's term: log-sum-exp over every caption and the negatives, less its own caption's logit; the
+  // captions' terms (the other half) see only the images.
+  const auto logits = 20.0 * torch::matmul(images, texts.t());
+  const auto expected = [&](const torch::Tensor& negatives) {
+    const auto row = torch::cat({logits, 20.0 * torch::matmul(images, negatives.t())}, 1);
+    const auto image_terms = (torch::logsumexp(row, 1) - logits.diagonal()).mean();
+    const auto text_terms = (torch::logsumexp(logits.t(), 1) - logits.diagonal()).mean();
+    return 0.5 * (image_terms + text_terms).item<double>();
+  };
+  // A negative the first image matches as well as its own caption costs about log 2 in its term.
+  const auto twin = texts.slice(0, 0, 1);
+  const double with_twin = clip_loss(images, texts, scale, 0, nullptr, twin).item<double>();
+  EXPECT_NEAR(with_twin, expected(twin), 1e-12);
+  EXPECT_NEAR(with_twin - plain, 0.5 / 4 * std::log(2.0), 0.01);
+  // Negatives no image resembles change almost nothing.
+  const auto far = -images.slice(0, 0, 2);
+  EXPECT_NEAR(clip_loss(images, texts, scale, 0, nullptr, far).item<double>(), expected(far), 1e-12);
+  EXPECT_NEAR(clip_loss(images, texts, scale, 0, nullptr, far).item<double>(), plain, 1e-4);
+}
+
 TEST(Clip, ParameterNamesFollowOpenAiLayout) {
   Clip model(small_config());
   auto params = model->named_parameters();

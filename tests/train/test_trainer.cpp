@@ -141,6 +141,7 @@ std::vector<FlagCase> flag_cases(const fs::path& work) {
       {"freeze-towers", [](TrainOptions& o) { o.freeze_towers = true; },
        [work](TrainOptions& o) { o.init_from = work / "clip-tiny"; }},
       {"max-image-pixels", [](TrainOptions& o) { o.max_image_pixels = 100; }},
+      {"hard-negatives", [](TrainOptions& o) { o.hard_negatives = true; }},
       {"ctc-weight", [](TrainOptions& o) { o.ctc_weight = 0.0; }},
       {"modalities", [](TrainOptions& o) { o.modalities = {"text"}; }},
       {"fusion", [](TrainOptions& o) { o.fusion = "late"; }},

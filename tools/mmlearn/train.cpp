@@ -87,6 +87,10 @@ void add_train(CLI::App& app) {
                 "with --init-from: clip trains only the projections and the temperature (a linear probe); "
                 "caption, vqa keep the image tower as it is");
   cmd->add_option("--max-image-pixels", o->max_image_pixels, "clip: refuse images larger than this");
+  cmd->add_flag(
+      "--hard-negatives", o->hard_negatives,
+      "clip: each caption also competes with its hard negative (NegCLIP): its place words turned to "
+      "their opposites, or two attributes of one kind (from the data's classes.json) swapped");
   add_optional(cmd, "--ctc-weight", o->ctc_weight,
                "speech: weight of the auxiliary CTC loss on the encoder (0: none)");
   cmd->add_option("--modalities", o->modalities,

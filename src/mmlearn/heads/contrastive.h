@@ -14,10 +14,11 @@ class DataParallel;
 // In data-parallel training (`parallel` given) the batch is every process's: each process scores its own
 // B rows, starting at row `offset` of the gathered batch, against everyone's embeddings (OpenCLIP's local
 // loss with gathered gradients: memory grows with B x world, not its square), and the mean of the processes'
-// losses is the loss of the whole batch.
+// losses is the loss of the whole batch. `negative_embeds` [K, E] (NegCLIP's hard negatives, this process's):
+// further captions each image must rank below its own; they are no image's caption.
 torch::Tensor clip_loss(const torch::Tensor& image_embeds, const torch::Tensor& text_embeds,
                         const torch::Tensor& logit_scale, int64_t offset = 0,
-                        const DataParallel* parallel = nullptr);
+                        const DataParallel* parallel = nullptr, const torch::Tensor& negative_embeds = {});
 
 // Largest exp(logit_scale) allowed, as in CLIP: keeps the softmax from collapsing to a one-hot early on.
 constexpr double kMaxLogitScale = 100.0;

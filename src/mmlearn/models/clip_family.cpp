@@ -13,8 +13,10 @@
 #include "mmlearn/eval/clip_eval.h"
 #include "mmlearn/heads/contrastive.h"
 #include "mmlearn/models/clip_import.h"
+#include "mmlearn/models/clip_pretrained.h"
 #include "mmlearn/models/registry.h"
 #include "mmlearn/models/weight_files.h"
+#include "mmlearn/text/hard_negative.h"
 #include "mmlearn/text/learn_tokenizer.h"
 
 namespace mmlearn {
@@ -61,6 +63,12 @@ ClipBundle clip_to_train(const TrainOptions& o, const fs::path& resume_from, con
   return {Clip(config), std::move(tokenizer)};
 }
 
+// A batch: pixels and token ids, and with --hard-negatives the ids of its captions' hard negatives (those
+// that have one).
+struct ClipBatch {
+  torch::Tensor pixels, ids, negatives;
+};
+
 class ClipTask : public TrainTask {
  public:
   ClipTask(const TrainOptions& o, const fs::path& resume_from, data::Manifest train)
@@ -79,6 +87,7 @@ class ClipTask : public TrainTask {
       keep_first(test_, o.eval_samples.value_or(1000));
     }
     classes_ = fs::is_directory(o.data) ? o.data / "classes.json" : train_path.parent_path() / "classes.json";
+    if (o.hard_negatives) make_hard_negatives(c.text.context_length);
     if (freeze_)  // a linear probe: the towers keep their weights
       for (auto& p : clip_.model->named_parameters()) {
         const std::string& name = p.key();
@@ -93,18 +102,30 @@ class ClipTask : public TrainTask {
   int64_t train_size() const override { return train_.size(); }
   data::SkipLog skipped() const override { return train_.skip_log(); }
 
-  std::any prepare(const std::vector<int64_t>& indices) const override { return train_.batch(indices); }
+  std::any prepare(const std::vector<int64_t>& indices) const override {
+    auto [pixels, ids] = train_.batch(indices);
+    ClipBatch batch{pixels, ids, {}};
+    if (negative_of_.empty()) return batch;
+    std::vector<int64_t> rows;
+    for (const int64_t i : indices)
+      if (negative_of_[static_cast<size_t>(i)] >= 0) rows.push_back(negative_of_[static_cast<size_t>(i)]);
+    if (!rows.empty()) batch.negatives = negative_ids_.index_select(0, torch::tensor(rows));
+    return batch;
+  }
   StepLoss loss(std::any& batch, const StepContext& step) override {
     check(step.group >= 2,
           "contrastive training needs at least 2 examples a micro-batch (raise --batch-size)");
-    const auto& [pixels, ids] = std::any_cast<std::pair<torch::Tensor, torch::Tensor>&>(batch);
-    torch::Tensor image_embeds, text_embeds;
+    const auto& b = std::any_cast<ClipBatch&>(batch);
+    torch::Tensor image_embeds, text_embeds, negative_embeds;
     {
       AutocastGuard autocast(step.precision);
-      image_embeds = clip_.model->encode_image(clip_.model->normalize_pixels(step.place(pixels)));
-      text_embeds = clip_.model->encode_text(step.place(ids));
+      image_embeds = clip_.model->encode_image(clip_.model->normalize_pixels(step.place(b.pixels)));
+      text_embeds = clip_.model->encode_text(step.place(b.ids));
+      if (b.negatives.defined()) negative_embeds = clip_.model->encode_text(step.place(b.negatives));
     }
-    return {clip_loss(image_embeds, text_embeds, clip_.model->logit_scale, step.offset, step.parallel), {}};
+    return {clip_loss(image_embeds, text_embeds, clip_.model->logit_scale, step.offset, step.parallel,
+                      negative_embeds),
+            {}};
   }
   void after_update() override {
     torch::NoGradGuard no_grad;  // CLIP clamps the learned temperature at 100
@@ -129,8 +150,34 @@ class ClipTask : public TrainTask {
   void save_model(const fs::path& dir) override { save_clip(dir, clip_.model, clip_.tokenizer); }
 
  private:
+  // Each training caption's hard negative, made once (as NegCLIP makes its negatives before training), with
+  // the attribute words of the data's classes.json, where it has one, as the kinds whose words may swap.
+  void make_hard_negatives(int64_t context_length) {
+    if (train_.streamed)
+      throw UsageError(
+          "--hard-negatives needs a manifest of records, not a shard set (the captions are read "
+          "up front to make the negatives)");
+    std::vector<std::vector<std::string>> kinds;
+    if (fs::exists(classes_))
+      for (auto& [name, words] : read_zero_shot_classes(classes_).attributes) kinds.push_back(words);
+    std::vector<std::string> negatives;
+    negative_of_.assign(train_.texts.size(), -1);
+    for (size_t i = 0; i < train_.texts.size(); ++i)
+      if (auto negative = text::hard_negative(train_.texts[i], kinds)) {
+        negative_of_[i] = static_cast<int64_t>(negatives.size());
+        negatives.push_back(std::move(*negative));
+      }
+    log_info("--hard-negatives: ", negatives.size(), " of ", train_.texts.size(),
+             " training captions have one (a place word turned to its opposite",
+             kinds.empty() ? "; no classes.json beside the data, so no attribute swaps)"
+                           : ", or two attributes of one kind swapped)");
+    if (!negatives.empty()) negative_ids_ = tokenize_batch(clip_.tokenizer, negatives, context_length);
+  }
+
   ClipBundle clip_;
   bool freeze_;
+  std::vector<int64_t> negative_of_;  // per training record: its row of negative_ids_, or -1
+  torch::Tensor negative_ids_;
   data::ImageTextDataset train_, test_;
   fs::path classes_;
 };
@@ -241,7 +288,8 @@ ModelFamily clip_family() {
     if (!o.activation.empty()) options.activation = parse_activation(o.activation);
     return std::make_unique<ClipModel>(family_of_type("clip"), open_clip(path, options));
   };
-  f.train_flags = {"tokenizer", "vocab-size", "init-from", "freeze-towers", "max-image-pixels"};
+  f.train_flags = {"tokenizer",     "vocab-size",       "init-from",
+                   "freeze-towers", "max-image-pixels", "hard-negatives"};
   f.train_defaults = {{"batch-size", 128},   {"lr", 1e-3},         {"weight-decay", 0.1},
                       {"precision", "auto"}, {"vocab-size", 1024}, {"eval-samples", 1000},
                       {"epochs", 10}};

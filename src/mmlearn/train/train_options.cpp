@@ -39,6 +39,7 @@ void visit(TrainOptions& o, Visitor&& v) {
   v("init-audio-from", o.init_audio_from);
   v("freeze-towers", o.freeze_towers);
   v("max-image-pixels", o.max_image_pixels);
+  v("hard-negatives", o.hard_negatives);
   v("ctc-weight", o.ctc_weight);
   v("modalities", o.modalities);
   v("fusion", o.fusion);
@@ -132,10 +133,10 @@ std::set<std::string> given_flags(const TrainOptions& o) {
 
 const std::set<std::string>& family_flags() {
   static const std::set<std::string> flags = {
-      "tokenizer",  "vocab-size", "init-from", "init-audio-from",  "freeze-towers",     "max-image-pixels",
-      "ctc-weight", "modalities", "fusion",    "modality-dropout", "unimodal-loss",     "label-field",
-      "dim",        "connector",  "blind",     "caption-weight",   "autoencoder-steps", "autoencoder-lr",
-      "prediction", "snr-gamma",  "ema-decay", "noise-schedule",   "train-text-encoder"};
+      "tokenizer",  "vocab-size", "init-from", "init-audio-from",  "freeze-towers",      "max-image-pixels",
+      "ctc-weight", "modalities", "fusion",    "modality-dropout", "unimodal-loss",      "label-field",
+      "dim",        "connector",  "blind",     "caption-weight",   "autoencoder-steps",  "autoencoder-lr",
+      "prediction", "snr-gamma",  "ema-decay", "noise-schedule",   "train-text-encoder", "hard-negatives"};
   return flags;
 }
 

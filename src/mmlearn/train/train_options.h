@@ -51,6 +51,7 @@ struct TrainOptions {
   std::filesystem::path init_from;        // a pretrained model to fine-tune
   std::filesystem::path init_audio_from;  // a speech recognizer whose encoder seeds the audio tower
   bool freeze_towers = false;
+  bool hard_negatives = false;   // clip: NegCLIP's hard negative captions (text/hard_negative.h)
   int64_t max_image_pixels = 0;  // 0: the decoder's default bound
   std::optional<double> ctc_weight;
   std::vector<std::string> modalities;  // empty: the family's default
