@@ -42,7 +42,7 @@ std::string as_written(const std::string& caption, const CaptionWord& w, std::st
   return replacement;
 }
 
-// The caption with the words at `at` with_replacements (positions in increasing order).
+// The caption with the words at `at` replaced (positions in increasing order).
 std::string with_replacements(const std::string& caption,
                               const std::vector<std::pair<CaptionWord, std::string>>& at) {
   std::string out;
@@ -74,11 +74,13 @@ std::optional<std::string> hard_negative(const std::string& caption,
   for (const CaptionWord& w : words)
     if (const auto o = opposite_place(w.lower)) changes.emplace_back(w, *o);
   if (!changes.empty()) return with_replacements(caption, changes);
+  std::vector<std::vector<std::string>> lowered = kinds;  // once, not for every word compared
+  for (auto& kind : lowered)
+    for (std::string& word : kind) word = in_lower_case(word);
   for (size_t i = 0; i < words.size(); ++i)
-    for (const auto& kind : kinds) {
+    for (const auto& kind : lowered) {
       const auto member = [&](const std::string& word) {
-        return std::any_of(kind.begin(), kind.end(),
-                           [&](const std::string& k) { return in_lower_case(k) == word; });
+        return std::find(kind.begin(), kind.end(), word) != kind.end();
       };
       if (!member(words[i].lower)) continue;
       for (size_t j = i + 1; j < words.size(); ++j)
