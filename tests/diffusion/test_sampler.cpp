@@ -7,6 +7,7 @@
 
 #include <cmath>
 
+#include "../test_util.h"
 #include "mmlearn/core/error.h"
 #include "mmlearn/diffusion/sampler.h"
 
@@ -142,6 +143,8 @@ TEST(Diffusion, SchedulesAndStepsAreChecked) {
   EXPECT_THROW(sampling_timesteps(1000, 0), UsageError);
   EXPECT_THROW(sampling_timesteps(1000, 1001), UsageError);
   EXPECT_THROW(parse_sampler("euler"), UsageError);
+  EXPECT_NE(test::error_of([] { parse_sampler("euler"); }).find("ddpm, ddim, dpm++2m, dpm++2m-sde"),
+            std::string::npos);
   for (Sampler sampler : {Sampler::ddpm, Sampler::ddim, Sampler::dpmpp_2m, Sampler::dpmpp_2m_sde})
     EXPECT_EQ(parse_sampler(sampler_name(sampler)), sampler);
   EXPECT_THROW(parse_schedule("sigmoid"), UsageError);

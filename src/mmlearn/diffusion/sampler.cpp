@@ -33,7 +33,9 @@ const std::vector<std::pair<Sampler, std::string>>& sampler_names() {
 Sampler parse_sampler(const std::string& name) {
   for (const auto& [sampler, known] : sampler_names())
     if (known == name) return sampler;
-  throw UsageError(str_cat("unknown sampler \"", name, "\" (expected ddpm, ddim, dpm++2m or dpm++2m-sde)"));
+  std::vector<std::string> known;
+  for (const auto& entry : sampler_names()) known.push_back(entry.second);
+  throw UsageError(str_cat("unknown sampler \"", name, "\" (expected one of ", join(known), ")"));
 }
 
 std::string sampler_name(Sampler sampler) {
