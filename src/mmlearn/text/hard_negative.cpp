@@ -4,6 +4,8 @@
 #include <cctype>
 #include <utility>
 
+#include "mmlearn/text/unicode.h"
+
 namespace mmlearn::text {
 namespace {
 
@@ -28,11 +30,6 @@ std::vector<CaptionWord> caption_words(const std::string& s) {
     i = j;
   }
   return out;
-}
-
-std::string in_lower_case(std::string s) {
-  for (char& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return s;
 }
 
 // `replacement` for the word at [begin, end), capitalized where the word was.
@@ -76,7 +73,7 @@ std::optional<std::string> hard_negative(const std::string& caption,
   if (!changes.empty()) return with_replacements(caption, changes);
   std::vector<std::vector<std::string>> lowered = kinds;  // once, not for every word compared
   for (auto& kind : lowered)
-    for (std::string& word : kind) word = in_lower_case(word);
+    for (std::string& word : kind) word = lower_utf8(word);
   for (size_t i = 0; i < words.size(); ++i)
     for (const auto& kind : lowered) {
       const auto member = [&](const std::string& word) {
